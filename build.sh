@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# build.sh: the one entry point.
+#   ./build.sh deps    install missing Debian packages and the npm test peers
+#   ./build.sh build   build everything into objs/ (and objs/asan/ for tests)
+#   ./build.sh test    deps + build + prove -r t/
+#   ./build.sh run     start the whole platform under ./var/ (see README)
+#   ./build.sh stop    stop what run started
+#   ./build.sh bench   run the benchmarks under bench/
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+# Every Debian package the project needs, to build, test, run and bench.
+DEB_PACKAGES=(
+    build-essential pkg-config git ca-certificates
+    protobuf-c-compiler libprotobuf-c-dev libhiredis-dev libjwt-dev
+    libjansson-dev libzip-dev libseccomp-dev libmicrohttpd-dev libuv1-dev
+    libcurl4-openssl-dev libssl-dev libmariadb-dev libmariadb-dev-compat
+    libmongoc-dev libbson-dev libcap-dev
+    nginx nginx-dev libpcre2-dev zlib1g-dev
+    redis-server mariadb-server
+    python3 zip unzip procps psmisc iproute2
+    libtest-base-perl libjson-pp-perl libio-socket-ssl-perl libredis-perl
+    libdbd-mariadb-perl libwww-perl
+    wrk uwsgi uwsgi-plugin-python3 fcgiwrap gnuplot-nox
+)
+# npm test peers, installed into the ignored folder .deps/npm.
+NPM_PACKAGES=(s3rver@3.7.1)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+deps() {
+    local missing=() p
+    for p in "${DEB_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
+            || missing+=("$p")
+    done
+    # Node.js: the machine image may bring its own build (with its own npm);
+    # only a machine without node gets Debian's.
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
+    if ((${#missing[@]})); then
+        log "installing Debian packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    local have=1
+    for p in "${NPM_PACKAGES[@]}"; do
+        [[ -d .deps/npm/node_modules/${p%@*} ]] || have=0
+    done
+    if ((!have)); then
+        log "installing npm test peers: ${NPM_PACKAGES[*]}"
+        mkdir -p .deps/npm
+        npm install --prefix .deps/npm --no-audit --no-fund --loglevel=error \
+            "${NPM_PACKAGES[@]}" >/dev/null
+    fi
+}
+
+# The nginx module is built against Debian's nginx source tree (nginx-dev),
+# configured --with-compat so the .so loads into Debian's nginx binary.
+build_module() {
+    [[ -f ngx_faas_module/config ]] || return 0
+    local src=objs/nginx
+    if [[ ! -f $src/objs/Makefile || ngx_faas_module/config -nt $src/objs/Makefile ]]; then
+        rm -rf "$src"
+        mkdir -p objs
+        cp -r /usr/share/nginx/src "$src"
+        (cd "$src" && ./configure --with-compat --with-threads \
+            --add-dynamic-module="$ROOT/ngx_faas_module" >configure.log 2>&1) \
+            || { cat "$src/configure.log" >&2; return 1; }
+    fi
+    make -s -C "$src" -f objs/Makefile modules -j"$JOBS" >/dev/null
+    cp "$src"/objs/ngx_http_faas_module.so objs/
+}
+
+build() {
+    log "building into objs/"
+    make -s -j"$JOBS"
+    make -s -j"$JOBS" SAN=1
+    build_module
+}
+
+run_tests() {
+    # Test files run one at a time: the sandbox tests measure and freeze
+    # cgroups, and parallel runs on 2 vCPUs only make timings noisy.
+    prove -r ${PROVE_ARGS:-} t/
+}
+
+cmd=${1:-}
+case "$cmd" in
+deps) deps ;;
+build) build ;;
+test)
+    deps
+    build
+    shift
+    if (($#)); then prove "$@"; else run_tests; fi
+    ;;
+run|stop)
+    if [[ -x conf/platform.sh ]]; then
+        exec conf/platform.sh "$cmd"
+    fi
+    echo "build.sh $cmd: the assembled platform is not there yet (see README, 'Status')" >&2
+    exit 2
+    ;;
+bench)
+    deps
+    build
+    shift
+    exec bench/run.sh "$@"
+    ;;
+*)
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac
