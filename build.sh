@@ -77,9 +77,15 @@ build_module() {
 
 build() {
     log "building into objs/"
+    mkdir -p objs
+    # Several builds may share this tree (helpers, a test run): serialise.
+    exec 9>objs/.build.lock
+    flock 9
     make -s -j"$JOBS"
-    make -s -j"$JOBS" SAN=1
+    # FAAS_NO_ASAN=1 skips the sanitizer build during development.
+    [[ ${FAAS_NO_ASAN:-0} == 1 ]] || make -s -j"$JOBS" SAN=1
     build_module
+    flock -u 9
 }
 
 run_tests() {

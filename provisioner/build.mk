@@ -1,0 +1,4 @@
+# provisioner/: the sandbox library (sandbox.mk) and the faas-provisioner
+# daemon (daemon.mk) keep their rules in separate fragments.
+-include provisioner/sandbox.mk
+-include provisioner/daemon.mk

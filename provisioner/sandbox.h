@@ -1,0 +1,129 @@
+/*
+ * The sandbox builder: the provisioner is the container runtime (DESIGN.md
+ * section 6). Used by faas-provisioner (create, destroy, reconcile) and by
+ * faas-agent (freeze, thaw, memory, destroy on timeout or crash).
+ *
+ * On the host a sandbox <id> is:
+ *   <run_dir>/sbx/<id>/            run directory; mounted at /run/faas inside
+ *   <run_dir>/sbx/<id>/function.sock   the runtime's socket
+ *   <run_dir>/sbx/<id>/meta.json   what it runs: {"id","function","version",
+ *                                  "rid","runtime","handler","memory_mb",
+ *                                  "timeout_ms","uid","pid","created_ms",
+ *                                  "origin_request_id","code_dir"}
+ *   /sys/fs/cgroup/<hier>/<cgroup_root>/<id>   for memory, pids, cpu, freezer
+ *   /sys/fs/cgroup/unified/<cgroup_root>/<id>  v2 (cgroup.freeze, cgroup.kill)
+ * Sandboxes are not children of the calling process: they outlive it.
+ */
+#ifndef FAAS_SANDBOX_H
+#define FAAS_SANDBOX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include "error.h"
+
+#define FAAS_SANDBOX_ID_LEN 18 /* "s-" + 16 lowercase hex digits */
+
+enum faas_freezer {
+    FAAS_FREEZER_V1 = 1, /* freezer.state */
+    FAAS_FREEZER_V2 = 2, /* cgroup.freeze */
+};
+
+/* Host-wide settings, from the daemon's config. */
+typedef struct faas_sandbox_host_s {
+    const char       *run_dir;      /* e.g. /var/lib/faas/run */
+    const char       *cgroup_root;  /* name under each hierarchy, e.g. "faas" */
+    const char       *runtimes_dir; /* provisioner/runtimes */
+    const char       *python;       /* /usr/bin/python3 */
+    const char       *node;         /* /usr/bin/node */
+    uid_t             uid_base;     /* sandboxes run as uid_base + slot */
+    unsigned          uid_count;    /* number of slots */
+    enum faas_freezer freezer;      /* which freezer to use */
+} faas_sandbox_host_t;
+
+/* One sandbox to build. Zero values take the documented defaults. */
+typedef struct faas_sandbox_spec_s {
+    const char    *function;          /* [a-z][a-z0-9-]{0,62} */
+    unsigned       version;
+    const char    *runtime;           /* "python3" | "nodejs" */
+    const char    *handler;           /* "file.function" */
+    const char    *code_dir;          /* unpacked code, bound at /var/task */
+    unsigned       memory_mb;         /* default 128 */
+    unsigned       timeout_ms;        /* default 3000 (for the context) */
+    unsigned       pids_max;          /* default 64 */
+    unsigned       tmp_mb;            /* default 64 */
+    unsigned       cpu_shares;        /* default 1024 */
+    const json_t  *env;               /* object of strings, may be NULL */
+    const char    *origin_request_id; /* recorded in meta.json, may be NULL */
+} faas_sandbox_spec_t;
+
+/* 1 if id is "s-" + 16 lowercase hex digits, else 0. */
+int faas_sandbox_id_valid(const char *id);
+
+/* Fills id (FAAS_SANDBOX_ID_LEN + 1 bytes) with a new random id. */
+int faas_sandbox_id_new(char *id, faas_error_t *err);
+
+/*
+ * Prepares the host: cgroup roots, the permanently frozen pin cgroup
+ * (<root>/.pin, keeps v1 freezes in the microsecond range), run_dir/sbx.
+ * Idempotent; call once at daemon start.
+ */
+int faas_sandbox_host_init(const faas_sandbox_host_t *host, faas_error_t *err);
+
+/*
+ * Builds sandbox `id` (from faas_sandbox_id_new) from spec and returns once
+ * its runtime's socket exists (inotify) and answers a ping, with the sandbox
+ * FROZEN. On failure everything built so far is destroyed and err says why
+ * (for a runtime that dies at start, its last output is in the message).
+ */
+int faas_sandbox_create(const faas_sandbox_host_t *host,
+                        const faas_sandbox_spec_t *spec, const char *id,
+                        faas_error_t *err);
+
+/*
+ * Kills every process in the sandbox's cgroups (frozen, stopped and forking
+ * ones included), removes the cgroups and the run directory. Destroying a
+ * sandbox that does not exist succeeds. Refuses invalid ids.
+ */
+int faas_sandbox_destroy(const faas_sandbox_host_t *host, const char *id,
+                         faas_error_t *err);
+
+/* 1 if the run directory and cgroup of id exist, 0 if not. */
+int faas_sandbox_exists(const faas_sandbox_host_t *host, const char *id);
+
+/* Reads meta.json. Returns a new reference in *meta. -ENOENT if missing. */
+int faas_sandbox_meta(const faas_sandbox_host_t *host, const char *id,
+                      json_t **meta, faas_error_t *err);
+
+/* Writes the socket path of id into buf. */
+int faas_sandbox_socket_path(const faas_sandbox_host_t *host, const char *id,
+                             char *buf, size_t len);
+
+/* Calls fn for each sandbox id present on the host (run dirs and cgroups). */
+int faas_sandbox_list(const faas_sandbox_host_t *host,
+                      int (*fn)(const char *id, void *data), void *data,
+                      faas_error_t *err);
+
+/*
+ * Fast freeze/thaw for the agent's hot path: a handle keeps the cgroup files
+ * open so each call is one pwrite().
+ */
+typedef struct faas_cgroup_s faas_cgroup_t;
+
+int faas_cgroup_open(const faas_sandbox_host_t *host, const char *id,
+                     faas_cgroup_t **cg, faas_error_t *err);
+void faas_cgroup_close(faas_cgroup_t *cg);
+int faas_cgroup_freeze(faas_cgroup_t *cg, faas_error_t *err);
+int faas_cgroup_thaw(faas_cgroup_t *cg, faas_error_t *err);
+/* 1 frozen, 0 thawed (or freezing), <0 error. */
+int faas_cgroup_frozen(faas_cgroup_t *cg, faas_error_t *err);
+/* Peak memory since the last reset (memory.max_usage_in_bytes). */
+int faas_cgroup_memory_peak(faas_cgroup_t *cg, uint64_t *bytes,
+                            faas_error_t *err);
+int faas_cgroup_memory_peak_reset(faas_cgroup_t *cg, faas_error_t *err);
+/* 1 if the memory cgroup saw an OOM kill since creation. */
+int faas_cgroup_oom_killed(faas_cgroup_t *cg);
+/* Number of processes still in the sandbox. */
+int faas_cgroup_nprocs(faas_cgroup_t *cg);
+
+#endif
