@@ -12,6 +12,26 @@
  * Keys are relative ("code/<name>/<version>/<sha256>.zip"); a key with "..",
  * a leading "/" or a NUL is refused. Functions are blocking: run them off the
  * event loop (uv_queue_work) in daemons.
+ *
+ * file:// creates <dir> (mkdir -p) when the store is opened, and the
+ * directories of a key when it is written; objects are files <dir>/<key>
+ * (0644). An interrupted write can leave a hidden ".<name>.tmp.<pid>.<n>"
+ * file next to the object, never a partial object.
+ *
+ * More options: "s3_timeout_ms" (whole request, default 30000; connecting is
+ * capped at 5 s). s3_path_style defaults to true when s3_endpoint is set
+ * (URLs <endpoint>/<bucket>/<key>), else virtual-host style against
+ * https://s3.<region>.amazonaws.com. "s3://<bucket>/<prefix>" puts every
+ * key under <prefix>/.
+ *
+ * A store is NOT thread-safe (the S3 backend reuses one CURL handle and its
+ * connection): use each store from one thread at a time, or open one store
+ * per thread.
+ *
+ * Errors: -EINVAL bad key or URL, -ENOENT missing object, -EFBIG over max,
+ * -EACCES refused credentials (S3 error code in the message), -ENXIO missing
+ * bucket, -ECONNREFUSED / -ETIMEDOUT / -EIO transport failures (curl's
+ * message in err), -EIO any other S3 error (code and message in err).
  */
 #ifndef FAAS_BLOB_H
 #define FAAS_BLOB_H
@@ -52,5 +72,17 @@ int faas_blob_delete(faas_blob_store_t *store, const char *key,
 /* 0 if present (size in *len if not NULL), -ENOENT if not. */
 int faas_blob_stat(faas_blob_store_t *store, const char *key, size_t *len,
                    faas_error_t *err);
+
+/*
+ * Additions (not in the first interface):
+ *
+ * 0 if key is acceptable, else -EINVAL with the reason: empty, over 1024
+ * bytes, a leading "/", an empty, "." or ".." segment, or a control byte.
+ * Every function above runs this check first.
+ */
+int faas_blob_key_check(const char *key, faas_error_t *err);
+
+/* The URL the store was opened with (owned by the store). */
+const char *faas_blob_url(const faas_blob_store_t *store);
 
 #endif
