@@ -1,0 +1,209 @@
+/*
+ * faas-registry -c <config.json>
+ *
+ * The management API of the platform (DESIGN.md sections 7, 8): functions,
+ * versions, access keys and execution records, with MySQL as the truth, the
+ * code in the blob store and a mirror of what the gateway needs in Redis.
+ * SIGTERM/SIGINT: clean exit. SIGHUP: reopen the log file.
+ */
+#include "registry.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "config.h"
+#include "log.h"
+
+static const char *const string_keys[] = {
+    "socket", "mysql_host", "mysql_socket", "mysql_user", "mysql_password",
+    "mysql_database", "store_url", "redis", "redis_password", "master_key",
+    "admin_subject", "key_digest_secret", "records_mongodb_uri", "python",
+    "node", "log_file", "log_level", "tmp_dir", NULL };
+static const char *const int_keys[] = {
+    "mysql_port", "max_upload_bytes", "max_zip_entries", "max_unzipped_bytes",
+    "max_zip_ratio", "records_batch", "records_interval_ms", "records_lock_ms",
+    "syntax_check_timeout_ms", "mirror_repair_interval_ms", "db_pool_size",
+    "mysql_timeout_s", "mysql_start_wait_s", NULL };
+
+
+static int
+usage(void)
+{
+    fprintf(stderr, "usage: faas-registry -c <config.json>\n");
+    return 2;
+}
+
+
+static int
+setup(faas_registry_t *reg, faas_error_t *err)
+{
+    const char *s;
+    long long   wait_s;
+    int         tries = 0;
+
+    if (faas_config_check_types(reg->cfg, string_keys, int_keys, err) < 0) {
+        return -1;
+    }
+    if (faas_config_require_string(reg->cfg, "master_key", &s, err) < 0
+        || faas_keys_parse_master(s, reg->master_key, err) < 0) {
+        return -1;
+    }
+    if (faas_config_require_string(reg->cfg, "key_digest_secret",
+                                   &reg->digest_secret, err) < 0) {
+        return -1;
+    }
+    if (strlen(reg->digest_secret) < 16) {
+        return faas_error_set(err, 0, "config: key_digest_secret must have"
+                              " at least 16 characters");
+    }
+    reg->admin_subject = faas_config_string(reg->cfg, "admin_subject", NULL);
+    reg->max_upload_bytes =
+        (size_t) faas_config_int(reg->cfg, "max_upload_bytes", 50 << 20);
+    reg->max_zip_entries = (long) faas_config_int(reg->cfg, "max_zip_entries",
+                                                  10000);
+    reg->max_unzipped_bytes =
+        (size_t) faas_config_int(reg->cfg, "max_unzipped_bytes", 250 << 20);
+    reg->max_zip_ratio = (long) faas_config_int(reg->cfg, "max_zip_ratio",
+                                                100);
+    reg->python = faas_config_string(reg->cfg, "python", "/usr/bin/python3");
+    reg->node = faas_config_string(reg->cfg, "node", "/usr/bin/node");
+    reg->syntax_check_timeout_ms =
+        (long) faas_config_int(reg->cfg, "syntax_check_timeout_ms", 10000);
+    reg->tmp_dir = faas_config_string(reg->cfg, "tmp_dir", "/tmp");
+    reg->records_batch = (long) faas_config_int(reg->cfg, "records_batch",
+                                                500);
+    reg->records_interval_ms =
+        (long) faas_config_int(reg->cfg, "records_interval_ms", 1000);
+    reg->mirror_repair_interval_ms =
+        (long) faas_config_int(reg->cfg, "mirror_repair_interval_ms", 60000);
+    if (reg->max_upload_bytes < 1024 || reg->max_zip_entries < 1
+        || reg->max_unzipped_bytes < 1024 || reg->max_zip_ratio < 2
+        || reg->records_batch < 1 || reg->records_batch > 10000
+        || reg->records_interval_ms < 1 || reg->syntax_check_timeout_ms < 100
+        || reg->mirror_repair_interval_ms < 100) {
+        return faas_error_set(err, 0, "config: a limit is out of range");
+    }
+
+    if (faas_config_require_string(reg->cfg, "socket", &s, err) < 0
+        || faas_config_require_string(reg->cfg, "store_url", &s, err) < 0) {
+        return -1;
+    }
+    reg->store = faas_blob_open(s, reg->cfg, err);
+    if (reg->store == NULL) {
+        return faas_error_wrap(err, "store %s", s);
+    }
+    reg->mirror = faas_mirror_open(reg, err);
+    if (reg->mirror == NULL) {
+        return -1;
+    }
+    s = faas_config_string(reg->cfg, "records_mongodb_uri", NULL);
+    if (s != NULL && s[0] != '\0') {
+        reg->mongo = faas_mongo_open(s, err);
+        if (reg->mongo == NULL) {
+            return -1;
+        }
+    }
+    /* Everything checked: now MySQL. */
+    reg->db = faas_db_open(reg->cfg,
+                           (int) faas_config_int(reg->cfg, "db_pool_size", 8),
+                           err);
+    if (reg->db == NULL) {
+        return -1;
+    }
+    /* MySQL may still be starting: wait a little before giving up. */
+    wait_s = faas_config_int(reg->cfg, "mysql_start_wait_s", 30);
+    while (faas_db_migrate(reg->db, err) < 0) {
+        if (err->code != FAAS_E_UNAVAILABLE || ++tries > wait_s * 4) {
+            return faas_error_wrap(err, "schema migrations");
+        }
+        usleep(250000);
+    }
+    return 0;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    faas_registry_t reg;
+    faas_error_t    err;
+    sigset_t        set;
+    const char     *cfgpath = NULL, *sock;
+    int             opt, sig, rc = 1;
+
+    while ((opt = getopt(argc, argv, "c:")) != -1) {
+        if (opt == 'c') {
+            cfgpath = optarg;
+        } else {
+            return usage();
+        }
+    }
+    if (cfgpath == NULL) {
+        return usage();
+    }
+    memset(&reg, 0, sizeof(reg));
+    faas_error_clear(&err);
+    reg.cfg = faas_config_load(cfgpath, &err);
+    if (reg.cfg == NULL) {
+        fprintf(stderr, "faas-registry: %s\n", err.msg);
+        return 1;
+    }
+    if (faas_log_init("registry", faas_config_string(reg.cfg, "log_file",
+                                                     NULL),
+                      faas_config_string(reg.cfg, "log_level", "info")) < 0) {
+        fprintf(stderr, "faas-registry: cannot open the log file\n");
+        json_decref(reg.cfg);
+        return 1;
+    }
+    /* Signals go to the main thread only (sigwait below). */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    if (setup(&reg, &err) < 0 || faas_http_start(&reg, &err) < 0
+        || faas_mirror_start(reg.mirror, &err) < 0
+        || faas_records_start(&reg, &err) < 0) {
+        faas_err(NULL, "start: %s", err.msg);
+        fprintf(stderr, "faas-registry: %s\n", err.msg);
+        goto out;
+    }
+    faas_info(NULL, "faas-registry ready (records to %s)",
+              reg.mongo ? "mongodb" : "mysql");
+    for (;;) {
+        if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            faas_log_reopen();
+            continue;
+        }
+        faas_info(NULL, "signal %d: stopping", sig);
+        break;
+    }
+    rc = 0;
+
+out:
+    faas_http_stop();
+    faas_records_stop();
+    faas_mirror_close(reg.mirror);
+    faas_mongo_close(reg.mongo);
+    if (reg.store != NULL) {
+        faas_blob_close(reg.store);
+    }
+    faas_db_close(reg.db);
+    sock = faas_config_string(reg.cfg, "socket", NULL);
+    if (sock != NULL && rc == 0) {
+        unlink(sock);
+    }
+    json_decref(reg.cfg);
+    return rc;
+}

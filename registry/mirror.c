@@ -1,0 +1,573 @@
+/*
+ * The Redis mirror: faas:fn:<name> is a hash the gateway reads (fields: rid,
+ * name, version, owner, runtime, handler, code_key, code_sha256, memory_mb,
+ * timeout_ms, max_concurrency, keep_alive_s, public, env, keys), always
+ * rebuilt from MySQL, which is the truth. After each write the API calls
+ * faas_mirror_sync(); when Redis is down that fails, the mirror is marked
+ * dirty, and the repair thread rewrites every function (and deletes mirrors
+ * of functions that no longer exist) as soon as Redis answers again. It also
+ * repairs at start, after any reconnection (a restarted Redis may have lost
+ * everything) and every mirror_repair_interval_ms.
+ */
+#include "registry.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
+
+#include "cleanup.h"
+#include "config.h"
+#include "log.h"
+
+struct faas_mirror_s {
+    faas_registry_t *reg;
+    pthread_mutex_t  lock;
+    pthread_mutex_t  wake_lock;
+    pthread_cond_t   wake;
+    redisContext    *rc;
+    char             host[256];
+    int              port;
+    const char      *password;
+    int              dirty;
+    int              stop;
+    int              started;
+    pthread_t        thread;
+};
+
+
+/* Connects m->rc if needed (lock held). A new connection makes the mirror
+ * dirty: the Redis on the other side may have restarted empty. */
+static int
+ensure(faas_mirror_t *m, faas_error_t *err)
+{
+    struct timeval tv = { 1, 0 };
+    redisReply    *r;
+
+    if (m->rc != NULL) {
+        return 0;
+    }
+    if (m->port < 0) {
+        m->rc = redisConnectUnixWithTimeout(m->host, tv);
+    } else {
+        m->rc = redisConnectWithTimeout(m->host, m->port, tv);
+    }
+    if (m->rc == NULL || m->rc->err) {
+        faas_error_set(err, 0, "redis connect: %s",
+                       m->rc ? m->rc->errstr : "out of memory");
+        if (m->rc) {
+            redisFree(m->rc);
+        }
+        m->rc = NULL;
+        return -1;
+    }
+    redisSetTimeout(m->rc, tv);
+    if (m->password != NULL && m->password[0] != '\0') {
+        r = redisCommand(m->rc, "AUTH %s", m->password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            faas_error_set(err, 0, "redis AUTH failed");
+            if (r) {
+                freeReplyObject(r);
+            }
+            redisFree(m->rc);
+            m->rc = NULL;
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+    m->dirty = 1;
+    return 0;
+}
+
+
+static void
+drop(faas_mirror_t *m)
+{
+    if (m->rc != NULL) {
+        redisFree(m->rc);
+        m->rc = NULL;
+    }
+}
+
+
+int
+faas_redis_parse(const char *addr, char *host, size_t hostsz, int *port)
+{
+    const char *colon;
+
+    if (strncmp(addr, "unix:", 5) == 0) {
+        snprintf(host, hostsz, "%s", addr + 5);
+        *port = -1;
+        return 0;
+    }
+    colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t) (colon - addr) >= hostsz) {
+        return -1;
+    }
+    memcpy(host, addr, (size_t) (colon - addr));
+    host[colon - addr] = '\0';
+    *port = atoi(colon + 1);
+    return *port > 0 ? 0 : -1;
+}
+
+
+faas_mirror_t *
+faas_mirror_open(faas_registry_t *reg, faas_error_t *err)
+{
+    faas_mirror_t *m;
+    const char    *addr = faas_config_string(reg->cfg, "redis",
+                                             "127.0.0.1:6379");
+
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        faas_error_set(err, ENOMEM, "mirror");
+        return NULL;
+    }
+    if (faas_redis_parse(addr, m->host, sizeof(m->host), &m->port) < 0) {
+        free(m);
+        faas_error_set(err, 0, "config: redis must be host:port or"
+                       " unix:/path");
+        return NULL;
+    }
+    m->reg = reg;
+    m->password = faas_config_string(reg->cfg, "redis_password", NULL);
+    m->dirty = 1;
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->wake_lock, NULL);
+    pthread_cond_init(&m->wake, NULL);
+    return m;
+}
+
+
+void
+faas_mirror_close(faas_mirror_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    faas_mirror_stop(m);
+    drop(m);
+    pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->wake_lock);
+    pthread_cond_destroy(&m->wake);
+    free(m);
+}
+
+
+/* Space-separated HMAC digests of name's keys, malloc'd. */
+static char *
+key_digests(faas_registry_t *reg, MYSQL *c, const char *name,
+            faas_error_t *err)
+{
+    MYSQL_RES     *res;
+    MYSQL_ROW      row;
+    unsigned long *lens;
+    char          *out, *plain, dg[65];
+    size_t         n = 0, cap;
+
+    if (faas_db_query(c, &res, err, "SELECT sealed FROM access_keys"
+                      " WHERE name = %s ORDER BY id", name) < 0) {
+        return NULL;
+    }
+    cap = mysql_num_rows(res) * 65 + 1;
+    out = calloc(1, cap);
+    if (out == NULL) {
+        mysql_free_result(res);
+        faas_error_set(err, ENOMEM, "digests");
+        return NULL;
+    }
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        lens = mysql_fetch_lengths(res);
+        plain = faas_keys_decrypt(reg->master_key, (const uint8_t *) row[0],
+                                  lens[0], err);
+        if (plain == NULL) {
+            /* A key we cannot open cannot be checked: leave it out. */
+            faas_err(NULL, "access key of %s: %s", name, err->msg);
+            continue;
+        }
+        faas_keys_digest(reg->digest_secret, plain, dg);
+        OPENSSL_cleanse(plain, strlen(plain));
+        free(plain);
+        if (n > 0) {
+            out[n++] = ' ';
+        }
+        memcpy(out + n, dg, 64);
+        n += 64;
+        out[n] = '\0';
+    }
+    mysql_free_result(res);
+    return out;
+}
+
+
+/* Runs one command (lock held); -1 drops the connection. */
+static int
+cmd(faas_mirror_t *m, int argc, const char **argv, faas_error_t *err)
+{
+    redisReply *r;
+
+    r = redisCommandArgv(m->rc, argc, argv, NULL);
+    if (r == NULL) {
+        faas_error_set(err, 0, "redis: %s", m->rc->errstr);
+        drop(m);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        faas_error_set(err, 0, "redis: %s", r->str);
+        freeReplyObject(r);
+        drop(m);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+
+/* Is the hash in Redis exactly argv's field/value pairs? (lock held) */
+static int
+same_hash(faas_mirror_t *m, const char *key, int argc, const char **argv)
+{
+    redisReply *r;
+    size_t      i;
+    int         j, same;
+
+    r = redisCommand(m->rc, "HGETALL %s", key);
+    if (r == NULL) {
+        drop(m);
+        return 0;
+    }
+    same = r->type == REDIS_REPLY_ARRAY && r->elements == (size_t) argc;
+    for (j = 0; same && j < argc; j += 2) {
+        same = 0;
+        for (i = 0; i + 1 < r->elements; i += 2) {
+            if (strcmp(r->element[i]->str, argv[j]) == 0) {
+                same = strcmp(r->element[i + 1]->str, argv[j + 1]) == 0;
+                break;
+            }
+        }
+    }
+    freeReplyObject(r);
+    return same;
+}
+
+
+/*
+ * Writes (fn != NULL) or deletes the hash and publishes the name. With
+ * only_if_changed (the periodic repair) an identical hash is left alone and
+ * nothing is published, so gateways keep their caches.
+ */
+static int
+write_mirror(faas_mirror_t *m, const char *name, json_t *fn,
+             const char *digests, int only_if_changed, faas_error_t *err)
+{
+    char        key[128], rid[96], ver[24], mem[24], tmo[24], mc[24], ka[24];
+    const char *argv[40];
+    int         argc = 0, rc = -1;
+    cleanup_free char *env = NULL;
+    const char *del[2], *multi[1] = { "MULTI" }, *exec_[1] = { "EXEC" };
+    const char *pub[3] = { "PUBLISH", "faas:inval", name };
+
+    snprintf(key, sizeof(key), "faas:fn:%s", name);
+    del[0] = "DEL";
+    del[1] = key;
+    if (fn != NULL) {
+        snprintf(ver, sizeof(ver), "%lld",
+                 (long long) json_integer_value(json_object_get(fn,
+                                                                "version")));
+        snprintf(rid, sizeof(rid), "%s@%s", name, ver);
+#define I(buf, f) snprintf(buf, sizeof(buf), "%lld", \
+                           (long long) json_integer_value( \
+                               json_object_get(fn, f)))
+        I(mem, "memory_mb");
+        I(tmo, "timeout_ms");
+        I(mc, "max_concurrency");
+        I(ka, "keep_alive_s");
+#undef I
+        env = json_dumps(json_object_get(fn, "env"),
+                         JSON_COMPACT | JSON_SORT_KEYS);
+        argv[argc++] = "HSET";
+        argv[argc++] = key;
+#define F(k, v) do { argv[argc++] = k; argv[argc++] = v; } while (0)
+#define S(k) F(k, json_string_value(json_object_get(fn, k)))
+        F("rid", rid);
+        F("name", name);
+        F("version", ver);
+        S("owner");
+        S("runtime");
+        S("handler");
+        S("code_key");
+        S("code_sha256");
+        F("memory_mb", mem);
+        F("timeout_ms", tmo);
+        F("max_concurrency", mc);
+        F("keep_alive_s", ka);
+        F("public", json_is_true(json_object_get(fn, "public")) ? "1" : "0");
+        F("env", env ? env : "{}");
+        F("keys", digests ? digests : "");
+#undef S
+#undef F
+    }
+    pthread_mutex_lock(&m->lock);
+    if (ensure(m, err) == 0 && only_if_changed
+        && same_hash(m, key, fn ? argc - 2 : 0, argv + 2)) {
+        pthread_mutex_unlock(&m->lock);
+        return 0;
+    }
+    if (ensure(m, err) == 0) {
+        /* MULTI/EXEC: readers never see a half-written hash. */
+        rc = cmd(m, 1, multi, err);
+        if (rc == 0) {
+            rc = cmd(m, 2, del, err);
+        }
+        if (rc == 0 && fn != NULL) {
+            rc = cmd(m, argc, argv, err);
+        }
+        if (rc == 0) {
+            rc = cmd(m, 1, exec_, err);
+        }
+        if (rc == 0) {
+            rc = cmd(m, 3, pub, err);
+        }
+    }
+    if (rc < 0) {
+        m->dirty = 1;
+        drop(m);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+
+static void
+mark_dirty(faas_mirror_t *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->dirty = 1;
+    pthread_mutex_unlock(&m->lock);
+}
+
+
+static int
+sync_one(faas_registry_t *reg, MYSQL *c, const char *name,
+         int only_if_changed, faas_error_t *err)
+{
+    faas_mirror_t *m = reg->mirror;
+    MYSQL         *own = NULL;
+    json_t        *fn;
+    char          *digests = NULL;
+    int            rc;
+
+    if (c == NULL) {
+        own = c = faas_db_acquire(reg->db, err);
+        if (c == NULL) {
+            mark_dirty(m);
+            return -1;
+        }
+    }
+    fn = faas_fn_load(c, name, err);
+    if (fn == NULL && err->code != FAAS_E_NOTFOUND) {
+        mark_dirty(m);
+        faas_db_release(reg->db, own, faas_db_broken(err));
+        return -1;
+    }
+    if (fn != NULL) {
+        digests = key_digests(reg, c, name, err);
+        if (digests == NULL) {
+            json_decref(fn);
+            mark_dirty(m);
+            faas_db_release(reg->db, own, faas_db_broken(err));
+            return -1;
+        }
+    }
+    faas_db_release(reg->db, own, 0);
+    rc = write_mirror(m, name, fn, digests, only_if_changed, err);
+    json_decref(fn);
+    free(digests);
+    return rc;
+}
+
+
+int
+faas_mirror_sync(faas_registry_t *reg, MYSQL *c, const char *name,
+                 faas_error_t *err)
+{
+    return sync_one(reg, c, name, 0, err);
+}
+
+
+/* Rewrites every mirror from MySQL and deletes the stale ones. */
+static int
+repair(faas_mirror_t *m, faas_error_t *err)
+{
+    faas_registry_t *reg = m->reg;
+    MYSQL           *c;
+    json_t          *names;
+    redisReply      *r;
+    size_t           i, j;
+    char             cursor[32] = "0";
+    int              rc = 0;
+
+    c = faas_db_acquire(reg->db, err);
+    if (c == NULL) {
+        return -1;
+    }
+    names = faas_fn_names(c, err);
+    if (names == NULL) {
+        faas_db_release(reg->db, c, faas_db_broken(err));
+        return -1;
+    }
+    for (i = 0; i < json_array_size(names) && rc == 0; i++) {
+        rc = sync_one(reg, c, json_string_value(json_array_get(names, i)), 1,
+                      err);
+    }
+    faas_db_release(reg->db, c, rc < 0 && faas_db_broken(err));
+    /* Mirrors whose function is gone (deleted while Redis was down). */
+    while (rc == 0) {
+        json_t *stale = json_array();
+        pthread_mutex_lock(&m->lock);
+        if (ensure(m, err) < 0) {
+            rc = -1;
+        } else {
+            r = redisCommand(m->rc, "SCAN %s MATCH faas:fn:* COUNT 500",
+                             cursor);
+            if (r == NULL || r->type != REDIS_REPLY_ARRAY
+                || r->elements != 2) {
+                faas_error_set(err, 0, "redis SCAN failed");
+                drop(m);
+                rc = -1;
+            } else {
+                snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+                for (j = 0; j < r->element[1]->elements; j++) {
+                    const char *k = r->element[1]->element[j]->str + 8;
+                    int found = 0;
+                    for (i = 0; i < json_array_size(names); i++) {
+                        if (strcmp(json_string_value(json_array_get(names, i)),
+                                   k) == 0) {
+                            found = 1;
+                            break;
+                        }
+                    }
+                    if (!found) {
+                        json_array_append_new(stale, json_string(k));
+                    }
+                }
+            }
+            if (r != NULL) {
+                freeReplyObject(r);
+            }
+        }
+        pthread_mutex_unlock(&m->lock);
+        for (j = 0; rc == 0 && j < json_array_size(stale); j++) {
+            faas_info(NULL, "mirror repair: removing stale faas:fn:%s",
+                      json_string_value(json_array_get(stale, j)));
+            rc = write_mirror(m, json_string_value(json_array_get(stale, j)),
+                              NULL, NULL, 0, err);
+        }
+        json_decref(stale);
+        if (strcmp(cursor, "0") == 0) {
+            break;
+        }
+    }
+    json_decref(names);
+    return rc;
+}
+
+
+static void *
+repair_main(void *arg)
+{
+    faas_mirror_t  *m = arg;
+    faas_error_t    err;
+    struct timespec ts, last = { 0, 0 }, now;
+    long            interval = m->reg->mirror_repair_interval_ms;
+    int             due, alive;
+    redisReply     *r;
+
+    for (;;) {
+        pthread_mutex_lock(&m->wake_lock);
+        if (m->stop) {
+            pthread_mutex_unlock(&m->wake_lock);
+            break;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&m->wake, &m->wake_lock, &ts);
+        if (m->stop) {
+            pthread_mutex_unlock(&m->wake_lock);
+            break;
+        }
+        pthread_mutex_unlock(&m->wake_lock);
+
+        /* Ping, so a Redis restart is noticed even without writes. */
+        faas_error_clear(&err);
+        pthread_mutex_lock(&m->lock);
+        alive = ensure(m, &err) == 0;
+        if (alive) {
+            r = redisCommand(m->rc, "PING");
+            if (r == NULL) {
+                drop(m);
+                m->dirty = 1;
+                alive = 0;
+            } else {
+                freeReplyObject(r);
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        due = m->dirty || (now.tv_sec - last.tv_sec) * 1000
+                              + (now.tv_nsec - last.tv_nsec) / 1000000
+                              >= interval;
+        if (due && alive) {
+            m->dirty = 0;
+        }
+        pthread_mutex_unlock(&m->lock);
+        if (!due || !alive) {
+            continue;
+        }
+        if (repair(m, &err) < 0) {
+            faas_warn(NULL, "mirror repair incomplete: %s", err.msg);
+            pthread_mutex_lock(&m->lock);
+            m->dirty = 1;
+            pthread_mutex_unlock(&m->lock);
+        } else {
+            faas_debug(NULL, "mirror repaired");
+            last = now;
+        }
+    }
+    return NULL;
+}
+
+
+int
+faas_mirror_start(faas_mirror_t *m, faas_error_t *err)
+{
+    int rc = pthread_create(&m->thread, NULL, repair_main, m);
+
+    if (rc != 0) {
+        return faas_error_set(err, rc, "mirror thread");
+    }
+    m->started = 1;
+    return 0;
+}
+
+
+void
+faas_mirror_stop(faas_mirror_t *m)
+{
+    if (m == NULL || !m->started) {
+        return;
+    }
+    pthread_mutex_lock(&m->wake_lock);
+    m->stop = 1;
+    pthread_cond_signal(&m->wake);
+    pthread_mutex_unlock(&m->wake_lock);
+    pthread_join(m->thread, NULL);
+    m->started = 0;
+}

@@ -1,0 +1,232 @@
+/*
+ * faas-registry: the management API (DESIGN.md sections 7 and 8).
+ *
+ * Threads: libmicrohttpd runs one thread per API connection; one thread keeps
+ * the Redis mirror repaired; one thread drains faas:records. Everything they
+ * share hangs off one faas_registry_t, built by main.c.
+ */
+#ifndef FAAS_REGISTRY_H
+#define FAAS_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <mysql.h>
+#include "error.h"
+#include "blob.h"
+
+/* Error codes carried in faas_error_t.code, mapped to HTTP statuses. */
+#define FAAS_E_UNAVAILABLE 1001 /* MySQL or the store unreachable: 503 */
+#define FAAS_E_EXISTS      1002 /* duplicate: 409 */
+#define FAAS_E_NOTFOUND    1003 /* 404 */
+#define FAAS_E_INVALID     1004 /* 400 */
+
+typedef struct faas_db_pool_s faas_db_pool_t;
+typedef struct faas_mirror_s faas_mirror_t;
+typedef struct faas_mongo_s faas_mongo_t;
+
+typedef struct faas_registry_s {
+    json_t            *cfg;
+    const char        *admin_subject;
+    faas_db_pool_t    *db;
+    faas_blob_store_t *store;
+    faas_mirror_t     *mirror;
+    faas_mongo_t      *mongo;          /* NULL: records go to MySQL */
+    uint8_t            master_key[32];
+    const char        *digest_secret;
+    size_t             max_upload_bytes;
+    long               max_zip_entries;
+    size_t             max_unzipped_bytes;
+    long               max_zip_ratio;
+    const char        *python;
+    const char        *node;
+    long               syntax_check_timeout_ms;
+    const char        *tmp_dir;
+    long               records_batch;
+    long               records_interval_ms;
+    long               mirror_repair_interval_ms;
+} faas_registry_t;
+
+/* ---- db.c: connection pool, migrations, query helpers ---- */
+
+/* Opens a pool of up to size connections (connected lazily). */
+faas_db_pool_t *faas_db_open(const json_t *cfg, int size, faas_error_t *err);
+void faas_db_close(faas_db_pool_t *pool);
+
+/*
+ * Takes a live connection (pinged; reconnected when broken). Returns NULL with
+ * err->code FAAS_E_UNAVAILABLE when MySQL cannot be reached. Give it back with
+ * faas_db_release(); broken != 0 closes it instead of pooling it.
+ */
+MYSQL *faas_db_acquire(faas_db_pool_t *pool, faas_error_t *err);
+void faas_db_release(faas_db_pool_t *pool, MYSQL *c, int broken);
+
+/* Applies the schema migrations not yet recorded in schema_migrations. */
+int faas_db_migrate(faas_db_pool_t *pool, faas_error_t *err);
+
+/*
+ * Formats a query: %s = quoted, escaped string (NULL -> NULL), %r = raw text,
+ * %d = int, %u = unsigned, %L = long long, %U = unsigned long long,
+ * %x = (const void *, size_t) as a hex literal. Returns malloc'd text.
+ */
+char *faas_db_fmt(MYSQL *c, const char *fmt, ...);
+
+/*
+ * Runs a formatted query. Returns affected rows (>= 0) or a negative value
+ * with err->code FAAS_E_UNAVAILABLE (connection lost, lock timeout or
+ * deadlock: release it broken), FAAS_E_EXISTS (duplicate key) or 0 (any
+ * other error: a server-side bug).
+ */
+long long faas_db_exec(MYSQL *c, faas_error_t *err, const char *fmt, ...);
+
+/* Runs a formatted SELECT; *res is the stored result (mysql_free_result). */
+int faas_db_query(MYSQL *c, MYSQL_RES **res, faas_error_t *err,
+                  const char *fmt, ...);
+
+/* True when err says the connection is gone. */
+int faas_db_broken(const faas_error_t *err);
+
+/* ---- mirror.c: the Redis mirror faas:fn:<name> ---- */
+
+faas_mirror_t *faas_mirror_open(faas_registry_t *reg, faas_error_t *err);
+void faas_mirror_close(faas_mirror_t *m);
+
+/*
+ * Rewrites faas:fn:<name> from MySQL (or deletes it when the function is
+ * gone) and publishes <name> on faas:inval. On failure the mirror is marked
+ * dirty and the repair thread rewrites everything once Redis answers.
+ * c may be NULL (a pool connection is taken). Returns 0 or < 0.
+ */
+int faas_mirror_sync(faas_registry_t *reg, MYSQL *c, const char *name,
+                     faas_error_t *err);
+
+/* Parses "host:port" or "unix:/path" (port -1). */
+int faas_redis_parse(const char *addr, char *host, size_t hostsz, int *port);
+
+/* Starts / stops the repair thread. */
+int faas_mirror_start(faas_mirror_t *m, faas_error_t *err);
+void faas_mirror_stop(faas_mirror_t *m);
+
+/* ---- keys_crypto.c ---- */
+
+/* fk_ + base64url(32 random bytes), no padding: 46 characters + NUL. */
+#define FAAS_KEY_LEN 46
+int faas_keys_generate(char out[FAAS_KEY_LEN + 1], faas_error_t *err);
+
+/* AES-256-GCM: nonce (12) || ciphertext || tag (16), malloc'd into *out. */
+int faas_keys_encrypt(const uint8_t key[32], const char *plain, uint8_t **out,
+                      size_t *out_len, faas_error_t *err);
+/* Returns a malloc'd NUL-terminated plaintext or NULL (err set). */
+char *faas_keys_decrypt(const uint8_t key[32], const uint8_t *in, size_t len,
+                        faas_error_t *err);
+/* Lowercase hex HMAC-SHA256(secret, key) into out[65]. */
+void faas_keys_digest(const char *secret, const char *key, char out[65]);
+/* Lowercase hex SHA-256 of data into out[65]. */
+void faas_sha256_hex(const void *data, size_t len, char out[65]);
+/* Parses 64 hex chars into key. */
+int faas_keys_parse_master(const char *hex, uint8_t key[32], faas_error_t *err);
+
+/* ---- zipcheck.c ---- */
+
+typedef struct faas_zip_limits_s {
+    long        max_entries;
+    size_t      max_unzipped;
+    long        max_ratio;
+    const char *tmp_dir;
+    const char *python;
+    const char *node;
+    long        timeout_ms;
+} faas_zip_limits_t;
+
+/*
+ * Validates an uploaded zip (see zipcheck.c for the rules), checks that the
+ * handler's file exists and that it compiles. Returns 0 or < 0 with
+ * err->code FAAS_E_INVALID and a message for the user.
+ */
+int faas_zip_check(const void *zip, size_t len, const char *runtime,
+                   const char *handler, const faas_zip_limits_t *lim,
+                   faas_error_t *err);
+
+/* Wraps one file into a new zip (malloc'd *out). */
+int faas_zip_wrap(const char *filename, const void *data, size_t len,
+                  void **out, size_t *out_len, faas_error_t *err);
+
+/* ---- records.c / mongo.c ---- */
+
+int faas_records_start(faas_registry_t *reg, faas_error_t *err);
+void faas_records_stop(void);
+
+faas_mongo_t *faas_mongo_open(const char *uri, faas_error_t *err);
+void faas_mongo_close(faas_mongo_t *m);
+/* Inserts records (JSON objects with request_id as _id); duplicates ignored. */
+int faas_mongo_insert(faas_mongo_t *m, json_t *records, faas_error_t *err);
+/*
+ * Newest first (timestamp_ms, then _id), function == name, strictly before
+ * (before, before_id) when before > 0. Returns a new array or NULL.
+ */
+json_t *faas_mongo_list(faas_mongo_t *m, const char *name, long long before,
+                        const char *before_id, long limit, faas_error_t *err);
+json_t *faas_mongo_get(faas_mongo_t *m, const char *name,
+                       const char *request_id, faas_error_t *err);
+
+/* ---- http.c ---- */
+
+typedef struct faas_http_req_s {
+    const char *method;
+    const char *path;       /* without the query string */
+    const char *user;       /* X-Faas-User */
+    void       *conn;       /* struct MHD_Connection * */
+    char       *body;
+    size_t      len;
+} faas_http_req_t;
+
+typedef struct faas_http_resp_s {
+    int         status;
+    json_t     *json;
+    char       *raw;        /* malloc'd raw body (instead of json) */
+    size_t      raw_len;
+    const char *ctype;
+} faas_http_resp_t;
+
+int faas_http_start(faas_registry_t *reg, faas_error_t *err);
+void faas_http_stop(void);
+
+/* Value of a query-string argument or NULL. */
+const char *faas_http_arg(faas_http_req_t *req, const char *name);
+
+/* Fills resp with {"error":{"code","message"}}; returns status. */
+int faas_http_error(faas_http_resp_t *resp, int status, const char *code,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Maps err->code to a status and fills resp. */
+int faas_http_fail(faas_http_resp_t *resp, const faas_error_t *err);
+
+int faas_is_admin(faas_registry_t *reg, const char *user);
+
+/* ---- api_*.c: handlers; each fills resp and returns its status ---- */
+
+int faas_api_functions(faas_registry_t *reg, faas_http_req_t *req,
+                       const char *name, const char *sub,
+                       faas_http_resp_t *resp);
+int faas_api_keys(faas_registry_t *reg, faas_http_req_t *req,
+                  const char *name, const char *rest, faas_http_resp_t *resp);
+int faas_api_executions(faas_registry_t *reg, faas_http_req_t *req,
+                        const char *name, const char *rest,
+                        faas_http_resp_t *resp);
+
+/*
+ * Checks that name exists and that user may see it (owner or admin).
+ * Returns 0, or < 0 with FAAS_E_NOTFOUND (also for someone else's function).
+ */
+int faas_fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
+                      const char *name, faas_error_t *err);
+
+/*
+ * The function's current state (functions joined with its current version)
+ * as a new JSON object, or NULL with FAAS_E_NOTFOUND / another error.
+ */
+json_t *faas_fn_load(MYSQL *c, const char *name, faas_error_t *err);
+
+/* Names of every function (new JSON array) or NULL. */
+json_t *faas_fn_names(MYSQL *c, faas_error_t *err);
+
+#endif

@@ -1,0 +1,172 @@
+# Upload validation: every bad archive is refused with its own message and
+# leaves nothing anywhere (store, MySQL, Redis).
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use File::Find;
+use Faas::Test;
+use Faas::MariaDB;
+use Faas::Registry;
+
+my $db = start_mariadb();
+my $redis = start_redis();
+my $r = redis_client($redis);
+my $reg = start_registry(db => $db, redis => $redis, cfg => {
+    max_upload_bytes => 2 * 1024 * 1024, max_zip_entries => 20,
+    max_unzipped_bytes => 3 * 1024 * 1024 });
+my $store = work_dir() . '/store';
+my $dbh = mariadb_dbh($db, 'faas');
+
+sub store_files {
+    my @f;
+    find(sub { push @f, $File::Find::name if -f $_ }, $store) if -d $store;
+    return sort @f;
+}
+
+# Python rewrites sizes in both headers: a zip that lies about its contents.
+sub lying_zip {
+    my ($zip, $size) = @_;
+    my $w = work_dir();
+    write_file("$w/lie.zip", $zip);
+    system('/usr/bin/python3', '-c', <<'PY', "$w/lie.zip", $size) == 0 or die;
+import struct, sys
+p, size = sys.argv[1], int(sys.argv[2])
+d = bytearray(open(p, 'rb').read())
+i = d.find(b'PK\x03\x04')
+struct.pack_into('<I', d, i + 22, size)
+j = d.find(b'PK\x01\x02')
+struct.pack_into('<I', d, j + 24, size)
+open(p, 'wb').write(bytes(d))
+PY
+    return read_file("$w/lie.zip");
+}
+
+# Deterministic, poorly compressible bytes (ratio ~1).
+sub noise {
+    my ($n, $seed) = @_;
+    my $s = '';
+    my $x = $seed // 12345;
+    while (length($s) < $n) {
+        $x = ($x * 1103515245 + 12345) % 2147483648;
+        $s .= pack('N', $x);
+    }
+    return substr($s, 0, $n);
+}
+
+my $ok_py = py_fn();
+my $good = make_zip([ 'app.py' => $ok_py ]);
+my $stored_good = make_zip([ 'app.py' => $ok_py ], attrs => { 'app.py' => { stored => 1 } });
+(my $crc_bad = $stored_good) =~ s/return \{'msg'/return \{'MSG'/;
+
+my @cases = (
+    [ 'not a zip', 'this is not a zip file at all' x 10, qr/not a valid zip archive/ ],
+    [ 'truncated zip', substr($good, 0, length($good) - 10), qr/not a valid zip archive/ ],
+    [ 'absolute name', make_zip([ 'app.py' => $ok_py, '/etc/cron.d/x' => 'x' ]),
+      qr/absolute path not allowed: \/etc\/cron\.d\/x/ ],
+    [ 'dot-dot', make_zip([ 'app.py' => $ok_py, 'lib/../../x.py' => 'x' ]),
+      qr/"\.\." in entry name not allowed/ ],
+    [ 'backslash', make_zip([ 'app.py' => $ok_py, 'lib\\x.py' => 'x' ]),
+      qr/backslash in entry name not allowed/ ],
+    [ 'symlink', make_zip([ 'app.py' => $ok_py, 'passwd' => '/etc/passwd' ],
+                          attrs => { passwd => { mode => 0120777 } }),
+      qr/symbolic link not allowed: passwd/ ],
+    [ 'device file', make_zip([ 'app.py' => $ok_py, 'dev' => '' ],
+                              attrs => { dev => { mode => 0020666 } }),
+      qr/special file not allowed: dev/ ],
+    [ 'encrypted entry', make_zip([ 'app.py' => $ok_py, 'secret.py' => 'x = 1' ],
+                                  attrs => { 'secret.py' => { encrypted => 1 } }),
+      qr/encrypted entry not allowed: secret\.py/ ],
+    [ 'too many entries', make_zip([ 'app.py' => $ok_py,
+                                     map { ("f$_.txt" => "$_") } 1 .. 20 ]),
+      qr/too many entries \(21, at most 20\)/ ],
+    [ 'over the uncompressed cap', make_zip([ 'app.py' => $ok_py,
+                                              'a.hex' => unpack('H*', noise(600_000, 1)),
+                                              'b.hex' => unpack('H*', noise(600_000, 2)),
+                                              'c.hex' => unpack('H*', noise(450_000, 3)) ]),
+      qr/uncompressed size exceeds 3145728 bytes/ ],
+    [ 'headers that lie about the size',
+      lying_zip(make_zip([ 'big.py' => ('#' x 3_500_000) . "\n", 'app.py' => $ok_py ]), 100),
+      qr/uncompressed size exceeds|expands more than|corrupt/ ],
+    [ 'compression bomb', make_zip([ 'app.py' => $ok_py, 'zeros' => "\0" x 2_500_000 ]),
+      qr/zeros expands more than 100 times \(compression bomb\)/ ],
+    [ 'duplicate entry', make_zip([ 'app.py' => $ok_py, 'app.py' => 'x = 2' ]),
+      qr/zip: duplicate entry name/ ],
+    [ 'bad CRC', $crc_bad, qr/corrupt entry app\.py/ ],
+    [ 'handler file missing', make_zip([ 'main.py' => $ok_py ]),
+      qr/handler app\.handler: its file is not in the archive/ ],
+    [ 'python syntax error', make_zip([ 'app.py' => "def handler(e, c)\n    return 1\n" ]),
+      qr/syntax error in app\.py: .*SyntaxError/s ],
+);
+
+for my $c (@cases) {
+    my ($what, $zip, $re) = @$c;
+    my $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+        name => 'bad', runtime => 'python3', handler => 'app.handler',
+        code => { zip => b64($zip) } });
+    is($res->{status}, 400, "$what: 400");
+    is($res->{json}{error}{code}, 'bad_code', "$what: code bad_code");
+    like($res->{json}{error}{message} // '', $re, "$what: its own message")
+        or diag explain $res;
+}
+
+my $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'badjs', runtime => 'nodejs', handler => 'index.handler',
+    code => { file => 'index.js', content => "exports.handler = async (e => 1;\n" } });
+is($res->{status}, 400, 'node syntax error: 400');
+like($res->{json}{error}{message}, qr/syntax error in index\.js: .*SyntaxError/s,
+     '... node --check says why');
+$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'badjs', runtime => 'nodejs', handler => 'index.handler',
+    code => { zip => b64(make_zip([ 'index.py' => $ok_py ])) } });
+like($res->{json}{error}{message}, qr/not in the archive/,
+     'nodejs handler needs a .js/.mjs/.cjs file');
+
+is_deeply([ store_files() ], [], 'nothing in the store after the rejections');
+is($dbh->selectrow_array('SELECT COUNT(*) FROM functions'), 0, 'no function row');
+is($dbh->selectrow_array('SELECT COUNT(*) FROM versions'), 0, 'no version row');
+is_deeply([ $r->keys('faas:fn:*') ], [], 'no mirror');
+
+# A good upload then a bad new version: the old one stays current.
+$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'good', runtime => 'python3', handler => 'app.handler',
+    code => { zip => b64($good) } });
+is($res->{status}, 201, 'a good zip is accepted');
+my @before = store_files();
+is(scalar @before, 1, 'one zip stored');
+for my $c (@cases[2, 5, 11]) {
+    $res = api($reg, 'PUT', '/v1/functions/good/code', user => 'alice', body => $c->[1]);
+    is($res->{status}, 400, "PUT code, $c->[0]: 400");
+    like($res->{json}{error}{message}, $c->[2], '... with its message');
+}
+is_deeply([ store_files() ], \@before, 'the store is unchanged');
+is($dbh->selectrow_array('SELECT COUNT(*) FROM versions'), 1, 'still one version');
+is($r->hget('faas:fn:good', 'rid'), 'good@1', 'mirror unchanged');
+
+# Nested modules and .mjs handlers are found.
+$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'nested', runtime => 'python3', handler => 'pkg/mod.handler',
+    code => { zip => b64(make_zip([ 'pkg/mod.py' => $ok_py, 'pkg/__init__.py' => '' ])) } });
+is($res->{status}, 201, 'handler in a subdirectory');
+$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'esm', runtime => 'nodejs', handler => 'index.handler',
+    code => { zip => b64(make_zip([ 'index.mjs' => "export const handler = async () => 1;\n" ])) } });
+is($res->{status}, 201, 'ES module handler (.mjs)') or diag explain $res;
+
+# The syntax check is bounded by its timeout.
+stop_proc($reg);
+$reg = start_registry(db => $db, redis => $redis, cfg => {
+    syntax_check_timeout_ms => 100, max_upload_bytes => 2 * 1024 * 1024,
+    max_unzipped_bytes => 30 * 1024 * 1024 });
+my $slow = join('', map { "v$_ = [$_, $_ + 1, ($_ * 3) % 7, '$_']\n" } 1 .. 150_000);
+$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'slow', runtime => 'python3', handler => 'app.handler',
+    code => { zip => b64(make_zip([ 'app.py' => $ok_py . $slow ])) } });
+is($res->{status}, 400, 'slow syntax check: 400');
+like($res->{json}{error}{message}, qr/syntax check of app\.py timed out after 100 ms/,
+     '... timed out');
+ok(!(grep { m{/faas-registry-} } glob(work_dir() . '/*')),
+   'extraction directories are removed');
+
+stop_proc($reg);
+faas_finish();
