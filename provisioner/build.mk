@@ -2,3 +2,4 @@
 # daemon (daemon.mk) keep their rules in separate fragments.
 -include provisioner/sandbox.mk
 -include provisioner/daemon.mk
+-include provisioner/runtimes/runtimes.mk
