@@ -1,0 +1,51 @@
+/*
+ * The Lambda-style event handed to a function (DESIGN.md section 5): the
+ * function-URL v2.0 fields and the REST-proxy v1 fields in one JSON object.
+ */
+#ifndef FAAS_EVENT_H
+#define FAAS_EVENT_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+typedef struct faas_event_header_s {
+    const char *name;
+    size_t      name_len;
+    const char *value;
+    size_t      value_len;
+} faas_event_header_t;
+
+typedef struct faas_event_req_s {
+    const char                *method;      /* "GET" */
+    size_t                     method_len;
+    const char                *path;        /* path below /fn/<name>, "/" */
+    size_t                     path_len;
+    const char                *query;       /* raw query, no '?' */
+    size_t                     query_len;
+    const faas_event_header_t *headers;
+    size_t                     nheaders;
+    const char                *source_ip;
+    const char                *protocol;    /* "HTTP/1.1" */
+    const char                *request_id;
+    const char                *function;
+    const unsigned char       *body;
+    size_t                     body_len;
+    unsigned long long         time_ms;     /* request time, epoch ms */
+} faas_event_req_t;
+
+/*
+ * Builds the event JSON. Header names are lowercased; repeated headers are
+ * joined with "," in `headers` and kept apart in `multiValueHeaders`; the
+ * query is split and percent-decoded the same way. A body that is valid
+ * UTF-8 is passed as text, anything else base64-encoded with
+ * isBase64Encoded true. Returns a malloc'd NUL-terminated string (caller
+ * frees) and its length in *len, or NULL with err set.
+ */
+char *faas_event_build(const faas_event_req_t *req, size_t *len,
+                       faas_error_t *err);
+
+/* Standard base64 of in into a malloc'd NUL-terminated string, or NULL. */
+char *faas_base64_encode(const unsigned char *in, size_t len, size_t *olen);
+
+#endif

@@ -1,0 +1,586 @@
+/*
+ * The agent client: one InvokeRequest frame out, one InvokeResponse frame
+ * back (4-byte big-endian length + protobuf), over a Unix or TCP
+ * connection. Connections are kept alive in a per-worker pool per endpoint;
+ * a new TCP connection starts with an AgentHello frame carrying
+ * faas_agent_token. The wait has a (non-cancelable) timer: the function's
+ * deadline plus a grace period, so `nginx -s reload` lets calls finish.
+ *
+ * "dispatched" tells the caller whether the whole request frame was
+ * written: a failure before that ran nothing and may be retried on another
+ * sandbox; a failure after it never is.
+ */
+#include "ngx_http_faas_module.h"
+
+#include <sys/un.h>
+
+#include "record.h"
+
+
+#define NGX_HTTP_FAAS_AGENT_MAX_FRAME  (64 * 1024 * 1024)
+#define NGX_HTTP_FAAS_AGENT_MAX_IDLE   64
+
+
+typedef struct {
+    ngx_queue_t                queue;          /* all endpoint pools */
+    ngx_queue_t                idle;
+    ngx_uint_t                 nidle;
+    size_t                     len;
+    u_char                     endpoint[FAAS_ENDPOINT_MAX + 1];
+} ngx_http_faas_apool_t;
+
+
+typedef struct {
+    ngx_queue_t                queue;
+    ngx_connection_t          *c;
+    ngx_http_faas_apool_t     *pool;
+} ngx_http_faas_aidle_t;
+
+
+struct ngx_http_faas_agent_s {
+    ngx_http_faas_call_t      *call;
+    ngx_connection_t          *c;
+    ngx_http_faas_apool_t     *pool;
+    ngx_http_faas_agent_pt     handler;
+    ngx_event_t                timer;
+    u_char                    *out;
+    size_t                     out_len;
+    size_t                     out_sent;
+    u_char                     hdr[4];
+    size_t                     hdr_got;
+    u_char                    *in;
+    size_t                     in_len;
+    size_t                     in_got;
+    unsigned                   connecting:1;
+    unsigned                   dispatched:1;
+};
+
+
+static ngx_connection_t *ngx_http_faas_agent_connect(
+    ngx_http_faas_agent_t *a, faas_entry_t *e, ngx_uint_t *connecting);
+static void ngx_http_faas_agent_write(ngx_event_t *wev);
+static void ngx_http_faas_agent_read(ngx_event_t *rev);
+static void ngx_http_faas_agent_timeout(ngx_event_t *ev);
+static void ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
+    Faas__InvokeResponse *resp, const char *error);
+static void ngx_http_faas_agent_idle_handler(ngx_event_t *ev);
+static void ngx_http_faas_agent_dummy(ngx_event_t *ev);
+
+
+static ngx_queue_t  ngx_http_faas_apools;
+static ngx_uint_t   ngx_http_faas_apools_ready;
+
+
+static ngx_http_faas_apool_t *
+ngx_http_faas_agent_pool(faas_entry_t *e)
+{
+    size_t                  len;
+    ngx_queue_t            *q;
+    ngx_http_faas_apool_t  *p;
+
+    if (!ngx_http_faas_apools_ready) {
+        ngx_queue_init(&ngx_http_faas_apools);
+        ngx_http_faas_apools_ready = 1;
+    }
+
+    len = ngx_strlen(e->endpoint);
+
+    for (q = ngx_queue_head(&ngx_http_faas_apools);
+         q != ngx_queue_sentinel(&ngx_http_faas_apools);
+         q = ngx_queue_next(q))
+    {
+        p = ngx_queue_data(q, ngx_http_faas_apool_t, queue);
+        if (p->len == len && ngx_memcmp(p->endpoint, e->endpoint, len) == 0) {
+            return p;
+        }
+    }
+
+    p = ngx_calloc(sizeof(ngx_http_faas_apool_t), ngx_cycle->log);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_queue_init(&p->idle);
+    p->len = len;
+    ngx_memcpy(p->endpoint, e->endpoint, len + 1);
+    ngx_queue_insert_tail(&ngx_http_faas_apools, &p->queue);
+
+    return p;
+}
+
+
+ngx_int_t
+ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
+    size_t len, ngx_msec_t timeout, ngx_http_faas_agent_pt handler)
+{
+    u_char                 *p;
+    size_t                  hlen;
+    ngx_uint_t              connecting;
+    ngx_queue_t            *q;
+    ngx_connection_t       *c;
+    ngx_http_faas_agent_t  *a;
+    ngx_http_faas_aidle_t  *idle;
+    Faas__AgentHello        hello = FAAS__AGENT_HELLO__INIT;
+
+    a = ngx_calloc(sizeof(ngx_http_faas_agent_t), call->log);
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->call = call;
+    a->handler = handler;
+    a->pool = ngx_http_faas_agent_pool(&call->entry);
+    if (a->pool == NULL) {
+        ngx_free(a);
+        return NGX_ERROR;
+    }
+
+    c = NULL;
+    connecting = 0;
+
+    if (!ngx_queue_empty(&a->pool->idle)) {
+        q = ngx_queue_head(&a->pool->idle);
+        ngx_queue_remove(q);
+        a->pool->nidle--;
+        idle = ngx_queue_data(q, ngx_http_faas_aidle_t, queue);
+        c = idle->c;
+        ngx_free(idle);
+
+        c->idle = 0;
+        c->log = call->log;
+        c->read->log = call->log;
+        c->write->log = call->log;
+
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        hlen = 0;
+
+    } else {
+        c = ngx_http_faas_agent_connect(a, &call->entry, &connecting);
+        if (c == NULL) {
+            ngx_free(a);
+            return NGX_DECLINED;
+        }
+
+        hlen = 0;
+        if (call->entry.type == FAAS_ENDPOINT_TCP) {
+            hello.token = (char *) (call->fmcf->agent_token.data
+                                    ? (char *) call->fmcf->agent_token.data
+                                    : "");
+            hlen = 4 + faas__agent_hello__get_packed_size(&hello);
+        }
+    }
+
+    a->out = ngx_alloc(hlen + len, call->log);
+    if (a->out == NULL) {
+        ngx_close_connection(c);
+        ngx_free(a);
+        return NGX_ERROR;
+    }
+
+    p = a->out;
+    if (hlen) {
+        p[0] = (u_char) ((hlen - 4) >> 24);
+        p[1] = (u_char) ((hlen - 4) >> 16);
+        p[2] = (u_char) ((hlen - 4) >> 8);
+        p[3] = (u_char) (hlen - 4);
+        faas__agent_hello__pack(&hello, p + 4);
+        p += hlen;
+    }
+    ngx_memcpy(p, frame, len);
+
+    a->out_len = hlen + len;
+    a->c = c;
+    a->connecting = connecting;
+
+    c->data = a;
+    c->read->handler = ngx_http_faas_agent_read;
+    c->write->handler = ngx_http_faas_agent_write;
+
+    a->timer.handler = ngx_http_faas_agent_timeout;
+    a->timer.data = a;
+    a->timer.log = call->log;
+    ngx_add_timer(&a->timer, timeout);
+
+    call->agent = a;
+
+    if (!connecting) {
+        ngx_http_faas_agent_write(c->write);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_connection_t *
+ngx_http_faas_agent_connect(ngx_http_faas_agent_t *a, faas_entry_t *e,
+    ngx_uint_t *connecting)
+{
+    ngx_int_t                rc;
+    ngx_str_t                host;
+    ngx_addr_t               addr;
+    struct sockaddr_un      *sun;
+    ngx_peer_connection_t    pc;
+    ngx_http_faas_call_t    *call = a->call;
+
+    ngx_memzero(&pc, sizeof(ngx_peer_connection_t));
+
+    if (e->type == FAAS_ENDPOINT_UNIX) {
+        sun = ngx_pcalloc(call->pool, sizeof(struct sockaddr_un));
+        if (sun == NULL) {
+            return NULL;
+        }
+
+        sun->sun_family = AF_UNIX;
+        ngx_cpystrn((u_char *) sun->sun_path, (u_char *) e->path,
+                    sizeof(sun->sun_path));
+
+        pc.sockaddr = (struct sockaddr *) sun;
+        pc.socklen = sizeof(struct sockaddr_un);
+
+    } else {
+        host.data = (u_char *) e->host;
+        host.len = ngx_strlen(e->host);
+
+        if (ngx_parse_addr(call->pool, &addr, host.data, host.len)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, call->log, 0,
+                          "faas: agent host \"%s\" is not an IP address",
+                          e->host);
+            return NULL;
+        }
+
+        ngx_inet_set_port(addr.sockaddr, (in_port_t) e->port);
+        pc.sockaddr = addr.sockaddr;
+        pc.socklen = addr.socklen;
+    }
+
+    pc.get = ngx_event_get_peer;
+    pc.log = call->log;
+    pc.log_error = NGX_ERROR_ERR;
+
+    {
+        static ngx_str_t  agent_name = ngx_string("faas-agent");
+        pc.name = &agent_name;
+    }
+
+    rc = ngx_event_connect_peer(&pc);
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        if (pc.connection) {
+            ngx_close_connection(pc.connection);
+        }
+
+        ngx_log_error(NGX_LOG_ERR, call->log, 0,
+                      "faas: %s: cannot connect to agent %s",
+                      call->request_id, e->endpoint);
+        return NULL;
+    }
+
+    *connecting = (rc == NGX_AGAIN);
+
+    pc.connection->pool = NULL;
+
+    return pc.connection;
+}
+
+
+static void
+ngx_http_faas_agent_write(ngx_event_t *wev)
+{
+    int                     err;
+    ssize_t                 n;
+    socklen_t               len;
+    ngx_connection_t       *c = wev->data;
+    ngx_http_faas_agent_t  *a = c->data;
+
+    if (a->connecting) {
+        a->connecting = 0;
+        err = 0;
+        len = sizeof(int);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1)
+        {
+            err = ngx_socket_errno;
+        }
+
+        if (err) {
+            ngx_log_error(NGX_LOG_ERR, c->log, err,
+                          "faas: %s: connect to agent %s failed",
+                          a->call->request_id, a->call->entry.endpoint);
+            ngx_http_faas_agent_finish(a, NULL, "agent unreachable");
+            return;
+        }
+    }
+
+    while (a->out_sent < a->out_len) {
+        n = c->send(c, a->out + a->out_sent, a->out_len - a->out_sent);
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+                ngx_http_faas_agent_finish(a, NULL, "agent write failed");
+            }
+            return;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_http_faas_agent_finish(a, NULL, "agent write failed");
+            return;
+        }
+
+        a->out_sent += n;
+    }
+
+    if (!a->dispatched) {
+        a->dispatched = 1;
+        c->write->handler = ngx_http_faas_agent_dummy;
+        ngx_http_faas_agent_read(c->read);
+    }
+}
+
+
+static void
+ngx_http_faas_agent_read(ngx_event_t *rev)
+{
+    ssize_t                 n;
+    ngx_connection_t       *c = rev->data;
+    ngx_http_faas_agent_t  *a = c->data;
+    Faas__InvokeResponse   *resp;
+    faas_error_t            err;
+
+    if (!a->dispatched) {
+        /* an early answer or EOF: the write handler will see it */
+        if (a->connecting) {
+            return;
+        }
+    }
+
+    while (a->hdr_got < 4) {
+        n = c->recv(c, a->hdr + a->hdr_got, 4 - a->hdr_got);
+
+        if (n == NGX_AGAIN) {
+            goto again;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            goto closed;
+        }
+
+        a->hdr_got += n;
+
+        if (a->hdr_got == 4) {
+            a->in_len = ((size_t) a->hdr[0] << 24) | ((size_t) a->hdr[1] << 16)
+                        | ((size_t) a->hdr[2] << 8) | a->hdr[3];
+
+            if (a->in_len > NGX_HTTP_FAAS_AGENT_MAX_FRAME) {
+                ngx_http_faas_agent_finish(a, NULL,
+                                           "agent answer too large");
+                return;
+            }
+
+            a->in = ngx_alloc(a->in_len ? a->in_len : 1, c->log);
+            if (a->in == NULL) {
+                ngx_http_faas_agent_finish(a, NULL, "out of memory");
+                return;
+            }
+        }
+    }
+
+    while (a->in_got < a->in_len) {
+        n = c->recv(c, a->in + a->in_got, a->in_len - a->in_got);
+
+        if (n == NGX_AGAIN) {
+            goto again;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            goto closed;
+        }
+
+        a->in_got += n;
+    }
+
+    resp = faas_invoke_response_unpack(a->in, a->in_len, &err);
+    if (resp == NULL) {
+        ngx_http_faas_agent_finish(a, NULL, "malformed agent answer");
+        return;
+    }
+
+    ngx_http_faas_agent_finish(a, resp, NULL);
+    return;
+
+again:
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_http_faas_agent_finish(a, NULL, "agent read failed");
+    }
+
+    return;
+
+closed:
+
+    ngx_http_faas_agent_finish(a, NULL, a->dispatched
+                                        ? "agent connection lost"
+                                        : "agent closed the connection");
+}
+
+
+static void
+ngx_http_faas_agent_timeout(ngx_event_t *ev)
+{
+    ngx_http_faas_agent_t  *a = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, a->call->log, 0,
+                  "faas: %s: agent %s did not answer in time",
+                  a->call->request_id, a->call->entry.endpoint);
+
+    ngx_http_faas_agent_finish(a, NULL, "agent timed out");
+}
+
+
+static void
+ngx_http_faas_agent_keep(ngx_http_faas_agent_t *a)
+{
+    int                     n;
+    char                    buf[1];
+    ngx_connection_t       *c = a->c;
+    ngx_http_faas_aidle_t  *idle;
+
+    if (ngx_terminate || ngx_exiting
+        || a->pool->nidle >= NGX_HTTP_FAAS_AGENT_MAX_IDLE)
+    {
+        ngx_close_connection(c);
+        return;
+    }
+
+    /* nothing more may be pending: the agent sends one frame per call */
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+
+    if (n != -1 || ngx_socket_errno != NGX_EAGAIN) {
+        ngx_close_connection(c);
+        return;
+    }
+
+    c->read->ready = 0;
+
+    idle = ngx_alloc(sizeof(ngx_http_faas_aidle_t), ngx_cycle->log);
+    if (idle == NULL) {
+        ngx_close_connection(c);
+        return;
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_free(idle);
+        ngx_close_connection(c);
+        return;
+    }
+
+    idle->c = c;
+    idle->pool = a->pool;
+    ngx_queue_insert_head(&a->pool->idle, &idle->queue);
+    a->pool->nidle++;
+
+    c->data = idle;
+    c->idle = 1;
+    c->log = ngx_cycle->log;
+    c->read->log = ngx_cycle->log;
+    c->write->log = ngx_cycle->log;
+    c->read->handler = ngx_http_faas_agent_idle_handler;
+    c->write->handler = ngx_http_faas_agent_dummy;
+}
+
+
+static void
+ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
+    Faas__InvokeResponse *resp, const char *error)
+{
+    ngx_uint_t             dispatched;
+    ngx_http_faas_call_t  *call;
+
+    if (a->timer.timer_set) {
+        ngx_del_timer(&a->timer);
+    }
+
+    if (resp != NULL) {
+        ngx_http_faas_agent_keep(a);
+
+    } else {
+        ngx_close_connection(a->c);
+    }
+
+    call = a->call;
+    dispatched = a->dispatched;
+    call->agent = NULL;
+
+    ngx_free(a->out);
+    ngx_free(a->in);
+
+    a->handler(call, resp, dispatched, error);
+
+    ngx_free(a);
+}
+
+
+static void
+ngx_http_faas_agent_idle_handler(ngx_event_t *ev)
+{
+    int                     n;
+    char                    buf[1];
+    ngx_connection_t       *c = ev->data;
+    ngx_http_faas_aidle_t  *idle = c->data;
+
+    if (!c->close && !ev->timedout) {
+        n = recv(c->fd, buf, 1, MSG_PEEK);
+
+        if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+            ev->ready = 0;
+
+            if (ngx_handle_read_event(c->read, 0) == NGX_OK) {
+                return;
+            }
+        }
+    }
+
+    ngx_queue_remove(&idle->queue);
+    idle->pool->nidle--;
+    ngx_free(idle);
+    ngx_close_connection(c);
+}
+
+
+static void
+ngx_http_faas_agent_dummy(ngx_event_t *ev)
+{
+}
+
+
+void
+ngx_http_faas_agent_exit_process(void)
+{
+    ngx_queue_t            *q, *iq;
+    ngx_http_faas_apool_t  *p;
+    ngx_http_faas_aidle_t  *idle;
+
+    if (!ngx_http_faas_apools_ready) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ngx_http_faas_apools)) {
+        q = ngx_queue_head(&ngx_http_faas_apools);
+        ngx_queue_remove(q);
+        p = ngx_queue_data(q, ngx_http_faas_apool_t, queue);
+
+        while (!ngx_queue_empty(&p->idle)) {
+            iq = ngx_queue_head(&p->idle);
+            ngx_queue_remove(iq);
+            idle = ngx_queue_data(iq, ngx_http_faas_aidle_t, queue);
+            ngx_close_connection(idle->c);
+            ngx_free(idle);
+        }
+
+        ngx_free(p);
+    }
+}

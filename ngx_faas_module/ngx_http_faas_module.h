@@ -1,0 +1,183 @@
+/*
+ * ngx_http_faas_module: types shared by the module's files.
+ *
+ *   ngx_http_faas_module.c   directives, configuration, variables, init
+ *   ngx_http_faas_handler.c  the /fn/<name> content handler, invocation flow
+ *   ngx_http_faas_redis.c    hiredis 0.14 adapter for nginx's event loop
+ *   ngx_http_faas_agent.c    agent client (frames, kept-alive pool)
+ *   ngx_http_faas_jwt.c      JWT verification, management access handler
+ *   ngx_http_faas_keys.c     function metadata cache, access keys
+ */
+#ifndef NGX_HTTP_FAAS_MODULE_H
+#define NGX_HTTP_FAAS_MODULE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "entry.h"
+#include "keys.h"
+#include "faas.pb-c.h"
+
+
+typedef struct {
+    ngx_str_t                  redis;          /* host:port | unix:path */
+    ngx_str_t                  redis_password;
+    ngx_uint_t                 shards;
+    ngx_str_t                  key_secret;
+    ngx_str_t                  agent_token;
+    ngx_msec_t                 redis_timeout;
+    ngx_uint_t                 blpop_connections;
+    ngx_msec_t                 cache_ttl;
+    ngx_uint_t                 used;           /* a faas location exists */
+} ngx_http_faas_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 function;
+    ngx_flag_t                 management;
+    ngx_int_t                  jwt_alg;        /* jwt_alg_t */
+    ngx_str_t                  jwt_key;        /* key material */
+    ngx_str_t                  jwt_key_file;
+    ngx_str_t                  jwt_issuer;
+    ngx_str_t                  jwt_audience;
+    time_t                     jwt_leeway;
+    ngx_msec_t                 cold_start_timeout;
+    size_t                     max_body;
+    ngx_uint_t                 retries;
+} ngx_http_faas_loc_conf_t;
+
+
+/* Function metadata from faas:fn:<name>, shared by reference count. */
+typedef struct {
+    ngx_pool_t                *pool;
+    ngx_uint_t                 refs;
+    ngx_uint_t                 cached;
+    ngx_msec_t                 fetched;
+    ngx_queue_t                queue;          /* in a cache bucket */
+    ngx_str_t                  name;
+    ngx_str_t                  rid;
+    ngx_uint_t                 version;
+    ngx_str_t                  owner;
+    ngx_str_t                  runtime;
+    ngx_str_t                  handler;
+    ngx_str_t                  code_key;
+    ngx_str_t                  code_sha256;
+    ngx_str_t                  env;
+    ngx_uint_t                 memory_mb;
+    ngx_uint_t                 timeout_ms;
+    ngx_uint_t                 max_concurrency;
+    ngx_uint_t                 keep_alive_s;
+    ngx_flag_t                 public;
+    ngx_array_t               *keys;           /* of u_char[32] digests */
+} ngx_http_faas_fn_t;
+
+
+typedef struct ngx_http_faas_call_s  ngx_http_faas_call_t;
+typedef struct ngx_http_faas_agent_s ngx_http_faas_agent_t;
+
+
+/* Per request, in r->pool: what the variables and the cleanup need. */
+typedef struct {
+    ngx_http_faas_call_t      *call;
+    ngx_str_t                  function;
+    ngx_str_t                  user;
+    ngx_str_t                  key;            /* X-Faas-Key */
+    u_char                     request_id[FAAS_REQID_LEN + 1];
+    ngx_int_t                  start_type;
+    ngx_uint_t                 status;
+    ngx_uint_t                 body_read;
+    ngx_uint_t                 jwt_ok;
+} ngx_http_faas_ctx_t;
+
+
+/* One invocation; lives until its last callback, even without r. */
+struct ngx_http_faas_call_s {
+    ngx_pool_t                *pool;
+    ngx_log_t                 *log;
+    ngx_http_request_t        *r;              /* NULL once detached */
+    ngx_http_faas_ctx_t       *ctx;            /* NULL once detached */
+    ngx_uint_t                 refs;
+    ngx_uint_t                 state;
+    ngx_http_faas_fn_t        *fn;
+    ngx_http_faas_loc_conf_t  *flcf;
+    ngx_http_faas_main_conf_t *fmcf;
+    u_char                     request_id[FAAS_REQID_LEN + 1];
+    ngx_str_t                  user;
+    char                       idle_key[FAAS_KEY_MAX];
+    char                       count_key[FAAS_KEY_MAX];
+    char                       err_key[FAAS_KEY_MAX];
+    char                       queue_key[2][FAAS_KEY_MAX];
+    u_char                    *event;
+    size_t                     event_len;
+    faas_entry_t               entry;
+    ngx_uint_t                 have_entry;
+    ngx_int_t                  start_type;
+    ngx_uint_t                 attempts;
+    ngx_uint_t                 incremented;
+    ngx_uint_t                 waiting;        /* a BLPOP is in flight */
+    uint64_t                   t_start_us;
+    uint64_t                   t_wait_us;
+    uint64_t                   cold_us;
+    ngx_http_faas_agent_t     *agent;
+};
+
+
+/* ngx_http_faas_module.c */
+extern ngx_module_t  ngx_http_faas_module;
+uint64_t ngx_http_faas_now_us(void);
+
+/* ngx_http_faas_handler.c */
+ngx_int_t ngx_http_faas_handler(ngx_http_request_t *r);
+void ngx_http_faas_call_unref(ngx_http_faas_call_t *call);
+
+/* ngx_http_faas_redis.c */
+typedef void (*ngx_http_faas_redis_pt)(redisReply *reply, void *data);
+
+ngx_int_t ngx_http_faas_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_faas_main_conf_t *fmcf);
+void ngx_http_faas_redis_exit_process(void);
+ngx_int_t ngx_http_faas_redis_ready(void);
+ngx_int_t ngx_http_faas_redis_command(ngx_http_faas_redis_pt handler,
+    void *data, int argc, const char **argv, const size_t *argvlen);
+ngx_int_t ngx_http_faas_redis_blpop(ngx_http_faas_redis_pt handler,
+    void *data, int argc, const char **argv, const size_t *argvlen,
+    ngx_msec_t timeout);
+
+/* ngx_http_faas_keys.c */
+typedef void (*ngx_http_faas_fn_pt)(ngx_http_faas_fn_t *fn, ngx_int_t rc,
+    void *data);
+
+ngx_http_faas_fn_t *ngx_http_faas_fn_cached(ngx_str_t *name);
+ngx_int_t ngx_http_faas_fn_fetch(ngx_str_t *name, ngx_http_faas_fn_pt handler,
+    void *data);
+void ngx_http_faas_fn_ref(ngx_http_faas_fn_t *fn);
+void ngx_http_faas_fn_unref(ngx_http_faas_fn_t *fn);
+void ngx_http_faas_fn_invalidate(u_char *name, size_t len);
+void ngx_http_faas_fn_flush(void);
+ngx_int_t ngx_http_faas_key_check(ngx_http_faas_main_conf_t *fmcf,
+    ngx_http_faas_fn_t *fn, ngx_str_t *key);
+
+/* ngx_http_faas_jwt.c */
+ngx_int_t ngx_http_faas_jwt_verify(ngx_http_request_t *r,
+    ngx_http_faas_loc_conf_t *flcf, ngx_str_t *token, ngx_str_t *sub,
+    const char **why);
+ngx_int_t ngx_http_faas_jwt_bearer(ngx_http_request_t *r, ngx_str_t *token);
+ngx_int_t ngx_http_faas_jwt_check_key(ngx_conf_t *cf,
+    ngx_http_faas_loc_conf_t *flcf);
+ngx_int_t ngx_http_faas_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_faas_unauthorized(ngx_http_request_t *r, const char *why);
+
+/* ngx_http_faas_agent.c */
+typedef void (*ngx_http_faas_agent_pt)(ngx_http_faas_call_t *call,
+    Faas__InvokeResponse *resp, ngx_uint_t dispatched, const char *error);
+
+ngx_int_t ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call,
+    u_char *frame, size_t len, ngx_msec_t timeout,
+    ngx_http_faas_agent_pt handler);
+void ngx_http_faas_agent_exit_process(void);
+
+#endif /* NGX_HTTP_FAAS_MODULE_H */

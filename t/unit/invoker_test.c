@@ -1,0 +1,418 @@
+/* libfaasinvoker: partitions, key names, entries, event, protobuf records. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "entry.h"
+#include "event.h"
+#include "keys.h"
+#include "partition.h"
+#include "record.h"
+#include "reqid.h"
+#include "tap.h"
+
+
+static void
+test_partition(void)
+{
+    unsigned p1, p2, q1, q2;
+    char     buf[64];
+
+    is_int(faas_crc16("123456789", 9), 0x31C3, "crc16 check value");
+    is_int(faas_crc16("", 0), 0, "crc16 of nothing");
+    /* Redis CLUSTER KEYSLOT values (documented examples). */
+    is_int(faas_crc16("foo", 3) % 16384, 12182, "keyslot foo");
+    is_int(faas_crc16("bar", 3) % 16384, 5061, "keyslot bar");
+
+    faas_partition_pair("hello@1", 7, &p1, &p2);
+    is_int(p1, faas_crc16("hello@1", 7) % 16384, "p1 is crc16(rid)");
+    snprintf(buf, sizeof(buf), "hello@1:secondary");
+    is_int(p2, faas_crc16(buf, strlen(buf)) % 16384,
+           "p2 is crc16(rid:secondary)");
+    ok(p1 < 16384 && p2 < 16384, "partitions in range");
+    faas_partition_pair("hello@2", 7, &q1, &q2);
+    ok(q1 != p1 || q2 != p2, "another version, other partitions");
+
+    is_int(faas_partition_shard(0, 64), 0, "partition 0 -> shard 0");
+    is_int(faas_partition_shard(255, 64), 0, "partition 255 -> shard 0");
+    is_int(faas_partition_shard(256, 64), 1, "partition 256 -> shard 1");
+    is_int(faas_partition_shard(16383, 64), 63, "last partition -> last");
+    is_int(faas_partition_shard(16383, 1), 0, "one shard");
+    is_int(faas_partition_shard(8192, 3), 1, "three shards, middle");
+    is_int(faas_partition_shard(100, 0), 0, "zero shards does not divide");
+
+    is_int(faas_shard_choose(5, 3), 1, "second queue shorter");
+    is_int(faas_shard_choose(2, 3), 0, "first queue shorter");
+    is_int(faas_shard_choose(4, 4), 0, "tie goes to the first");
+}
+
+
+static void
+test_keys(void)
+{
+    char buf[FAAS_KEY_MAX], small[8];
+
+    ok(faas_name_valid("hello", 5), "name ok");
+    ok(faas_name_valid("a-1", 3), "name with dash and digit");
+    ok(!faas_name_valid("", 0), "empty name");
+    ok(!faas_name_valid("1abc", 4), "name starting with a digit");
+    ok(!faas_name_valid("Abc", 3), "upper case");
+    ok(!faas_name_valid("a/b", 3), "slash");
+    ok(!faas_name_valid("a.b", 3), "dot");
+    memset(buf, 'a', 64);
+    ok(faas_name_valid(buf, 63), "63 chars ok");
+    ok(!faas_name_valid(buf, 64), "64 chars too long");
+
+    ok(faas_sandbox_id_valid("s-0123456789abcdef", 18), "sandbox id ok");
+    ok(!faas_sandbox_id_valid("s-0123456789ABCDEF", 18), "upper hex");
+    ok(!faas_sandbox_id_valid("x-0123456789abcdef", 18), "bad prefix");
+    ok(!faas_sandbox_id_valid("s-0123456789abcde", 17), "short");
+    ok(faas_request_id_valid("0123456789abcdef0123456789abcdef", 32),
+       "request id ok");
+    ok(!faas_request_id_valid("0123456789abcdef0123456789abcdeg", 32),
+       "request id bad char");
+
+    is_int(faas_rid_format(buf, sizeof(buf), "hello", 5, 3), 7, "rid length");
+    is_str(buf, "hello@3", "rid");
+    faas_key_idle(buf, sizeof(buf), "hello@3", 7);
+    is_str(buf, "faas:idle:{hello@3}", "idle key");
+    faas_key_count(buf, sizeof(buf), "hello@3", 7);
+    is_str(buf, "faas:count:{hello@3}", "count key");
+    faas_key_err(buf, sizeof(buf), "hello@3", 7,
+                 "0123456789abcdef0123456789abcdef");
+    is_str(buf, "faas:err:{hello@3}:0123456789abcdef0123456789abcdef",
+           "error key");
+    faas_key_prov_queue(buf, sizeof(buf), 17);
+    is_str(buf, "faas:prov:q:17", "provision queue key");
+    faas_key_fn(buf, sizeof(buf), "hello", 5);
+    is_str(buf, "faas:fn:hello", "function key");
+    is_int(faas_key_idle(small, sizeof(small), "hello@3", 7), -1,
+           "too small a buffer is refused");
+}
+
+
+static void
+test_entry(void)
+{
+    faas_entry_t e;
+    faas_error_t err;
+    char         buf[FAAS_ENTRY_MAX], reason[FAAS_REASON_MAX];
+    const char  *rid = "0123456789abcdef0123456789abcdef";
+    const char  *s;
+    size_t       n;
+
+#define PARSE(str) faas_entry_parse((str), strlen(str), &e, &err)
+
+    s = "s-0123456789abcdef|unix:/run/faas/agent.sock|-";
+    is_int(PARSE(s), 0, "unix entry parses");
+    is_str(e.sandbox_id, "s-0123456789abcdef", "sandbox id");
+    is_int(e.type, FAAS_ENDPOINT_UNIX, "unix endpoint");
+    is_str(e.path, "/run/faas/agent.sock", "socket path");
+    is_str(e.endpoint, "unix:/run/faas/agent.sock", "endpoint kept");
+    is_str(e.origin, "", "no origin");
+    is_int(faas_entry_start_type(&e, rid, 0), FAAS_START_WARM, "LPOP: warm");
+    is_int(faas_entry_start_type(&e, rid, 1), FAAS_START_STOLEN,
+           "BLPOP without origin: stolen");
+
+    s = "s-0123456789abcdef|tcp:10.0.0.5:7070|0123456789abcdef0123456789abcdef";
+    is_int(PARSE(s), 0, "tcp entry parses");
+    is_int(e.type, FAAS_ENDPOINT_TCP, "tcp endpoint");
+    is_str(e.host, "10.0.0.5", "host");
+    is_int(e.port, 7070, "port");
+    is_str(e.origin, rid, "origin");
+    is_int(faas_entry_start_type(&e, rid, 1), FAAS_START_COLD,
+           "BLPOP with own origin: cold");
+    is_int(faas_entry_start_type(&e, "ffffffffffffffffffffffffffffffff", 1),
+           FAAS_START_STOLEN, "BLPOP with another origin: stolen");
+    is_int(PARSE("s-0123456789abcdef|tcp:[::1]:80|-"), 0, "tcp v6 parses");
+    is_str(e.host, "::1", "v6 host without brackets");
+
+    is_int(PARSE("s-0123456789abcdef"), -1, "no bar");
+    is_str(err.msg, "entry without '|'", "no bar: message");
+    is_int(PARSE("s-0123|unix:/x|-"), -1, "bad sandbox id");
+    is_int(PARSE("s-0123456789abcdef|unix:rel|-"), -1, "relative unix path");
+    is_int(PARSE("s-0123456789abcdef|tcp:host|-"), -1, "tcp without port");
+    is_int(PARSE("s-0123456789abcdef|tcp:host:0|-"), -1, "port 0");
+    is_int(PARSE("s-0123456789abcdef|tcp:host:70000|-"), -1, "port too big");
+    is_int(PARSE("s-0123456789abcdef|tcp:host:8x|-"), -1, "port not a number");
+    is_int(PARSE("s-0123456789abcdef|http://x|-"), -1, "unknown endpoint");
+    is_int(PARSE("s-0123456789abcdef|unix:/x|abc"), -1, "bad origin");
+    is_int(PARSE("s-0123456789abcdef|unix:/x"), -1, "missing origin");
+
+    n = (size_t) faas_entry_format(buf, sizeof(buf), "s-0123456789abcdef",
+                                   "unix:/a.sock", NULL);
+    is_str(buf, "s-0123456789abcdef|unix:/a.sock|-", "format without origin");
+    is_int(n, strlen(buf), "format length");
+    faas_entry_format(buf, sizeof(buf), "s-0123456789abcdef", "unix:/a.sock",
+                      rid);
+    is_int(PARSE(buf), 0, "formatted entry parses back");
+    is_str(e.origin, rid, "origin round trip");
+
+    is_str(faas_start_type_name(FAAS_START_COLD), "cold", "cold name");
+    is_str(faas_start_type_name(FAAS_START_STOLEN), "stolen", "stolen name");
+    is_str(faas_start_type_name(0), "-", "unknown name");
+
+    n = faas_reason_clean("no code\n\x01", 9, reason);
+    is_str(reason, "no code", "reason: control bytes dropped at the end");
+    is_int(n, 7, "reason length");
+    faas_reason_clean("a\tb", 3, reason);
+    is_str(reason, "a b", "reason: tab becomes a space");
+    faas_reason_clean("", 0, reason);
+    is_str(reason, "cold start failed", "empty reason");
+#undef PARSE
+}
+
+
+static void
+test_reqid(void)
+{
+    char a[33], b[33];
+
+    is_int(faas_request_id_new(a, NULL), 0, "request id made");
+    is_int(faas_request_id_new(b, NULL), 0, "another one");
+    ok(faas_request_id_valid(a, strlen(a)), "32 lowercase hex");
+    ok(strcmp(a, b) != 0, "two ids differ");
+    for (int i = 0; i < 200; i++) {
+        faas_request_id_new(b, NULL);
+    }
+    ok(faas_request_id_valid(b, strlen(b)), "still valid after a refill");
+}
+
+
+static void
+test_event(void)
+{
+    faas_event_header_t hdrs[] = {
+        {"Host", 4, "gw.local", 8},
+        {"X-Multi", 7, "one", 3},
+        {"x-multi", 7, "two", 3},
+        {"User-Agent", 10, "curl/8", 6},
+        {"Cookie", 6, "a=1; b=2", 8},
+    };
+    faas_event_req_t req = {
+        .method = "POST", .method_len = 4,
+        .path = "/items/7", .path_len = 8,
+        .query = "a=1&b=x%20y&a=2&c&d=e+f", .query_len = 23,
+        .headers = hdrs, .nheaders = 5,
+        .source_ip = "127.0.0.1", .protocol = "HTTP/1.1",
+        .request_id = "0123456789abcdef0123456789abcdef",
+        .function = "hello",
+        .body = (const unsigned char *) "{\"x\":1}", .body_len = 7,
+        .time_ms = 1700000000123ULL,
+    };
+    faas_error_t err;
+    char        *s;
+    size_t       len;
+    json_t      *j, *rc;
+    json_error_t jerr;
+    static const unsigned char bin[] = {0xff, 0x00, 0x41};
+
+    s = faas_event_build(&req, &len, &err);
+    ok(s != NULL, "event built");
+    is_int(len, strlen(s), "event length");
+    j = json_loads(s, 0, &jerr);
+    ok(j != NULL, "event is JSON");
+    is_str(json_string_value(json_object_get(j, "version")), "2.0", "version");
+    is_str(json_string_value(json_object_get(j, "rawPath")), "/items/7",
+           "rawPath");
+    is_str(json_string_value(json_object_get(j, "rawQueryString")),
+           "a=1&b=x%20y&a=2&c&d=e+f", "rawQueryString");
+    is_str(json_string_value(json_object_get(
+               json_object_get(j, "queryStringParameters"), "a")),
+           "1,2", "repeated query values joined");
+    is_str(json_string_value(json_object_get(
+               json_object_get(j, "queryStringParameters"), "b")),
+           "x y", "query value decoded");
+    is_str(json_string_value(json_object_get(
+               json_object_get(j, "queryStringParameters"), "c")),
+           "", "query key without value");
+    is_str(json_string_value(json_object_get(
+               json_object_get(j, "queryStringParameters"), "d")),
+           "e f", "plus decoded");
+    is_int(json_array_size(json_object_get(
+               json_object_get(j, "multiValueQueryStringParameters"), "a")),
+           2, "v1 multi-value query");
+    is_str(json_string_value(json_object_get(json_object_get(j, "headers"),
+                                             "x-multi")),
+           "one,two", "repeated headers joined, names lowercased");
+    is_int(json_array_size(json_object_get(
+               json_object_get(j, "multiValueHeaders"), "x-multi")),
+           2, "v1 multiValueHeaders");
+    is_int(json_array_size(json_object_get(j, "cookies")), 2, "cookies");
+    is_str(json_string_value(json_object_get(j, "body")), "{\"x\":1}",
+           "text body");
+    ok(json_is_false(json_object_get(j, "isBase64Encoded")), "not base64");
+    is_str(json_string_value(json_object_get(j, "httpMethod")), "POST",
+           "v1 httpMethod");
+    is_str(json_string_value(json_object_get(j, "path")), "/items/7",
+           "v1 path");
+    rc = json_object_get(j, "requestContext");
+    is_str(json_string_value(json_object_get(json_object_get(rc, "http"),
+                                             "method")),
+           "POST", "requestContext.http.method");
+    is_str(json_string_value(json_object_get(json_object_get(rc, "http"),
+                                             "sourceIp")),
+           "127.0.0.1", "sourceIp");
+    is_str(json_string_value(json_object_get(json_object_get(rc, "http"),
+                                             "userAgent")),
+           "curl/8", "userAgent");
+    is_str(json_string_value(json_object_get(rc, "requestId")),
+           req.request_id, "requestId");
+    is_str(json_string_value(json_object_get(rc, "domainName")), "gw.local",
+           "domainName");
+    is_int(json_integer_value(json_object_get(rc, "timeEpoch")),
+           1700000000123LL, "timeEpoch");
+    is_str(json_string_value(json_object_get(rc, "time")),
+           "14/Nov/2023:22:13:20 +0000", "time");
+    json_decref(j);
+    free(s);
+
+    req.body = bin;
+    req.body_len = sizeof(bin);
+    req.query_len = 0;
+    s = faas_event_build(&req, &len, &err);
+    j = json_loads(s, 0, &jerr);
+    is_str(json_string_value(json_object_get(j, "body")), "/wBB",
+           "binary body base64");
+    ok(json_is_true(json_object_get(j, "isBase64Encoded")), "isBase64Encoded");
+    ok(json_is_null(json_object_get(j, "queryStringParameters")),
+       "no query: null");
+    json_decref(j);
+    free(s);
+
+    req.body_len = 0;
+    hdrs[1].value = "\xc3\x28";
+    hdrs[1].value_len = 2;
+    s = faas_event_build(&req, &len, &err);
+    ok(s != NULL, "invalid UTF-8 in a header does not fail the event");
+    j = json_loads(s, 0, &jerr);
+    ok(json_is_null(json_object_get(j, "body")), "empty body is null");
+    json_decref(j);
+    free(s);
+
+    s = faas_base64_encode((const unsigned char *) "ab", 2, &len);
+    is_str(s, "YWI=", "base64 of two bytes");
+    free(s);
+}
+
+
+static void
+test_records(void)
+{
+    faas_prov_args_t        pa = {
+        .rid = "hello@2", .function = "hello", .version = 2,
+        .origin_request_id = "0123456789abcdef0123456789abcdef",
+        .runtime = "python3", .handler = "main.handler",
+        .code_key = "code/hello/2/ab.zip", .code_sha256 = "ab",
+        .memory_mb = 128, .timeout_ms = 3000, .keep_alive_s = 600,
+        .env_json = "{\"A\":\"1\",\"B\":2}", .enqueued_ms = 42,
+    };
+    faas_record_args_t      ra = {
+        .request_id = "0123456789abcdef0123456789abcdef", .function = "hello",
+        .version = 2, .user = "alice", .start_type = FAAS_START_STOLEN,
+        .status = FAAS__INVOKE_STATUS__TIMEOUT, .http_status = 504,
+        .duration_us = 10, .total_us = 20, .cold_start_us = 30,
+        .memory_bytes = 40, .log_key = "logs/x", .agent_host = "h1",
+        .timestamp_ms = 50, .sandbox_id = "s-0123456789abcdef",
+    };
+    faas_invoke_args_t      ia = {
+        .token = "tok", .request_id = "r", .sandbox_id = "s-0123456789abcdef",
+        .function = "hello", .version = 2,
+        .event = (const uint8_t *) "{}", .event_len = 2,
+        .deadline_ms = 99, .timeout_ms = 3000, .memory_mb = 128,
+    };
+    Faas__ProvisionRequest *p;
+    Faas__ExecutionRecord  *r;
+    Faas__AgentHello       *h;
+    Faas__InvokeRequest    *iq;
+    Faas__InvokeResponse    resp = FAAS__INVOKE_RESPONSE__INIT, *rp;
+    faas_error_t            err;
+    uint8_t                *buf, rbuf[64];
+    size_t                  len, hl;
+    const char             *a = NULL, *b = NULL;
+
+    is_int(faas_prov_request_pack(&pa, &buf, &len, &err), 0, "prov packed");
+    p = faas__provision_request__unpack(NULL, len, buf);
+    ok(p != NULL, "prov unpacks");
+    is_str(p->rid, "hello@2", "prov rid");
+    is_str(p->origin_request_id, pa.origin_request_id, "prov origin");
+    is_int(p->memory_mb, 128, "prov memory");
+    is_int(p->keep_alive_s, 600, "prov keep-alive");
+    is_int(p->enqueued_ms, 42, "prov enqueued");
+    is_int(p->n_env, 2, "prov env entries");
+    for (size_t i = 0; i < p->n_env; i++) {
+        if (strcmp(p->env[i]->key, "A") == 0) a = p->env[i]->value;
+        if (strcmp(p->env[i]->key, "B") == 0) b = p->env[i]->value;
+    }
+    is_str(a, "1", "env string");
+    is_str(b, "2", "env non-string JSON-encoded");
+    faas__provision_request__free_unpacked(p, NULL);
+    free(buf);
+
+    pa.env_json = "[1]";
+    is_int(faas_prov_request_pack(&pa, &buf, &len, &err), -1,
+           "env not an object refused");
+    is_str(err.msg, "env is not a JSON object", "env error message");
+    pa.env_json = NULL;
+    is_int(faas_prov_request_pack(&pa, &buf, &len, &err), 0, "no env ok");
+    free(buf);
+
+    is_int(faas_record_pack(&ra, &buf, &len, &err), 0, "record packed");
+    r = faas__execution_record__unpack(NULL, len, buf);
+    ok(r != NULL, "record unpacks");
+    is_int(r->start_type, FAAS__START_TYPE__STOLEN, "record start type");
+    is_int(r->status, FAAS__INVOKE_STATUS__TIMEOUT, "record status");
+    is_int(r->http_status, 504, "record http status");
+    is_int(r->cold_start_us, 30, "record cold start");
+    is_str(r->sandbox_id, "s-0123456789abcdef", "record sandbox");
+    is_str(r->user, "alice", "record user");
+    faas__execution_record__free_unpacked(r, NULL);
+    free(buf);
+
+    is_int(faas_invoke_request_frame(&ia, &buf, &len, &err), 0,
+           "invoke frame");
+    hl = faas_frame_length(buf);
+    h = faas__agent_hello__unpack(NULL, hl, buf + 4);
+    ok(h != NULL, "hello frame first");
+    is_str(h->token, "tok", "token");
+    faas__agent_hello__free_unpacked(h, NULL);
+    is_int(faas_frame_length(buf + 4 + hl), len - 8 - hl, "invoke length");
+    iq = faas__invoke_request__unpack(NULL, len - 8 - hl, buf + 8 + hl);
+    ok(iq != NULL, "invoke request unpacks");
+    is_int(iq->deadline_ms, 99, "deadline");
+    is_int(iq->event.len, 2, "event bytes");
+    faas__invoke_request__free_unpacked(iq, NULL);
+    free(buf);
+
+    ia.token = NULL;
+    faas_invoke_request_frame(&ia, &buf, &len, &err);
+    is_int(faas_frame_length(buf), len - 4, "no token: one frame");
+    free(buf);
+
+    resp.status = FAAS__INVOKE_STATUS__SANDBOX_GONE;
+    resp.request_id = "r";
+    len = faas__invoke_response__pack(&resp, rbuf);
+    rp = faas_invoke_response_unpack(rbuf, len, &err);
+    ok(rp != NULL && rp->status == FAAS__INVOKE_STATUS__SANDBOX_GONE,
+       "response unpacks");
+    faas__invoke_response__free_unpacked(rp, NULL);
+    rbuf[0] = 0xff;
+    rbuf[1] = 0xff;
+    ok(faas_invoke_response_unpack(rbuf, 2, &err) == NULL,
+       "garbage response refused");
+    is_str(err.msg, "malformed InvokeResponse", "garbage message");
+}
+
+
+int
+main(void)
+{
+    test_partition();
+    test_keys();
+    test_entry();
+    test_reqid();
+    test_event();
+    test_records();
+    return done_testing();
+}
