@@ -1,0 +1,116 @@
+/*
+ * faas-agent internals: the gateway-facing server (server.c), the
+ * per-invocation state machine that talks to sandbox runtimes (invoke.c),
+ * the log uploader with its disk spool (logs.c) and the TCP token (auth.c).
+ * Everything runs on one libuv loop; blocking work (sandbox destroy, blob
+ * uploads) goes to the libuv thread pool.
+ */
+#ifndef FAAS_AGENT_H
+#define FAAS_AGENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "blob.h"
+#include "error.h"
+#include "faas.pb-c.h"
+#include "frame.h"
+#include "sandbox.h"
+
+#define FAAS_AGENT_MAX_FRAME (8u * 1024 * 1024)
+
+typedef struct faas_agent_s      faas_agent_t;
+typedef struct faas_agent_conn_s faas_agent_conn_t;
+typedef struct faas_logs_s       faas_logs_t;
+
+/* The daemon: configuration and global state, one per process. */
+struct faas_agent_s {
+    uv_loop_t          *loop;
+    json_t             *cfg;
+    faas_sandbox_host_t host;
+    size_t              max_frame;    /* gateway frame limit */
+    size_t              max_inflight; /* agent-wide OVERLOADED threshold */
+    size_t              inflight;     /* invocations in progress */
+    unsigned            spin_us;      /* poll for a lone call's answer */
+    const char         *socket_path;
+    const char         *tcp_listen;
+    const char         *token;
+    uv_pipe_t           unix_listener;
+    uv_tcp_t            tcp_listener;
+    int                 have_unix;
+    int                 have_tcp;
+    int                 stopping;      /* SIGTERM seen: no new connections */
+    uint64_t            stop_deadline; /* uv_now() bound for in-flight calls */
+    uv_timer_t          stop_timer;
+    uv_signal_t         sigterm;
+    uv_signal_t         sigint;
+    uv_signal_t         sighup;
+    void               *sandboxes; /* the sandbox table (invoke.c) */
+    faas_agent_conn_t  *conns;     /* open gateway connections */
+    faas_logs_t        *logs;      /* NULL: logs are not stored */
+};
+
+/* One gateway connection (Unix or TCP). Reference-counted: the handle holds
+ * one reference, each invocation in flight another. */
+struct faas_agent_conn_s {
+    faas_agent_t *agent;
+    union {
+        uv_handle_t h;
+        uv_stream_t s;
+        uv_pipe_t   pipe;
+        uv_tcp_t    tcp;
+    } u;
+    int              is_tcp;
+    int              authed;  /* Unix: always; TCP: after a good hello */
+    int              closing; /* no more reads; answers are dropped */
+    int              close_after_write; /* close once the queued answer left */
+    unsigned         refs;
+    faas_frame_buf_t fb;
+    faas_agent_conn_t *next, *prev;
+};
+
+/* server.c */
+int  faas_agent_server_start(faas_agent_t *a, faas_error_t *err);
+void faas_agent_server_stop(faas_agent_t *a);
+void faas_agent_server_close_conns(faas_agent_t *a);
+/* Sends resp on conn (dropped if the connection is closing). */
+void faas_agent_respond(faas_agent_conn_t *c, const Faas__InvokeResponse *resp);
+void faas_agent_conn_ref(faas_agent_conn_t *c);
+void faas_agent_conn_unref(faas_agent_conn_t *c);
+
+/* invoke.c */
+int faas_invoke_init(faas_agent_t *a, faas_error_t *err);
+/* Starts one invocation; the answer is sent on c later (or at once). */
+void faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
+                       Faas__InvokeRequest *req);
+/* Closes idle runtime connections and frees the table (at exit). */
+void faas_invoke_shutdown(faas_agent_t *a);
+/* 1 if invoke.c has nothing in progress (calls, destroys). */
+int faas_invoke_idle(faas_agent_t *a);
+
+/* logs.c */
+/*
+ * Opens the log pipeline: the blob store from cfg (store_url + S3 options),
+ * the spool directory (created; leftover files are queued for delivery).
+ * Returns NULL with err set on a bad configuration.
+ */
+faas_logs_t *faas_logs_open(uv_loop_t *loop, const json_t *cfg,
+                            const char *spool_dir, faas_error_t *err);
+/* Queues data (copied) for key; delivered in a worker thread, in order. */
+void faas_logs_submit(faas_logs_t *l, const char *key, const char *data,
+                      size_t len);
+/* Makes the log key logs/<name>/<yyyy-mm-dd>/<request-id>.log (UTC). */
+int faas_logs_key(char *buf, size_t len, const char *function,
+                  const char *request_id);
+/* Stops the retry timer; 1 once no upload is in flight (then free it). */
+int faas_logs_quiesce(faas_logs_t *l);
+/* Moves what is still queued in memory to the spool (blocking, at exit). */
+void faas_logs_close(faas_logs_t *l);
+
+/* auth.c */
+/* 1 if the presented token equals the configured one (constant time). */
+int faas_auth_token_ok(const char *expected, const uint8_t *got, size_t len);
+
+#endif
