@@ -55,7 +55,16 @@ typedef struct faas_sandbox_spec_s {
     unsigned       cpu_shares;        /* default 1024 */
     const json_t  *env;               /* object of strings, may be NULL */
     const char    *origin_request_id; /* recorded in meta.json, may be NULL */
+    unsigned       ready_timeout_ms;  /* default 10000: socket + ping answer */
 } faas_sandbox_spec_t;
+
+/*
+ * Fills host from a daemon config object (keys run_dir, cgroup_root,
+ * runtimes_dir, python, node, uid_base, uid_count, freezer; brief defaults).
+ * The strings point into cfg, which must outlive host.
+ */
+int faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,
+                                  faas_error_t *err);
 
 /* 1 if id is "s-" + 16 lowercase hex digits, else 0. */
 int faas_sandbox_id_valid(const char *id);
@@ -98,6 +107,15 @@ int faas_sandbox_meta(const faas_sandbox_host_t *host, const char *id,
 /* Writes the socket path of id into buf. */
 int faas_sandbox_socket_path(const faas_sandbox_host_t *host, const char *id,
                              char *buf, size_t len);
+
+/*
+ * Connects to the runtime socket of id without following a symlink: the
+ * sandbox owns its socket file and could replace it with a link to a host
+ * socket. flags may hold SOCK_NONBLOCK. Returns the connected fd (caller
+ * closes it) or <0 (-ENOTSOCK when the file is not a socket).
+ */
+int faas_sandbox_connect(const faas_sandbox_host_t *host, const char *id,
+                         int flags, faas_error_t *err);
 
 /* Calls fn for each sandbox id present on the host (run dirs and cgroups). */
 int faas_sandbox_list(const faas_sandbox_host_t *host,

@@ -1,0 +1,84 @@
+/*
+ * Internals of the sandbox library, shared by sandbox.c (the public API),
+ * cgroup.c, rootfs.c, seccomp.c and sandbox_init.c (the child side).
+ *
+ * Everything the child processes need is prepared by the caller in a
+ * sbx_launch_t before fork(): the children only make system calls (no
+ * malloc, no stdio), so forking a multi-threaded daemon is safe.
+ */
+#ifndef FAAS_SANDBOX_INT_H
+#define FAAS_SANDBOX_INT_H
+
+#include "sandbox.h"
+#include <limits.h>
+#include <linux/filter.h>
+
+#define SBX_HIERS 4 /* v1: memory, pids, cpu, freezer */
+#define SBX_ENV_MAX 128
+#define SBX_ARGV_MAX 8
+#define SBX_RUN_TMPFS_KB 4096 /* size of the per-sandbox run dir tmpfs */
+
+extern const char *const sbx_v1_hiers[SBX_HIERS];
+
+/* What the two children of faas_sandbox_create need, built before fork. */
+typedef struct sbx_launch_s {
+    /* v1 "tasks" files the sandbox process enters (writing "0" there moves
+     * the calling thread without the global threadgroup lock, hence no RCU
+     * grace period; that process is single-threaded). It is born in the v2
+     * cgroup: clone3 with CLONE_INTO_CGROUP into cg2_fd, or the first child
+     * enters cg2_procs when clone3 lacks it. */
+    char  cg_tasks[SBX_HIERS][PATH_MAX];
+    char  cg2_procs[PATH_MAX];
+    int   cg2_fd;
+    char  root_mnt[PATH_MAX]; /* empty dir the new root tmpfs is mounted on */
+    char  run_dir[PATH_MAX];  /* host <run_dir>/sbx/<id> */
+    char  code_dir[PATH_MAX];
+    char  runtimes_dir[PATH_MAX];
+    char  tmp_opts[64]; /* "size=64m,mode=1777" */
+    char  passwd[512];
+    char  group[256];
+    uid_t uid;
+    gid_t gid;
+    unsigned long      fsize; /* RLIMIT_FSIZE bytes */
+    char              *argv[SBX_ARGV_MAX];
+    char              *envp[SBX_ENV_MAX + 1];
+    struct sock_fprog *seccomp;
+    int log_fd;  /* runtime.log (created by the caller; unused by children) */
+    int info_fd; /* A -> caller: host pid of the runtime */
+    int go_fd;   /* caller -> A and B: one byte each */
+    int err_fd;  /* B -> caller: a sbx_setup_error_t; CLOEXEC */
+    int piv_rd, piv_wr; /* B -> A: root pivoted, detach the old one */
+    int parent_fds[3];  /* the caller's pipe ends, closed in children */
+} sbx_launch_t;
+
+/* What the sandbox's first process reports when a setup step fails. */
+typedef struct sbx_setup_error_s {
+    int  errnum;
+    char step[124];
+} sbx_setup_error_t;
+
+/* sandbox_init.c: runs in the first child; never returns. */
+void sbx_child_main(sbx_launch_t *l) __attribute__((noreturn));
+
+/* rootfs.c: in the sandbox's mount namespace, builds and enters the root.
+ * The old root stays at SBX_OLD_ROOT (a 0700 root-owned dir) for the first
+ * child to detach from outside, off the critical path: the detach waits for
+ * an RCU grace period (~10 ms).
+ * Returns 0 or -1 with *what naming the failed step (errno set). */
+#define SBX_OLD_ROOT "/.oldroot"
+int sbx_rootfs_setup(const sbx_launch_t *l, const char **what);
+
+/* seccomp.c: the compiled filter (built once per process, then cached). */
+int sbx_seccomp_prog(struct sock_fprog **prog, faas_error_t *err);
+
+/* cgroup.c */
+int sbx_cgroup_path(char *buf, size_t len, const char *hier,
+                    const faas_sandbox_host_t *host, const char *id);
+int sbx_cgroup_create(const faas_sandbox_host_t *host, const char *id,
+                      const faas_sandbox_spec_t *spec, faas_error_t *err);
+int sbx_cgroup_remove(const faas_sandbox_host_t *host, const char *id,
+                      faas_error_t *err);
+int sbx_cgroup_host_init(const faas_sandbox_host_t *host, faas_error_t *err);
+int sbx_write_file(const char *path, const char *val, faas_error_t *err);
+
+#endif

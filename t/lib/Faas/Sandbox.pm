@@ -1,0 +1,172 @@
+package Faas::Sandbox;
+# Helpers for the sandbox tests (t/sandbox/): a config for objs/faas-sandbox
+# under work_dir(), a tiny stand-alone Python runtime (so these tests do not
+# depend on provisioner/runtimes), and wrappers around the tool.
+#
+#   my $cfg = sandbox_config(runtime => 'test');   # or 'real'
+#   my $id  = sbx_create($cfg, code => $dir, handler => 'h.handler');
+#   my $ans = sbx_invoke($cfg, $id, {k => 1});     # decoded JSON or undef
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Path qw(make_path);
+use Faas::Test;
+
+our @EXPORT = qw(
+    sandbox_config sbx sbx_create sbx_invoke sbx_destroy write_handler
+    cg_file real_runtime_dir
+);
+
+# A one-file runtime following the brief's contract, enough for the tests:
+# imports FAAS_HANDLER from /var/task before binding FAAS_SOCKET, answers
+# pings and invokes (the handler's return value is the "response").
+my $TEST_RUNTIME = <<'PY';
+import os, sys, struct, socket, json, importlib, traceback
+sys.path.insert(0, os.environ['FAAS_TASK_ROOT'])
+mod_name, fn_name = os.environ['FAAS_HANDLER'].rsplit('.', 1)
+if os.environ.get('TEST_RUNTIME_FAIL'):
+    sys.stderr.write('test runtime: failing on purpose at start\n')
+    sys.exit(3)
+fn = getattr(importlib.import_module(mod_name), fn_name)
+path = os.environ['FAAS_SOCKET']
+try:
+    os.unlink(path)
+except FileNotFoundError:
+    pass
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+if os.environ.get('TEST_RUNTIME_BIND_EXIT'):
+    sys.stderr.write('test runtime: exiting after bind\n')
+    sys.exit(4)
+srv.listen(8)
+
+def recv_all(c, n):
+    b = b''
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d:
+            return None
+        b += d
+    return b
+
+while True:
+    c, _ = srv.accept()
+    while True:
+        h = recv_all(c, 4)
+        if h is None:
+            break
+        req = json.loads(recv_all(c, struct.unpack('>I', h)[0]))
+        if req.get('ping') and os.environ.get('TEST_RUNTIME_BAD_PING'):
+            ans = {'id': req['id'], 'ok': False}
+        elif req.get('ping'):
+            ans = {'id': req['id'], 'ok': True, 'pong': True}
+        else:
+            try:
+                ans = {'id': req['id'], 'ok': True,
+                       'response': fn(req.get('event'), req.get('context'))}
+            except Exception as e:
+                ans = {'id': req['id'], 'ok': False,
+                       'error': {'type': type(e).__name__, 'message': str(e),
+                                 'trace': traceback.format_exc()}}
+        out = json.dumps(ans).encode()
+        c.sendall(struct.pack('>I', len(out)) + out)
+    c.close()
+PY
+
+sub real_runtime_dir { faas_root() . '/provisioner/runtimes' }
+
+# Writes <work>/<name>.json for faas-sandbox. runtime => 'test' (default)
+# uses the tiny runtime above, 'real' the project's provisioner/runtimes.
+sub sandbox_config {
+    my (%o) = @_;
+    my $work = work_dir();
+    my $name = $o{name} // 'sandbox';
+    my $rt = $o{runtime} // 'test';
+    my $rtdir;
+    if ($rt eq 'real') {
+        $rtdir = real_runtime_dir();
+    } else {
+        $rtdir = "$work/runtimes";
+        write_file("$rtdir/python/bootstrap.py", $TEST_RUNTIME);
+    }
+    my $cfg = {
+        run_dir      => "$work/run",
+        cgroup_root  => cgroup_root(),
+        runtimes_dir => $rtdir,
+        python       => '/usr/bin/python3',
+        uid_base     => $o{uid_base} // 200000,
+        uid_count    => $o{uid_count} // 1000,
+        freezer      => $o{freezer} // 'v1',
+    };
+    my $file = "$work/$name.json";
+    write_json($file, $cfg);
+    return { file => $file, %$cfg };
+}
+
+# Runs objs/faas-sandbox -c CFG @args. Returns (exit code, stdout, stderr).
+sub sbx {
+    my ($cfg, @args) = @_;
+    my $bin = $ENV{FAAS_SANDBOX_BIN} // objs_dir() . '/faas-sandbox';
+    my $out = work_dir() . "/sbx-out.$$";
+    my $errf = work_dir() . "/sbx-err.$$";
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        open(STDOUT, '>', $out) or POSIX::_exit(127);
+        open(STDERR, '>', $errf) or POSIX::_exit(127);
+        exec($bin, '-c', $cfg->{file}, @args) or POSIX::_exit(127);
+    }
+    waitpid($pid, 0);
+    my $rc = $? >> 8;
+    my ($o, $e) = (read_file($out) // '', read_file($errf) // '');
+    unlink $out, $errf;
+    return ($rc, $o, $e);
+}
+
+# Creates a sandbox; returns its id or dies with the tool's message.
+sub sbx_create {
+    my ($cfg, %o) = @_;
+    my @args = ('create', '--function', $o{function} // 'fn',
+                '--version', $o{version} // 1,
+                '--runtime', $o{runtime} // 'python3',
+                '--handler', $o{handler} // 'handler.handler',
+                '--code', $o{code});
+    for my $k (qw(memory timeout pids tmp ready-timeout)) {
+        push @args, "--$k", $o{$k} if defined $o{$k};
+    }
+    push @args, '--env', $_ for @{ $o{env} || [] };
+    my ($rc, $out, $err) = sbx($cfg, @args);
+    chomp $out;
+    return wantarray ? ($rc, $out, $err) : $out;
+}
+
+# Invokes; returns the decoded answer, or undef and the error text.
+sub sbx_invoke {
+    my ($cfg, $id, $event, @opt) = @_;
+    my ($rc, $out, $err) = sbx($cfg, 'invoke', $id,
+                               json_encode($event // {}), @opt);
+    return (undef, $err) if $rc != 0;
+    my $ans = eval { json_decode($out) };
+    return ($ans, $err);
+}
+
+sub sbx_destroy {
+    my ($cfg, $id) = @_;
+    my ($rc, undef, $err) = sbx($cfg, 'destroy', $id);
+    return ($rc, $err);
+}
+
+# write_handler($dir, $python_source): <dir>/handler.py
+sub write_handler {
+    my ($dir, $src) = @_;
+    make_path($dir);
+    write_file("$dir/handler.py", $src);
+    return $dir;
+}
+
+# cg_file($cfg, 'freezer', $id, 'freezer.state') -> path
+sub cg_file {
+    my ($cfg, $hier, $id, $file) = @_;
+    return "/sys/fs/cgroup/$hier/$cfg->{cgroup_root}/$id/$file";
+}
+
+1;
