@@ -684,24 +684,15 @@ static int
 rconn_open(sbx_t *s, faas_error_t *err)
 {
     faas_agent_t      *a = s->agent;
-    struct sockaddr_un sun;
     cleanup_close int  fd = -1;
     rconn_t           *rc;
     int                ret;
 
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    ret = faas_sandbox_socket_path(&a->host, s->id, sun.sun_path,
-                                   sizeof(sun.sun_path));
-    if (ret < 0) {
-        return faas_error_set(err, ENAMETOOLONG, "socket path of %s", s->id);
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* Never a plain connect(): the sandbox owns its socket file and could
+     * swap it for a symlink to a host socket. */
+    fd = faas_sandbox_connect(&a->host, s->id, SOCK_NONBLOCK, err);
     if (fd < 0) {
-        return faas_error_set(err, errno, "socket");
-    }
-    if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) < 0) {
-        return faas_error_set(err, errno, "connect %s", sun.sun_path);
+        return fd;
     }
     rc = calloc(1, sizeof(*rc));
     if (rc == NULL) {

@@ -29,7 +29,7 @@ faas_name_valid(const char *name, size_t len)
 
 
 int
-faas_sandbox_id_valid(const char *s, size_t len)
+faas_invoker_sandbox_id_valid(const char *s, size_t len)
 {
     size_t i;
 

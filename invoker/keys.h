@@ -18,7 +18,7 @@
 int faas_name_valid(const char *name, size_t len);
 
 /* 1 when s is a sandbox id: "s-" + 16 lowercase hex digits. */
-int faas_sandbox_id_valid(const char *s, size_t len);
+int faas_invoker_sandbox_id_valid(const char *s, size_t len);
 
 /* 1 when s is a request id: 32 lowercase hex digits. */
 int faas_request_id_valid(const char *s, size_t len);

@@ -64,10 +64,10 @@ test_keys(void)
     ok(faas_name_valid(buf, 63), "63 chars ok");
     ok(!faas_name_valid(buf, 64), "64 chars too long");
 
-    ok(faas_sandbox_id_valid("s-0123456789abcdef", 18), "sandbox id ok");
-    ok(!faas_sandbox_id_valid("s-0123456789ABCDEF", 18), "upper hex");
-    ok(!faas_sandbox_id_valid("x-0123456789abcdef", 18), "bad prefix");
-    ok(!faas_sandbox_id_valid("s-0123456789abcde", 17), "short");
+    ok(faas_invoker_sandbox_id_valid("s-0123456789abcdef", 18), "sandbox id ok");
+    ok(!faas_invoker_sandbox_id_valid("s-0123456789ABCDEF", 18), "upper hex");
+    ok(!faas_invoker_sandbox_id_valid("x-0123456789abcdef", 18), "bad prefix");
+    ok(!faas_invoker_sandbox_id_valid("s-0123456789abcde", 17), "short");
     ok(faas_request_id_valid("0123456789abcdef0123456789abcdef", 32),
        "request id ok");
     ok(!faas_request_id_valid("0123456789abcdef0123456789abcdeg", 32),

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# bench/agent/run.sh: faas-agent throughput and latency.
+#
+# Creates SANDBOXES (default 8) Python sandboxes with a trivial handler, starts
+# faas-agent on a Unix socket, and runs faas-invoke at concurrency 1 and 64
+# (every call thaws and freezes its sandbox). Prints invocations/s and
+# p50/p99 latency as measured by the client (request written -> answer read).
+#
+#   bench/agent/run.sh                 # N1=20000 calls at c=1, N64=200000 at c=64
+#   SANDBOXES=16 N64=500000 bench/agent/run.sh
+#
+# Targets: p50 <= 100 us at c=1, >= 15,000/s at c=64. Each is run twice:
+# processes free to use every vCPU, then all pinned to vCPU 0.
+# faas-invoke lends each request a free sandbox (like the gateway's idle
+# list), so at c=64 at most SANDBOXES calls run in the agent at once; the
+# other requests wait in the client, and their wait counts in the latency.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+OBJS=$ROOT/objs
+SANDBOXES=${SANDBOXES:-8}
+N1=${N1:-20000}
+N64=${N64:-200000}
+CONNS=${CONNS:-8}
+SPIN_US=${SPIN_US:-0}   # the agent's spin_us (poll for a lone call's answer)
+
+for b in faas-agent faas-invoke faas-sandbox; do
+    [[ -x $OBJS/$b ]] || { echo "bench/agent: $OBJS/$b missing: ./build.sh build" >&2; exit 2; }
+done
+
+W=/tmp/fb-agent-$$
+CG=faas-bench-$$
+mkdir -p "$W/run/sbx" "$W/code"
+AGENT_PID=
+cleanup() {
+    [[ -n $AGENT_PID ]] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null || true
+    "$OBJS/faas-sandbox" -c "$W/sandbox.json" cleanup >/dev/null 2>&1 || true
+    for h in memory freezer pids cpu unified; do
+        d=/sys/fs/cgroup/$h/$CG
+        [[ -d $d ]] || continue
+        [[ -f $d/.pin/freezer.state ]] && echo THAWED >"$d/.pin/freezer.state" 2>/dev/null || true
+        find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        rmdir "$d" 2>/dev/null || true
+    done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+cat >"$W/code/handler.py" <<'PY'
+def handler(event, context):
+    return {"statusCode": 200, "body": "ok"}
+PY
+chmod 755 "$W/code"; chmod 644 "$W/code/handler.py"
+cat >"$W/sandbox.json" <<JSON
+{"run_dir": "$W/run", "cgroup_root": "$CG", "runtimes_dir": "$ROOT/provisioner/runtimes"}
+JSON
+cat >"$W/agent.json" <<JSON
+{"run_dir": "$W/run", "cgroup_root": "$CG", "socket": "$W/agent.sock",
+ "log_level": "warn", "log_file": "$W/agent.log", "spin_us": $SPIN_US}
+JSON
+
+"$OBJS/faas-sandbox" -c "$W/sandbox.json" init
+IDS=()
+for ((i = 0; i < SANDBOXES; i++)); do
+    IDS+=("$("$OBJS/faas-sandbox" -c "$W/sandbox.json" create --function bench \
+        --version 1 --runtime python3 --handler handler.handler --code "$W/code")")
+done
+LIST=$(IFS=,; echo "${IDS[*]}")
+
+"$OBJS/faas-agent" -c "$W/agent.json" &
+AGENT_PID=$!
+for _ in $(seq 100); do [[ -S $W/agent.sock ]] && break; sleep 0.05; done
+
+echo "faas-agent bench: $SANDBOXES python sandboxes, freeze+thaw on every call, spin_us $SPIN_US ($(nproc) vCPUs, load $(cut -d' ' -f1 /proc/loadavg))"
+# warm-up: connections to every runtime, caches
+"$OBJS/faas-invoke" -a "unix:$W/agent.sock" -s "$LIST" -f bench -n 2000 -c "$SANDBOXES" -q >/dev/null 2>&1
+
+# pin CPUS: the agent, every sandbox process and the client on those vCPUs.
+# Cross-vCPU wake-ups cost ~35 us each in this VM (DESIGN.md section 6), and a
+# call has four of them (client -> agent -> runtime -> agent -> client).
+PIN=all
+pin() {
+    local cpus=$1 id p
+    PIN=$cpus
+    taskset -p -c "$cpus" "$AGENT_PID" >/dev/null
+    for id in "${IDS[@]}"; do
+        for p in $(cat "/sys/fs/cgroup/pids/$CG/$id/cgroup.procs"); do
+            taskset -p -c "$cpus" "$p" >/dev/null
+        done
+    done
+}
+
+run() {
+    local c=$1 n=$2 k=$3
+    taskset -c "$PIN_CLIENT" "$OBJS/faas-invoke" -a "unix:$W/agent.sock" -s "$LIST" -f bench \
+        -n "$n" -c "$c" -k "$k" -q 2>/dev/null | tail -1 | /usr/bin/python3 -c '
+import json, sys
+s = json.loads(sys.stdin.read())
+print("c=%-3d %8d calls  %9.0f invocations/s  p50 %5d us  p99 %6d us  %s  cpus %s" % (
+    s["concurrency"], s["invocations"], s["per_second"], s["p50_us"], s["p99_us"],
+    json.dumps(s["statuses"]), sys.argv[1]))' "$PIN"
+}
+ALL=0-$(($(nproc) - 1))
+PIN_CLIENT=$ALL
+pin "$ALL"
+run 1 "$N1" 1
+run 64 "$N64" "$CONNS"
+PIN_CLIENT=0
+pin 0
+run 1 "$N1" 1
+run 64 "$N64" "$CONNS"
