@@ -1,0 +1,125 @@
+# Faults: Redis stopped and started again, clients that go away while
+# waiting for a sandbox or during the agent call, an agent killed mid-call,
+# `nginx -s reload` with calls in flight.
+use lib 't/lib';
+use Test::More;
+use Faas::Test;
+use Faas::Nginx;
+use Faas::Agent;
+use File::Path qw(make_path);
+use Time::HiRes qw(sleep time);
+
+plan skip_all => 'objs/faas-sandbox, objs/faas-agent or the runtimes are not built'
+    unless have_sandboxes() && -x objs_dir() . '/faas-agent';
+
+my $redis = start_redis();
+my $r = redis_client($redis);
+my $agent = start_agent();
+my $ep = "unix:$agent->{socket}";
+my $code = write_handler('slow', 'handler.py' => <<'PY');
+import time
+def handler(event, context):
+    s = float((event.get("queryStringParameters") or {}).get("s", "0"))
+    time.sleep(s)
+    return {"statusCode": 200, "body": "slept %s" % s}
+PY
+my $sid = sandbox_create($agent, function => 'slow', code => $code);
+$r->hset('faas:fn:slow', rid => 'slow@1', name => 'slow', version => 1,
+         owner => 'alice', runtime => 'python3', handler => 'handler.handler',
+         code_key => 'code/slow/1/x.zip', code_sha256 => 'x', memory_mb => 128,
+         timeout_ms => 10000, max_concurrency => 0, keep_alive_s => 60,
+         public => 1, env => '{}', keys => '');
+my $idle = 'faas:idle:{slow@1}';
+my $entry = "$sid|$ep|-";
+$r->rpush($idle, $entry);
+
+my $ng = start_nginx(
+    http_config => "faas_redis $redis->{addr}; faas_redis_timeout 1s;",
+    config => 'location /fn/ { faas_function on; faas_cold_start_timeout 5s; }');
+my $port = $ng->{port};
+
+my $res = http_request($port, 'GET', '/fn/slow');
+is($res->{status}, 200, 'a call works');
+
+# --- client abort while waiting for a sandbox (BLPOP) ----------------------
+$r->lpop($idle);
+http_request($port, 'GET', '/fn/slow', abort_after => 0.5);
+sleep 0.3;
+$r->rpush($idle, $entry);
+ok(wait_until(sub { $r->llen($idle) == 1 }, 10),
+   'client gone during BLPOP: the sandbox it was handed is pushed back');
+sleep 0.5;
+is($r->llen($idle), 1, '... and stays listed once');
+$res = http_request($port, 'GET', '/fn/slow');
+is($res->{status}, 200, '... and serves the next call');
+
+# --- client abort during the agent call ------------------------------------
+my $nrec = $r->llen('faas:records');
+http_request($port, 'GET', '/fn/slow?s=1', abort_after => 0.4);
+is($r->llen($idle), 0, 'client gone during the call: the sandbox is busy');
+ok(wait_until(sub { $r->llen($idle) == 1 }, 10), '... and back once the call ends');
+ok(wait_until(sub { $r->llen('faas:records') == $nrec + 1 }, 5), '... with its record');
+$res = http_request($port, 'GET', '/fn/slow');
+is($res->{status}, 200, '... and serves the next call');
+
+# --- nginx -s reload with a call in flight ----------------------------------
+# (not under valgrind, where nginx runs as a single process without workers)
+SKIP: {
+skip 'reload needs worker processes (valgrind run)', 7 if $ENV{FAAS_NGINX_VALGRIND};
+my $inflight = http_start($port, 'GET', '/fn/slow?s=1.5');
+ok(wait_until(sub { $r->llen($idle) == 0 }, 5), 'a long call is in flight');
+my $log_off = error_log_size();
+reload_nginx();
+ok(wait_until(sub { error_log_since($log_off) =~ /reconfiguring/ }, 10), 'nginx reloads');
+my $ires = http_collect($inflight);
+is($ires->{status}, 200, 'the call in flight completes across the reload');
+is($ires->{body}, 'slept 1.5', '... with its answer');
+ok(wait_until(sub { $r->llen($idle) == 1 }, 5), '... and returns its sandbox');
+$res = http_request($port, 'GET', '/fn/slow');
+is($res->{status}, 200, 'new calls work after the reload');
+
+}
+
+# --- Redis stopped, then started again on the same port ----------------------
+my $rport = $redis->{port};
+stop_proc($redis);
+my $t0 = time;
+$res = http_request($port, 'GET', '/fn/slow', timeout => 10);
+is($res->{status}, 503, 'Redis down: 503');
+like($res->{body}, qr/Redis is unavailable/, '... with a clear body');
+$res = http_request($port, 'GET', '/fn/slow', timeout => 10);
+is($res->{status}, 503, 'still 503 while it is down');
+my $rdir = work_dir() . "/redis-$rport-again";
+make_path($rdir);
+my $redis2 = spawn("redis-again", ['redis-server', '--port', $rport, '--bind', '127.0.0.1',
+                                   '--save', '', '--appendonly', 'no', '--dir', $rdir,
+                                   '--daemonize', 'no', '--loglevel', 'warning']);
+wait_port($rport) or die 'redis did not restart';
+$redis2->{addr} = "127.0.0.1:$rport";
+$r = redis_client($redis2);
+$r->hset('faas:fn:slow', rid => 'slow@1', name => 'slow', version => 1,
+         owner => 'alice', runtime => 'python3', handler => 'handler.handler',
+         timeout_ms => 10000, max_concurrency => 0, public => 1);
+$r->rpush($idle, $entry);
+my $ok = wait_until(sub {
+    my $x = http_request($port, 'GET', '/fn/slow', timeout => 10);
+    return $x->{status} == 200;
+}, 20, 0.2);
+ok($ok, 'Redis back: calls succeed again without restarting nginx');
+like(read_file(work_dir() . '/nginx/logs/error.log'), qr/command connection lost/,
+     'the lost connection was logged');
+
+# --- the agent killed during a call ------------------------------------------
+my $call = http_start($port, 'GET', '/fn/slow?s=3');
+ok(wait_until(sub { $r->llen($idle) == 0 }, 5), 'a call is running');
+sleep 0.5;
+kill_proc($agent);
+$res = http_collect($call);
+is($res->{status}, 502, 'agent killed mid-call: 502');
+like($res->{body}, qr/agent connection lost/, '... with a clear body');
+sleep 0.3;
+is($r->llen($idle), 0, '... and the entry is dropped, not returned');
+
+stop_nginx();
+system(objs_dir() . '/faas-sandbox', '-c', sandbox_config($agent), 'cleanup');
+faas_finish();

@@ -1,0 +1,184 @@
+# The warm path with a real faas-agent and sandboxes made by faas-sandbox:
+# an idle entry put by the test is taken by LPOP, the function answers
+# through the agent, the entry goes back and an ExecutionRecord is written.
+use lib 't/lib';
+use Test::More;
+use Faas::Test;
+use Faas::Nginx;
+use Faas::Agent;
+
+plan skip_all => 'objs/faas-sandbox, objs/faas-agent or the runtimes are not built'
+    unless have_sandboxes() && -x objs_dir() . '/faas-agent';
+
+my $redis = start_redis();
+my $r = redis_client($redis);
+my $agent = start_agent(store => "file://" . work_dir() . "/store", tcp => 1,
+                        token => 'tok-123');
+
+my $code = write_handler('hello', 'handler.py' => <<'PY');
+import json
+def handler(event, context):
+    print("called", event["rawPath"])
+    if event.get("rawPath") == "/fail":
+        raise ValueError("boom")
+    if event.get("rawPath") == "/len":
+        return {"statusCode": 200, "body": str(len(event["body"] or ""))}
+    if event.get("rawPath") == "/created":
+        return {"statusCode": 201, "headers": {"X-Mine": "yes", "Content-Type": "text/x-test"},
+                "body": "made"}
+    return {"path": event["rawPath"], "method": event["requestContext"]["http"]["method"],
+            "v1method": event["httpMethod"], "query": event["queryStringParameters"],
+            "body": event["body"], "b64": event["isBase64Encoded"],
+            "rid": event["requestContext"]["requestId"],
+            "hdr": event["headers"].get("x-test"),
+            "key": event["headers"].get("x-faas-key"),
+            "fn": context.function_name if hasattr(context, "function_name") else None}
+PY
+my $s1 = sandbox_create($agent, function => 'hello', code => $code);
+my $s2 = sandbox_create($agent, function => 'hello', code => $code);
+my $ep = "unix:$agent->{socket}";
+
+$r->hset('faas:fn:hello', rid => 'hello@1', name => 'hello', version => 1,
+         owner => 'alice', runtime => 'python3', handler => 'handler.handler',
+         code_key => 'code/hello/1/x.zip', code_sha256 => 'x', memory_mb => 128,
+         timeout_ms => 5000, max_concurrency => 0, keep_alive_s => 60,
+         public => 1, env => '{}', keys => '');
+my $idle = 'faas:idle:{hello@1}';
+$r->rpush($idle, "$s1|$ep|-");
+
+my $ng = start_nginx(http_config => "faas_redis $redis->{addr}; faas_agent_token tok-123;",
+                     config => 'location /fn/ { faas_function on; }');
+my $port = $ng->{port};
+
+# 1. a warm call
+my $res = http_request($port, 'POST', '/fn/hello/items/7?a=1&a=2&b=x%20y',
+                       headers => { 'X-Test' => 'hi', 'X-Faas-Key' => 'secret' },
+                       body => '{"k":1}');
+is($res->{status}, 200, 'warm call: 200') or diag explain $res;
+is($res->{headers}{'x-faas-start'}, 'warm', 'X-Faas-Start: warm');
+my $rid = $res->{headers}{'x-faas-request-id'} // '';
+like($rid, qr/^[0-9a-f]{32}$/, 'X-Faas-Request-Id');
+my $ev = eval { json_decode($res->{body}) } // {};
+is($ev->{path}, '/items/7', 'rawPath is the path below the function');
+is($ev->{method}, 'POST', 'method');
+is($ev->{v1method}, 'POST', 'v1 httpMethod');
+is_deeply($ev->{query}, { a => '1,2', b => 'x y' }, 'query parameters');
+is($ev->{body}, '{"k":1}', 'body');
+ok(!$ev->{b64}, 'text body not base64');
+is($ev->{rid}, $rid, 'the event carries the request id');
+is($ev->{hdr}, 'hi', 'request headers passed');
+ok(!defined $ev->{key}, 'the access key is not passed to the function');
+ok(wait_until(sub { $r->llen($idle) == 1 }, 5), 'the entry is back on the idle list');
+is(($r->lrange($idle, 0, -1))[0], "$s1|$ep|-", '... unchanged');
+ok(wait_until(sub { $r->llen('faas:records') == 1 }, 5), 'one execution record');
+
+sub pb_decode { Faas::Agent::pb_decode(@_) }
+my $rec = pb_decode(($r->lrange('faas:records', 0, -1))[0]);
+is($rec->{1}[0], $rid, 'record: request id');
+is($rec->{2}[0], 'hello', 'record: function');
+is($rec->{3}[0], 1, 'record: version');
+is($rec->{5}[0], 2, 'record: start type WARM');
+ok(!defined $rec->{6}[0], 'record: status OK');
+is($rec->{7}[0], 200, 'record: http status');
+ok(($rec->{8}[0] // 0) > 0, 'record: agent duration');
+ok(($rec->{9}[0] // 0) >= ($rec->{8}[0] // 0), 'record: total >= duration');
+ok(!defined $rec->{10}[0], 'record: no cold start time');
+is($rec->{13}[0], $ep, 'record: agent endpoint');
+ok(abs(($rec->{14}[0] // 0) / 1000 - time) < 60, 'record: timestamp');
+is($rec->{15}[0], $s1, 'record: sandbox id');
+like($rec->{12}[0] // '', qr{^logs/hello/\d{4}-\d\d-\d\d/$rid\.log$}, 'record: log key');
+
+# 2. a status and headers from the function
+$res = http_request($port, 'GET', '/fn/hello/created');
+is($res->{status}, 201, 'function status passed');
+is($res->{headers}{'x-mine'}, 'yes', 'function header passed');
+is($res->{headers}{'content-type'}, 'text/x-test', 'function content type');
+is($res->{body}, 'made', 'function body');
+
+# 3. a handler exception: 502 with errorType, sandbox kept
+$res = http_request($port, 'GET', '/fn/hello/fail');
+is($res->{status}, 502, 'handler exception: 502');
+like($res->{body}, qr/"errorType"\s*:\s*"ValueError"/, '... errorType');
+ok(wait_until(sub { $r->llen($idle) == 1 }, 5), '... the sandbox is returned');
+
+# 4. kept-alive agent connections: several calls in a row, all warm
+my $warm = 0;
+for (1 .. 5) {
+    $res = http_request($port, 'GET', '/fn/hello/x');
+    $warm++ if $res->{status} == 200 && $res->{headers}{'x-faas-start'} eq 'warm';
+}
+is($warm, 5, '5 warm calls in a row');
+
+# 5. SANDBOX_GONE: an entry for a sandbox the agent does not know is dropped
+# and the call is retried on the next entry
+$r->del($idle);
+$r->rpush($idle, "s-00000000deadbeef|$ep|-", "$s2|$ep|-");
+$res = http_request($port, 'GET', '/fn/hello/x');
+is($res->{status}, 200, 'SANDBOX_GONE: retried on another sandbox');
+ok(wait_until(sub { $r->llen($idle) == 1 }, 5), '... one entry left');
+is(($r->lrange($idle, 0, -1))[0], "$s2|$ep|-", '... the gone one was dropped');
+
+# 6. an unreachable agent: entry dropped, retried
+$r->del($idle);
+$r->rpush($idle, "s-00000000deadbee0|unix:/nonexistent/agent.sock|-", "$s1|$ep|-");
+$res = http_request($port, 'GET', '/fn/hello/x');
+is($res->{status}, 200, 'unreachable agent: retried on another sandbox');
+ok(wait_until(sub { $r->llen($idle) == 1 }, 5), '... the unreachable entry dropped');
+
+# 7. a malformed entry is dropped and logged
+$r->del($idle);
+$r->rpush($idle, "garbage", "$s1|$ep|-");
+my $off = error_log_size();
+$res = http_request($port, 'GET', '/fn/hello/x');
+is($res->{status}, 200, 'malformed entry skipped');
+like(error_log_since($off), qr/dropped a bad entry of faas:idle:\{hello\@1\}/,
+     '... and logged');
+
+# 8. binary body: base64
+$res = http_request($port, 'POST', '/fn/hello/bin', body => "\xff\x00\x01");
+$ev = eval { json_decode($res->{body}) } // {};
+ok($ev->{b64}, 'binary body: isBase64Encoded');
+is($ev->{body}, '/wAB', '... base64 body');
+
+# 9. a body larger than client_body_buffer_size (read from nginx's temp file)
+$res = http_request($port, 'POST', '/fn/hello/len', body => 'y' x 300000);
+is($res->{status}, 200, 'large body: 200');
+is($res->{body}, '300000', '... the function got all of it');
+
+# 10. HEAD: headers only
+$res = http_request($port, 'HEAD', '/fn/hello/x');
+is($res->{status}, 200, 'HEAD: 200');
+is($res->{body}, '', '... without a body');
+is($res->{headers}{'x-faas-start'}, 'warm', '... with the faas headers');
+
+# 11. an agent over TCP, with the token
+my $tep = "tcp:127.0.0.1:$agent->{tcp_port}";
+$r->del($idle);
+$r->rpush($idle, "$s1|$tep|-");
+$res = http_request($port, 'GET', '/fn/hello/tcp');
+is($res->{status}, 200, 'TCP agent endpoint with the token: 200');
+ok(wait_until(sub { $r->llen($idle) == 1 }, 5), '... the entry is returned');
+$res = http_request($port, 'GET', '/fn/hello/tcp');
+is($res->{status}, 200, '... again over the kept-alive connection');
+
+# a gateway with the wrong token: refused, nothing ran, the entry is kept
+my $ng2 = start_nginx(http_config => "faas_redis $redis->{addr}; faas_agent_token wrong;",
+                      config => 'location /fn/ { faas_function on; }');
+ok(wait_until(sub { $r->llen($idle) == 1 }, 5), 'entry listed');
+$off = error_log_size();
+$res = http_request($ng2->{port}, 'GET', '/fn/hello/tcp');
+is($res->{status}, 502, 'wrong agent token: 502');
+ok(wait_until(sub { $r->llen($idle) == 1 }, 5), '... the entry stays listed');
+like(error_log_since($off), qr/refused the call/, '... and the refusal is logged');
+$port = $ng2->{port};
+
+# 12. access log variables
+stop_nginx();
+my $alog = read_file(work_dir() . '/nginx/logs/access.log') // '';
+like($alog, qr/"GET \/fn\/hello\/created HTTP\/1.1" 201 [0-9a-f]{32} hello warm OK/,
+     'access log: $faas_request_id $faas_function $faas_start $faas_status');
+like($alog, qr/"GET \/fn\/hello\/fail HTTP\/1.1" 502 [0-9a-f]{32} hello warm FUNCTION_ERROR/,
+     'access log: FUNCTION_ERROR');
+
+sandbox_destroy($agent, $_) for $s1, $s2;
+faas_finish();
