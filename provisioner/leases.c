@@ -1,0 +1,394 @@
+/*
+ * Shard leadership (DESIGN.md section 4, "Leases").
+ *
+ * Every heartbeat_ms: ZADD faas:prov:hosts <now> <host_id>; count the hosts
+ * seen within one lease period (N); extend the leases held (Lua
+ * compare-and-extend); then aim at ceil(S / N) shards: take free ones with
+ * SET NX PX, or hand surplus ones over. A shard being handed over is first
+ * dropped from the BLPOP key set and its lease is deleted (compare-and-delete)
+ * only once no BLPOP that names it is outstanding, so a request is never
+ * popped by a host that no longer leads its shard, and nothing queued is lost.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "prov.h"
+
+static const char *EXTEND_LUA =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+static const char *RELEASE_LUA =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) else return 0 end";
+
+static faas_prov_t *g_prov;
+static int     tick_pending;
+/* When the extensions/acquisitions of this tick were sent: a lease is
+ * counted from then, not from the reply, so it never outlives Redis' TTL. */
+static uint64_t tick_sent_ms;
+static void  (*release_done)(faas_prov_t *p);
+static int     release_pending;
+
+
+static void
+lease_key(char *buf, size_t len, unsigned shard)
+{
+    snprintf(buf, len, "faas:prov:lease:%u", shard);
+}
+
+
+static unsigned
+held_count(faas_prov_t *p)
+{
+    unsigned i, n = 0;
+
+    for (i = 0; i < p->shards; i++) {
+        n += p->held[i] && !p->releasing[i];
+    }
+    return n;
+}
+
+
+static void
+tick_done(faas_prov_t *p)
+{
+    p->lease_tick_busy = 0;
+    if (!p->blpop_pending) {
+        faas_prov_leases_flush(p);
+    }
+    faas_prov_queue_kick(p);
+}
+
+
+static void
+acquire_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_t     *p = g_prov;
+    redisReply *r = reply;
+    unsigned    shard = (unsigned) (uintptr_t) data;
+
+    (void) ac;
+    if (r != NULL && r->type == REDIS_REPLY_STATUS
+        && strcmp(r->str, "OK") == 0) {
+        p->held[shard] = 1;
+        p->releasing[shard] = 0;
+        p->lease_ok_ms[shard] = tick_sent_ms;
+        faas_info(NULL, "lease: took shard %u", shard);
+    }
+    if (--tick_pending == 0) {
+        tick_done(p);
+    }
+}
+
+
+static void
+mget_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_t     *p = g_prov;
+    redisReply *r = reply;
+    unsigned    target, have, i, j, start, want, shard;
+    char        key[64], px[32];
+
+    (void) ac;
+    (void) data;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != p->shards) {
+        tick_done(p);
+        return;
+    }
+    target = (p->shards + p->live_hosts - 1) / p->live_hosts;
+    have = held_count(p);
+    if (have > target) {
+        /* Hand the surplus over, from the highest shard down. */
+        for (i = p->shards; i-- > 0 && have > target;) {
+            if (p->held[i] && !p->releasing[i]) {
+                p->releasing[i] = 1;
+                have--;
+                faas_info(NULL, "lease: handing shard %u over", i);
+            }
+        }
+        tick_done(p);
+        return;
+    }
+    want = target - have;
+    /* Leases still carrying our id (a restart with the same host id). */
+    for (i = 0; i < p->shards && want > 0; i++) {
+        if (!p->held[i] && r->element[i]->type == REDIS_REPLY_STRING
+            && strcmp(r->element[i]->str, p->host_id) == 0) {
+            p->held[i] = 1;
+            p->releasing[i] = 0;
+            p->lease_ok_ms[i] = faas_prov_now_ms() - p->lease_ms / 2;
+            want--;
+            faas_info(NULL, "lease: kept shard %u", i);
+        }
+    }
+    tick_pending = 1;
+    start = 0;
+    for (i = 0; p->host_id[i] != '\0'; i++) {
+        start = start * 31 + (unsigned char) p->host_id[i];
+    }
+    start %= p->shards;
+    snprintf(px, sizeof(px), "%u", p->lease_ms);
+    tick_sent_ms = faas_prov_now_ms();
+    for (j = 0; j < p->shards && want > 0; j++) {
+        shard = (start + j) % p->shards;
+        if (p->held[shard] || r->element[shard]->type != REDIS_REPLY_NIL) {
+            continue;
+        }
+        lease_key(key, sizeof(key), shard);
+        if (faas_prov_redis_cmd(&p->cmd, acquire_cb, (void *) (uintptr_t) shard,
+                           "SET %s %s NX PX %s", key, p->host_id, px)
+            == 0) {
+            tick_pending++;
+            want--;
+        }
+    }
+    if (--tick_pending == 0) {
+        tick_done(p);
+    }
+}
+
+
+static void
+start_mget(faas_prov_t *p)
+{
+    const char **argv;
+    char        *keys;
+    unsigned     i;
+
+    argv = calloc(p->shards + 1, sizeof(*argv));
+    keys = calloc(p->shards, 32);
+    if (argv == NULL || keys == NULL) {
+        free(argv);
+        free(keys);
+        tick_done(p);
+        return;
+    }
+    argv[0] = "MGET";
+    for (i = 0; i < p->shards; i++) {
+        lease_key(keys + i * 32, 32, i);
+        argv[i + 1] = keys + i * 32;
+    }
+    if (faas_prov_redis_cmdargv(&p->cmd, mget_cb, NULL, (int) p->shards + 1,
+                                argv,
+                           NULL)
+        != 0) {
+        tick_done(p);
+    }
+    free(argv);
+    free(keys);
+}
+
+
+static void
+extend_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_t     *p = g_prov;
+    redisReply *r = reply;
+    unsigned    shard = (unsigned) (uintptr_t) data;
+
+    (void) ac;
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        p->lease_ok_ms[shard] = tick_sent_ms;
+    } else if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+        faas_warn(NULL, "lease: lost shard %u", shard);
+        p->held[shard] = 0;
+        p->releasing[shard] = 0;
+    }
+    if (--tick_pending == 0) {
+        start_mget(p);
+    }
+}
+
+
+static void
+hosts_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_t     *p = g_prov;
+    redisReply *r = reply;
+    unsigned    i;
+    uint64_t    now = faas_prov_now_ms();
+    char        key[64], px[32];
+
+    (void) ac;
+    (void) data;
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        tick_done(p);
+        return;
+    }
+    p->live_hosts = r->integer > 0 ? (unsigned) r->integer : 1;
+    snprintf(px, sizeof(px), "%u", p->lease_ms);
+    tick_sent_ms = now;
+    tick_pending = 1;
+    for (i = 0; i < p->shards; i++) {
+        if (!p->held[i]) {
+            continue;
+        }
+        if (p->lease_ok_ms[i] + p->lease_ms <= now) {
+            /* Not extended in time: another host may hold it now. */
+            faas_warn(NULL, "lease: shard %u expired locally", i);
+            p->held[i] = 0;
+            p->releasing[i] = 0;
+            continue;
+        }
+        lease_key(key, sizeof(key), i);
+        if (faas_prov_redis_cmd(&p->cmd, extend_cb, (void *) (uintptr_t) i,
+                           "EVAL %s 1 %s %s %s", EXTEND_LUA, key, p->host_id,
+                           px)
+            == 0) {
+            tick_pending++;
+        }
+    }
+    if (--tick_pending == 0) {
+        start_mget(p);
+    }
+}
+
+
+/* One heartbeat: membership, extension, rebalancing (asynchronous). */
+void
+faas_prov_leases_tick(faas_prov_t *p)
+{
+    uint64_t now = faas_prov_now_ms();
+    char     snow[32], sold[32], sdead[32];
+
+    if (p->lease_tick_busy || p->stopping || !p->cmd.ready) {
+        return;
+    }
+    snprintf(snow, sizeof(snow), "%" PRIu64, now);
+    snprintf(sold, sizeof(sold), "%" PRIu64, now - p->lease_ms);
+    snprintf(sdead, sizeof(sdead), "%" PRIu64,
+             now - 20 * (uint64_t) p->lease_ms);
+    if (faas_prov_redis_cmd(&p->cmd, NULL, NULL, "ZADD faas:prov:hosts %s %s",
+                       snow, p->host_id)
+        != 0) {
+        return;
+    }
+    faas_prov_redis_cmd(&p->cmd, NULL, NULL,
+                   "ZREMRANGEBYSCORE faas:prov:hosts -inf (%s", sdead);
+    if (faas_prov_redis_cmd(&p->cmd, hosts_cb, NULL,
+                       "ZCOUNT faas:prov:hosts %s +inf", sold)
+        == 0) {
+        p->lease_tick_busy = 1;
+    }
+}
+
+
+static void
+hb_cb(uv_timer_t *t)
+{
+    faas_prov_leases_tick(t->data);
+}
+
+
+/* Starts the heartbeat timer (first tick at once). */
+void
+faas_prov_leases_start(faas_prov_t *p)
+{
+    g_prov = p;
+    uv_timer_init(p->loop, &p->hb_timer);
+    p->hb_timer.data = p;
+    uv_timer_start(&p->hb_timer, hb_cb, 50, p->heartbeat_ms);
+}
+
+
+/*
+ * Fills keys with malloc'd "faas:prov:q:<n>" for the shards held, not being
+ * handed over and still valid locally. Returns how many.
+ */
+int
+faas_prov_leases_keys(faas_prov_t *p, char **keys, int max)
+{
+    unsigned i;
+    int      n = 0;
+    uint64_t now = faas_prov_now_ms();
+    char     buf[64];
+
+    for (i = 0; i < p->shards && n < max; i++) {
+        if (p->held[i] && !p->releasing[i]
+            && p->lease_ok_ms[i] + p->lease_ms > now) {
+            snprintf(buf, sizeof(buf), "faas:prov:q:%u", i);
+            keys[n] = strdup(buf);
+            if (keys[n] != NULL) {
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+
+static void
+release_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_t *p = g_prov;
+
+    (void) ac;
+    (void) reply;
+    (void) data;
+    if (release_pending > 0 && --release_pending == 0 && release_done) {
+        void (*done)(faas_prov_t *) = release_done;
+
+        release_done = NULL;
+        done(p);
+    }
+}
+
+
+/* Deletes the leases of shards being handed over (no BLPOP names them). */
+void
+faas_prov_leases_flush(faas_prov_t *p)
+{
+    unsigned i;
+    char     key[64];
+
+    for (i = 0; i < p->shards; i++) {
+        if (!p->releasing[i]) {
+            continue;
+        }
+        lease_key(key, sizeof(key), i);
+        faas_prov_redis_cmd(&p->cmd, NULL, NULL, "EVAL %s 1 %s %s", RELEASE_LUA,
+                       key, p->host_id);
+        p->held[i] = 0;
+        p->releasing[i] = 0;
+        faas_info(NULL, "lease: released shard %u", i);
+    }
+}
+
+
+/* Shutdown: releases every lease and leaves faas:prov:hosts, then done(). */
+void
+faas_prov_leases_release_all(faas_prov_t *p, void (*done)(faas_prov_t *p))
+{
+    unsigned i;
+    char     key[64];
+
+    uv_timer_stop(&p->hb_timer);
+    release_done = done;
+    release_pending = 1;
+    for (i = 0; i < p->shards; i++) {
+        if (!p->held[i]) {
+            continue;
+        }
+        lease_key(key, sizeof(key), i);
+        if (faas_prov_redis_cmd(&p->cmd, release_cb, NULL, "EVAL %s 1 %s %s",
+                           RELEASE_LUA, key, p->host_id)
+            == 0) {
+            release_pending++;
+        }
+        p->held[i] = 0;
+        p->releasing[i] = 0;
+    }
+    if (faas_prov_redis_cmd(&p->cmd, release_cb, NULL,
+                            "ZREM faas:prov:hosts %s",
+                       p->host_id)
+        == 0) {
+        release_pending++;
+    }
+    if (--release_pending == 0) {
+        release_done = NULL;
+        done(p);
+    }
+}

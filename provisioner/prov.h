@@ -1,0 +1,263 @@
+/*
+ * faas-provisioner internals (DESIGN.md sections 4 and 6): one daemon per
+ * worker host, one libuv loop. Redis is reached through two hiredis async
+ * connections: `cmd` for every short command and `blk` for the BLPOP on the
+ * queues of the shards this host leads. Blocking work (downloads, unzip,
+ * sandbox create/destroy) runs in the libuv thread pool.
+ *
+ *   main.c        config, start, signals, shutdown
+ *   prov_redis.c  the two connections (connect, AUTH, reconnect)
+ *   leases.c      heartbeat, shard leases, rebalancing
+ *   queue.c       BLPOP of held shards, one job per ProvisionRequest
+ *   code_cache.c  download, sha256, unzip, single-flight, GC
+ *   capacity.c    memory budget and LRU eviction
+ *   sbx_table.c   the sandboxes this host manages, state files, destroy
+ *   reaper.c      keep-alive
+ *   reconcile.c   host <-> Redis reconciliation (start and periodic)
+ */
+#ifndef FAAS_PROV_H
+#define FAAS_PROV_H
+
+#include <stdint.h>
+#include <time.h>
+#include <pthread.h>
+#include <uv.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <jansson.h>
+#include "error.h"
+#include "blob.h"
+#include "sandbox.h"
+#include "faas.pb-c.h"
+
+#define PROV_REASON_MAX 640
+
+typedef struct faas_prov_s faas_prov_t;
+typedef struct faas_prov_job_s faas_prov_job_t;
+typedef struct faas_prov_code_s faas_prov_code_t;
+typedef struct faas_prov_sbx_s faas_prov_sbx_t;
+
+/* ---- Redis (prov_redis.c) ---- */
+
+typedef struct faas_prov_redis_s {
+    faas_prov_t            *prov;
+    const char        *name;      /* "cmd" | "blk", for logs */
+    redisAsyncContext *ac;
+    int                ready;     /* connected and authenticated */
+    uv_timer_t         retry;
+} faas_prov_redis_t;
+
+int faas_prov_redis_start(faas_prov_t *p, faas_prov_redis_t *r,
+                          const char *name);
+void faas_prov_redis_stop(faas_prov_redis_t *r);
+/* redisAsyncCommand on r, or -1 if r is down (the callback is not called). */
+int faas_prov_redis_cmd(faas_prov_redis_t *r, redisCallbackFn *fn, void *data,
+                   const char *fmt, ...);
+int faas_prov_redis_cmdargv(faas_prov_redis_t *r, redisCallbackFn *fn,
+                            void *data,
+                       int argc, const char **argv, const size_t *argvlen);
+
+/* ---- sandboxes (sbx_table.c) ---- */
+
+enum faas_prov_sbx_state {
+    SBX_CREATING = 0,   /* being built, not listed yet */
+    SBX_IDLE,           /* believed to be in its idle list */
+    SBX_BUSY,           /* not in its idle list: popped by a gateway */
+    SBX_DESTROYING,     /* taken out of the list, being destroyed */
+};
+
+struct faas_prov_sbx_s {
+    faas_prov_sbx_t  *next;
+    char         id[FAAS_SANDBOX_ID_LEN + 1];
+    char        *rid;
+    char        *entry;          /* the idle entry last pushed or seen */
+    unsigned     memory_mb;
+    unsigned     keep_alive_s;
+    unsigned     timeout_ms;     /* the function's timeout (0: unknown) */
+    faas_prov_code_t *code;           /* holds one reference, may be NULL */
+    int          state;
+    int          seen;           /* found in the list by the current scan */
+    uint64_t     last_used_ms;   /* created or returned to its list */
+    uint64_t     unlisted_ms;    /* when it was last found missing */
+    int          lrem_pending;
+    int          stuck_logged;   /* a create that never returned, logged */
+};
+
+faas_prov_sbx_t *faas_prov_sbx_find(faas_prov_t *p, const char *id);
+faas_prov_sbx_t *faas_prov_sbx_add(faas_prov_t *p, const char *id,
+                                   const char *rid,
+                         unsigned memory_mb, unsigned keep_alive_s);
+/* Unlinks and frees s (drops its code reference and memory). */
+void faas_prov_sbx_free(faas_prov_t *p, faas_prov_sbx_t *s);
+/* Writes <run_dir>/prov/<id>.json (blocking, small). */
+int faas_prov_sbx_save(faas_prov_t *p, faas_prov_sbx_t *s, faas_error_t *err);
+/*
+ * Destroys s in the thread pool, then removes its state file, DECRs
+ * faas:count:{rid} and frees s. The caller has already taken it out of its
+ * idle list (or it was not listed).
+ */
+void faas_prov_sbx_destroy(faas_prov_t *p, faas_prov_sbx_t *s, const char *why);
+/* "<id>|<endpoint>|<origin or ->" into a new string. */
+char *faas_prov_sbx_entry(faas_prov_t *p, const char *id, const char *origin);
+
+/* ---- code cache (code_cache.c) ---- */
+
+enum faas_prov_code_state { CODE_LOADING = 0, CODE_READY };
+
+struct faas_prov_code_s {
+    faas_prov_code_t *next;
+    char        *name;           /* "<rid>.<sha256>" */
+    char        *dir;            /* <cache_dir>/<name> */
+    char        *key;            /* store key */
+    char         sha256[65];
+    int          state;
+    unsigned     refs;
+    uint64_t     last_used_ms;
+    faas_prov_job_t  *waiters;        /* jobs waiting for LOADING */
+};
+
+typedef void (*faas_prov_code_cb)(faas_prov_t *p, faas_prov_job_t *job,
+                                  faas_prov_code_t *code,
+                             const char *reason);
+
+int faas_prov_code_init(faas_prov_t *p, faas_error_t *err);
+/* Calls cb once, with a referenced READY entry or code NULL and a reason. */
+void faas_prov_code_acquire(faas_prov_t *p, faas_prov_job_t *job,
+                            faas_prov_code_cb cb);
+void faas_prov_code_release(faas_prov_t *p, faas_prov_code_t *c);
+/* Finds a READY entry by its directory (reconciliation); takes a ref. */
+faas_prov_code_t *faas_prov_code_by_dir(faas_prov_t *p, const char *dir);
+void faas_prov_code_gc(faas_prov_t *p);
+/* Blocking helpers (thread pool), exposed for the tool's tests. */
+int faas_prov_code_unzip(const char *zip, const char *dir, faas_error_t *err);
+int faas_prov_code_sha256_file(const char *path, char hex[65],
+                               faas_error_t *err);
+int faas_prov_rm_rf(const char *path);
+
+/* ---- capacity (capacity.c) ---- */
+
+typedef void (*faas_prov_cap_cb)(faas_prov_t *p, faas_prov_job_t *job, int ok);
+/* Makes room for job->memory_mb (evicting LRU idle sandboxes of other
+ * revisions); cb(ok=1) when it fits, cb(ok=0) when the host is full. */
+void faas_prov_capacity_reserve(faas_prov_t *p, faas_prov_job_t *job,
+                                faas_prov_cap_cb cb);
+unsigned faas_prov_capacity_used(faas_prov_t *p);
+
+/* ---- jobs and queue (queue.c) ---- */
+
+struct faas_prov_job_s {
+    faas_prov_job_t       *next;        /* in a waiters list */
+    faas_prov_t           *prov;
+    Faas__ProvisionRequest *req;
+    unsigned          memory_mb;
+    unsigned          keep_alive_s;
+    faas_prov_code_t      *code;
+    faas_prov_sbx_t       *sbx;
+    uint64_t          popped_ms;
+    uint64_t          create_ms;   /* how long faas_sandbox_create took */
+    int               evict_round;
+    int               evict_pending;
+    faas_prov_cap_cb       cap_cb;
+    faas_prov_code_cb      code_cb;
+    faas_error_t      err;
+    int               rc;
+    uv_work_t         work;
+};
+
+void faas_prov_queue_kick(faas_prov_t *p);
+void faas_prov_queue_fail(faas_prov_t *p, const char *rid, const char *origin,
+                     const char *reason);
+
+/* ---- leases (leases.c) ---- */
+
+void faas_prov_leases_start(faas_prov_t *p);
+void faas_prov_leases_tick(faas_prov_t *p);
+/* Appends the queue keys of the shards to consume now; returns the count. */
+int faas_prov_leases_keys(faas_prov_t *p, char **keys, int max);
+/* Called when no BLPOP is outstanding: hands over shards being released. */
+void faas_prov_leases_flush(faas_prov_t *p);
+void faas_prov_leases_release_all(faas_prov_t *p, void (*done)(faas_prov_t *p));
+
+/* ---- reaper and reconciliation ---- */
+
+void faas_prov_reconcile_start(faas_prov_t *p);
+void faas_prov_reconcile_tick(faas_prov_t *p);
+/* Keep-alive decision on one listed idle sandbox, from the scan. */
+void faas_prov_reaper_check(faas_prov_t *p, faas_prov_sbx_t *s, const char *key,
+                       uint64_t now);
+/* LREMs entry of s from key and destroys s only if it was removed. */
+void faas_prov_reaper_take(faas_prov_t *p, faas_prov_sbx_t *s, const char *why,
+                      void (*done)(faas_prov_t *p, faas_prov_sbx_t *s,
+                                   int removed,
+                                   void *data),
+                      void *data);
+
+/* ---- the daemon ---- */
+
+struct faas_prov_s {
+    uv_loop_t          *loop;
+    json_t             *cfg;
+    const char         *host_id;
+    const char         *endpoint;
+    const char         *run_dir;
+    const char         *cache_dir;
+    char               *state_dir;   /* <run_dir>/prov */
+    faas_sandbox_host_t host;
+    faas_blob_store_t  *store;
+    pthread_mutex_t     store_lock;
+
+    unsigned  shards;
+    unsigned  lease_ms;
+    unsigned  heartbeat_ms;
+    unsigned  memory_budget_mb;
+    unsigned  keep_alive_s;
+    unsigned  code_gc_s;
+    unsigned  reconcile_ms;
+    unsigned  grace_ms;
+    unsigned  create_concurrency;
+    unsigned  max_pending;
+    unsigned  err_ttl_s;
+
+    faas_prov_redis_t cmd;
+    faas_prov_redis_t blk;
+
+    /* leases */
+    uint8_t  *held;          /* per shard: 1 held */
+    uint8_t  *releasing;     /* per shard: 1 handing over */
+    uint64_t *lease_ok_ms;   /* last successful acquire/extend */
+    unsigned  live_hosts;
+    uv_timer_t hb_timer;
+    int       lease_tick_busy;
+
+    /* queue */
+    int       blpop_pending;
+    unsigned  jobs;          /* popped and not finished */
+    unsigned  creating;      /* creates running in the thread pool */
+    faas_prov_job_t *create_q, *create_q_tail;
+
+    /* tables */
+    faas_prov_sbx_t  *sbx;
+    faas_prov_code_t *codes;
+    unsigned     used_mb;
+    unsigned     destroying;
+
+    uv_timer_t recon_timer;
+    int        recon_busy;
+    int        recon_done_once;
+
+    uv_signal_t sigterm, sigint;
+    int         stopping;
+    uv_timer_t  stop_timer;
+};
+
+/* Wall-clock milliseconds (heartbeats are compared across hosts). */
+static inline uint64_t
+faas_prov_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+#endif

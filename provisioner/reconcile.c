@@ -1,0 +1,555 @@
+/*
+ * Reconciliation between what exists on this host and what Redis lists.
+ *
+ * At start the sandbox table is rebuilt from <run_dir>/sbx/<id>/meta.json and
+ * this daemon's state files (<run_dir>/prov/<id>.json): nothing is lost by a
+ * restart. Then every reconcile_ms one scan:
+ *   - reads every faas:idle:* list (SCAN + LRANGE) and notes which of our
+ *     sandboxes are listed (a sandbox that reappears was returned: its
+ *     keep-alive restarts; one that disappeared is in use);
+ *   - removes entries of this endpoint whose sandbox we do not know, and
+ *     duplicate entries;
+ *   - destroys sandboxes whose processes are gone (their entries first);
+ *   - re-lists sandboxes that stayed frozen and unlisted beyond grace_ms
+ *     (lost between create and RPUSH, or by a gateway that died holding one);
+ *   - applies keep-alive (reaper.c) and the code cache GC.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "prov.h"
+
+typedef struct list_s {
+    int     ok;
+    size_t  n;
+    char  **e;
+} list_t;
+
+typedef struct scan_s {
+    faas_prov_t  *prov;
+    char   **keys;
+    size_t   nkeys, cap;
+    list_t  *lists;       /* LRANGE results (copied), by key index */
+    size_t   pending;
+    int      failed;      /* a reply was missing: decide nothing */
+} scan_t;
+
+/* RPUSH ARGV[2] unless an entry of sandbox ARGV[1] is already listed. */
+static const char *RELIST_LUA =
+    "local l = redis.call('lrange', KEYS[1], 0, -1) "
+    "for _, e in ipairs(l) do "
+    "if string.sub(e, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then "
+    "return 0 end end "
+    "redis.call('rpush', KEYS[1], ARGV[2]) return 1";
+
+typedef struct lrange_s {
+    scan_t *scan;
+    size_t  idx;
+} lrange_t;
+
+static void scan_step(faas_prov_t *p, scan_t *sc, const char *cursor);
+
+
+static void
+scan_free(scan_t *sc)
+{
+    size_t i, j;
+
+    for (i = 0; i < sc->nkeys; i++) {
+        free(sc->keys[i]);
+        if (sc->lists != NULL) {
+            for (j = 0; j < sc->lists[i].n; j++) {
+                free(sc->lists[i].e[j]);
+            }
+            free(sc->lists[i].e);
+        }
+    }
+    free(sc->keys);
+    free(sc->lists);
+    free(sc);
+}
+
+
+static void
+scan_add_key(scan_t *sc, const char *key)
+{
+    size_t i;
+    char **nk;
+
+    for (i = 0; i < sc->nkeys; i++) {
+        if (strcmp(sc->keys[i], key) == 0) {
+            return;
+        }
+    }
+    if (sc->nkeys == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 16;
+        nk = realloc(sc->keys, sc->cap * sizeof(*nk));
+        if (nk == NULL) {
+            return;
+        }
+        sc->keys = nk;
+    }
+    sc->keys[sc->nkeys] = strdup(key);
+    if (sc->keys[sc->nkeys] != NULL) {
+        sc->nkeys++;
+    }
+}
+
+
+/* 1 when the sandbox still has live processes; *frozen set. */
+static int
+sbx_alive(faas_prov_t *p, faas_prov_sbx_t *s, int *frozen)
+{
+    faas_cgroup_t *cg = NULL;
+    faas_error_t   err;
+    int            n, f;
+
+    *frozen = 0;
+    if (!faas_sandbox_exists(&p->host, s->id)) {
+        return 0;
+    }
+    if (faas_cgroup_open(&p->host, s->id, &cg, &err) < 0) {
+        return 0;
+    }
+    n = faas_cgroup_nprocs(cg);
+    f = faas_cgroup_frozen(cg, &err);
+    faas_cgroup_close(cg);
+    *frozen = f == 1;
+    return n > 0;
+}
+
+
+static void
+dead_lrem_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_sbx_t *s = data;
+    faas_prov_redis_t *r = ac->data;
+    faas_prov_t       *p = r != NULL ? r->prov : NULL;
+
+    (void) reply;
+    s->lrem_pending = 0;
+    if (p != NULL) {
+        faas_prov_sbx_destroy(p, s, "its processes are gone");
+    }
+}
+
+
+static void
+process(faas_prov_t *p, scan_t *sc)
+{
+    faas_prov_sbx_t *s, *next;
+    list_t     *l;
+    size_t      i, j;
+    const char *e, *bar1, *bar2, *open, *close;
+    char        sid[FAAS_SANDBOX_ID_LEN + 1], rid[256], key[512];
+    size_t      eplen = strlen(p->endpoint);
+    uint64_t    now = faas_prov_now_ms();
+    int         frozen;
+
+    for (s = p->sbx; s != NULL; s = s->next) {
+        s->seen = 0;
+    }
+    for (i = 0; i < sc->nkeys; i++) {
+        l = &sc->lists[i];
+        open = strchr(sc->keys[i], '{');
+        close = strrchr(sc->keys[i], '}');
+        if (!l->ok || open == NULL
+            || close == NULL || close <= open
+            || (size_t) (close - open - 1) >= sizeof(rid)) {
+            continue;
+        }
+        memcpy(rid, open + 1, close - open - 1);
+        rid[close - open - 1] = '\0';
+        for (j = 0; j < l->n; j++) {
+            e = l->e[j];
+            bar1 = strchr(e, '|');
+            bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL;
+            if (bar1 == NULL || bar2 == NULL
+                || (size_t) (bar1 - e) != FAAS_SANDBOX_ID_LEN
+                || (size_t) (bar2 - bar1 - 1) != eplen
+                || memcmp(bar1 + 1, p->endpoint, eplen) != 0) {
+                continue;   /* another host's */
+            }
+            memcpy(sid, e, FAAS_SANDBOX_ID_LEN);
+            sid[FAAS_SANDBOX_ID_LEN] = '\0';
+            s = faas_prov_sbx_find(p, sid);
+            if (s == NULL || strcmp(s->rid, rid) != 0) {
+                faas_info(NULL, "reconcile: removing stale entry %s from %s",
+                          e, sc->keys[i]);
+                faas_prov_redis_cmd(&p->cmd, NULL, NULL, "LREM %s 0 %s",
+                               sc->keys[i], e);
+                continue;
+            }
+            if (s->state == SBX_DESTROYING || s->state == SBX_CREATING
+                || s->lrem_pending) {
+                continue;
+            }
+            if (s->seen) {
+                faas_info(NULL, "reconcile: removing duplicate entry %s", e);
+                faas_prov_redis_cmd(&p->cmd, NULL, NULL, "LREM %s -1 %s",
+                               sc->keys[i], e);
+                continue;
+            }
+            s->seen = 1;
+            if (s->state == SBX_BUSY) {
+                s->state = SBX_IDLE;
+                s->last_used_ms = now;   /* returned by a gateway */
+                faas_debug(NULL, "reconcile: %s returned", s->id);
+            }
+            s->unlisted_ms = 0;
+            if (s->entry == NULL || strcmp(s->entry, e) != 0) {
+                if (s->entry != NULL) {
+                    /* Put back by a gateway with another origin: used. */
+                    s->last_used_ms = now;
+                }
+                free(s->entry);
+                s->entry = strdup(e);
+            }
+        }
+    }
+    for (s = p->sbx; s != NULL; s = next) {
+        next = s->next;
+        if (s->state == SBX_CREATING && !s->stuck_logged
+            && now - s->last_used_ms > 60000) {
+            /* faas_sandbox_create has not returned in a minute: its thread
+             * (and create slot) is lost; say so once. */
+            faas_err(NULL, "sandbox %s (%s): create has not returned for "
+                     "%llu s", s->id, s->rid,
+                     (unsigned long long) ((now - s->last_used_ms) / 1000));
+            s->stuck_logged = 1;
+        }
+        if (s->state == SBX_CREATING || s->state == SBX_DESTROYING
+            || s->lrem_pending) {
+            continue;
+        }
+        if (!s->seen) {
+            if (s->state == SBX_IDLE) {
+                s->state = SBX_BUSY;
+                faas_debug(NULL, "reconcile: %s in use", s->id);
+            }
+            if (s->unlisted_ms == 0) {
+                s->unlisted_ms = now;
+            }
+        }
+        if (!sbx_alive(p, s, &frozen)) {
+            faas_warn(NULL, "reconcile: sandbox %s (%s) is gone", s->id,
+                      s->rid);
+            snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
+            if (s->seen && s->entry != NULL
+                && faas_prov_redis_cmd(&p->cmd, dead_lrem_cb, s, "LREM %s 0 %s",
+                                  key, s->entry)
+                       == 0) {
+                s->lrem_pending = 1;
+            } else {
+                faas_prov_sbx_destroy(p, s, "its processes are gone");
+            }
+            continue;
+        }
+        if (s->state == SBX_BUSY && !frozen
+            && now - s->unlisted_ms
+                   > (uint64_t) p->grace_ms
+                         + (s->timeout_ms ? s->timeout_ms : 900000)) {
+            /* Running far beyond its timeout: nobody will return it. */
+            faas_prov_sbx_destroy(p, s, "in use beyond its timeout");
+            continue;
+        }
+        if (s->state == SBX_BUSY && frozen
+            && now - s->unlisted_ms > p->grace_ms) {
+            free(s->entry);
+            s->entry = faas_prov_sbx_entry(p, s->id, NULL);
+            snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
+            if (s->entry != NULL
+                && faas_prov_redis_cmd(&p->cmd, NULL, NULL,
+                                       "EVAL %s 1 %s %s %s",
+                                  RELIST_LUA, key, s->id, s->entry)
+                       == 0) {
+                faas_info(NULL, "reconcile: re-listed %s (%s)", s->id, s->rid);
+                s->state = SBX_IDLE;
+                s->unlisted_ms = 0;
+                s->last_used_ms = now;
+            }
+            continue;
+        }
+        if (s->seen) {
+            faas_prov_reaper_check(p, s, NULL, now);
+        }
+    }
+    faas_prov_code_gc(p);
+}
+
+
+static void
+scan_finish(faas_prov_t *p, scan_t *sc)
+{
+    if (!sc->failed) {
+        process(p, sc);
+    }
+    scan_free(sc);
+    p->recon_busy = 0;
+    p->recon_done_once = 1;
+}
+
+
+static void
+lrange_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    lrange_t   *lr = data;
+    scan_t     *sc = lr->scan;
+    faas_prov_t     *p = sc->prov;
+    redisReply *r = reply;
+    list_t     *l = &sc->lists[lr->idx];
+    size_t      j;
+
+    (void) ac;
+    free(lr);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        sc->failed = 1;
+    }
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
+        l->e = calloc(r->elements + 1, sizeof(*l->e));
+        if (l->e != NULL) {
+            l->ok = 1;
+            for (j = 0; j < r->elements; j++) {
+                if (r->element[j]->type == REDIS_REPLY_STRING
+                    && (l->e[l->n] = strdup(r->element[j]->str)) != NULL) {
+                    l->n++;
+                }
+            }
+        }
+    }
+    if (reply == NULL) {
+        /* The connection went away: give up this scan. */
+        if (--sc->pending == 0) {
+            scan_free(sc);
+            p->recon_busy = 0;
+        }
+        return;
+    }
+    if (--sc->pending == 0) {
+        scan_finish(p, sc);
+    }
+}
+
+
+static void
+lrange_all(faas_prov_t *p, scan_t *sc)
+{
+    faas_prov_sbx_t *s;
+    lrange_t   *lr;
+    size_t      i;
+    char        key[512];
+
+    for (s = p->sbx; s != NULL; s = s->next) {
+        snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
+        scan_add_key(sc, key);
+    }
+    sc->lists = calloc(sc->nkeys + 1, sizeof(*sc->lists));
+    if (sc->lists == NULL) {
+        scan_free(sc);
+        p->recon_busy = 0;
+        return;
+    }
+    sc->pending = 1;
+    for (i = 0; i < sc->nkeys; i++) {
+        lr = calloc(1, sizeof(*lr));
+        if (lr == NULL) {
+            continue;
+        }
+        lr->scan = sc;
+        lr->idx = i;
+        if (faas_prov_redis_cmd(&p->cmd, lrange_cb, lr, "LRANGE %s 0 -1",
+                           sc->keys[i])
+            == 0) {
+            sc->pending++;
+        } else {
+            free(lr);
+        }
+    }
+    if (--sc->pending == 0) {
+        scan_finish(p, sc);
+    }
+}
+
+
+static void
+scan_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    scan_t     *sc = data;
+    faas_prov_t     *p = sc->prov;
+    redisReply *r = reply;
+    size_t      i;
+
+    (void) ac;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        scan_free(sc);
+        p->recon_busy = 0;
+        return;
+    }
+    for (i = 0; i < r->element[1]->elements; i++) {
+        scan_add_key(sc, r->element[1]->element[i]->str);
+    }
+    if (strcmp(r->element[0]->str, "0") == 0) {
+        lrange_all(p, sc);
+        return;
+    }
+    scan_step(p, sc, r->element[0]->str);
+}
+
+
+static void
+scan_step(faas_prov_t *p, scan_t *sc, const char *cursor)
+{
+    if (faas_prov_redis_cmd(&p->cmd, scan_cb, sc,
+                       "SCAN %s MATCH faas:idle:* COUNT 1000", cursor)
+        != 0) {
+        scan_free(sc);
+        p->recon_busy = 0;
+    }
+}
+
+
+/* Starts one scan (asynchronous) unless one is running. */
+void
+faas_prov_reconcile_tick(faas_prov_t *p)
+{
+    scan_t *sc;
+
+    if (p->recon_busy || p->stopping || !p->cmd.ready) {
+        return;
+    }
+    sc = calloc(1, sizeof(*sc));
+    if (sc == NULL) {
+        return;
+    }
+    sc->prov = p;
+    p->recon_busy = 1;
+    scan_step(p, sc, "0");
+}
+
+
+static void
+recon_timer_cb(uv_timer_t *t)
+{
+    faas_prov_reconcile_tick(t->data);
+}
+
+
+static void
+adopt(faas_prov_t *p, const char *id)
+{
+    cleanup_json json_t *meta = NULL, *state = NULL;
+    cleanup_free char *path = NULL;
+    faas_error_t err;
+    const char  *rid, *code_dir;
+    faas_prov_sbx_t  *s;
+    unsigned     mem, ka;
+
+    if (asprintf(&path, "%s/%s.json", p->state_dir, id) < 0) {
+        return;
+    }
+    state = json_load_file(path, 0, NULL);
+    if (faas_sandbox_meta(&p->host, id, &meta, &err) < 0) {
+        meta = NULL;
+    }
+    rid = json_string_value(json_object_get(meta, "rid"));
+    if (rid == NULL) {
+        rid = json_string_value(json_object_get(state, "rid"));
+    }
+    if (rid == NULL) {
+        faas_warn(NULL, "reconcile: %s has no meta.json, destroying it", id);
+        if (faas_sandbox_destroy(&p->host, id, &err) < 0) {
+            faas_err(NULL, "reconcile: destroy %s: %s", id, err.msg);
+        }
+        unlink(path);
+        return;
+    }
+    mem = (unsigned) json_integer_value(json_object_get(meta, "memory_mb"));
+    if (mem == 0) {
+        mem = (unsigned) json_integer_value(json_object_get(state,
+                                                            "memory_mb"));
+    }
+    ka = (unsigned) json_integer_value(json_object_get(state, "keep_alive_s"));
+    s = faas_prov_sbx_add(p, id, rid, mem ? mem : 128,
+                          ka ? ka : p->keep_alive_s);
+    if (s == NULL) {
+        return;
+    }
+    s->timeout_ms =
+        (unsigned) json_integer_value(json_object_get(meta, "timeout_ms"));
+    s->state = SBX_BUSY;   /* the first scan says whether it is listed */
+    code_dir = json_string_value(json_object_get(meta, "code_dir"));
+    if (code_dir == NULL) {
+        code_dir = json_string_value(json_object_get(state, "code_dir"));
+    }
+    if (code_dir != NULL) {
+        s->code = faas_prov_code_by_dir(p, code_dir);
+    }
+    if (state == NULL) {
+        faas_prov_sbx_save(p, s, &err);
+    }
+    faas_info(NULL, "reconcile: found sandbox %s (%s)", id, rid);
+}
+
+
+static int
+valid_id_name(const char *name, size_t suffix)
+{
+    char id[FAAS_SANDBOX_ID_LEN + 1];
+
+    if (strlen(name) != FAAS_SANDBOX_ID_LEN + suffix) {
+        return 0;
+    }
+    memcpy(id, name, FAAS_SANDBOX_ID_LEN);
+    id[FAAS_SANDBOX_ID_LEN] = '\0';
+    return faas_sandbox_id_valid(id);
+}
+
+
+/*
+ * Rebuilds the table from this host's run directories and state files, then
+ * starts the periodic scan (the first one at once).
+ */
+void
+faas_prov_reconcile_start(faas_prov_t *p)
+{
+    cleanup_free char *sbxdir = NULL;
+    DIR           *d;
+    struct dirent *e;
+    char           id[FAAS_SANDBOX_ID_LEN + 1];
+
+    if (asprintf(&sbxdir, "%s/sbx", p->run_dir) >= 0
+        && (d = opendir(sbxdir)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (valid_id_name(e->d_name, 0)
+                && faas_prov_sbx_find(p, e->d_name) == NULL) {
+                adopt(p, e->d_name);
+            }
+        }
+        closedir(d);
+    }
+    /* State files whose sandbox vanished while we were down. */
+    d = opendir(p->state_dir);
+    if (d != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (valid_id_name(e->d_name, 5)
+                && strcmp(e->d_name + FAAS_SANDBOX_ID_LEN, ".json") == 0) {
+                memcpy(id, e->d_name, FAAS_SANDBOX_ID_LEN);
+                id[FAAS_SANDBOX_ID_LEN] = '\0';
+                if (faas_prov_sbx_find(p, id) == NULL) {
+                    adopt(p, id);
+                }
+            }
+        }
+        closedir(d);
+    }
+    uv_timer_init(p->loop, &p->recon_timer);
+    p->recon_timer.data = p;
+    uv_timer_start(&p->recon_timer, recon_timer_cb, 100, p->reconcile_ms);
+}

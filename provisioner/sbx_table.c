@@ -1,0 +1,188 @@
+/*
+ * The sandboxes this provisioner manages: an in-memory list, mirrored in
+ * <run_dir>/prov/<id>.json (what meta.json does not say: keep-alive), and
+ * the one place where a sandbox is destroyed and faas:count:{rid} is DECRed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "prov.h"
+
+typedef struct destroy_s {
+    uv_work_t   work;
+    faas_prov_t     *prov;
+    faas_prov_sbx_t *sbx;
+    char       *why;
+    int         rc;
+    faas_error_t err;
+} destroy_t;
+
+
+/* The sandbox with this id, or NULL. */
+faas_prov_sbx_t *
+faas_prov_sbx_find(faas_prov_t *p, const char *id)
+{
+    faas_prov_sbx_t *s;
+
+    for (s = p->sbx; s != NULL; s = s->next) {
+        if (strcmp(s->id, id) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+
+/*
+ * Adds a sandbox in state SBX_CREATING and counts its memory against the
+ * budget. Returns NULL when out of memory.
+ */
+faas_prov_sbx_t *
+faas_prov_sbx_add(faas_prov_t *p, const char *id, const char *rid,
+                  unsigned memory_mb,
+             unsigned keep_alive_s)
+{
+    faas_prov_sbx_t *s = calloc(1, sizeof(*s));
+
+    if (s == NULL || (s->rid = strdup(rid)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->memory_mb = memory_mb;
+    s->keep_alive_s = keep_alive_s;
+    s->state = SBX_CREATING;
+    s->last_used_ms = faas_prov_now_ms();
+    s->next = p->sbx;
+    p->sbx = s;
+    p->used_mb += memory_mb;
+    return s;
+}
+
+
+/* Unlinks s, gives its memory and code reference back, frees it. */
+void
+faas_prov_sbx_free(faas_prov_t *p, faas_prov_sbx_t *s)
+{
+    faas_prov_sbx_t **pp;
+
+    for (pp = &p->sbx; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    if (s->state != SBX_DESTROYING) {
+        p->used_mb -= s->memory_mb;
+    }
+    faas_prov_code_release(p, s->code);
+    free(s->rid);
+    free(s->entry);
+    free(s);
+}
+
+
+/* "<id>|<endpoint>|<origin or ->", malloc'd. */
+char *
+faas_prov_sbx_entry(faas_prov_t *p, const char *id, const char *origin)
+{
+    char *e;
+
+    if (asprintf(&e, "%s|%s|%s", id, p->endpoint,
+                 origin != NULL && *origin != '\0' ? origin : "-")
+        < 0) {
+        return NULL;
+    }
+    return e;
+}
+
+
+/* Writes the state file of s atomically. */
+int
+faas_prov_sbx_save(faas_prov_t *p, faas_prov_sbx_t *s, faas_error_t *err)
+{
+    cleanup_json json_t *j = NULL;
+    cleanup_free char *path = NULL, *tmp = NULL;
+
+    j = json_pack("{s:s, s:s, s:i, s:i, s:s?}", "id", s->id, "rid", s->rid,
+                  "memory_mb", (json_int_t) s->memory_mb, "keep_alive_s",
+                  (json_int_t) s->keep_alive_s, "code_dir",
+                  s->code ? s->code->dir : NULL);
+    if (j == NULL || asprintf(&path, "%s/%s.json", p->state_dir, s->id) < 0
+        || asprintf(&tmp, "%s/.%s.json.tmp", p->state_dir, s->id) < 0) {
+        return faas_error_set(err, ENOMEM, "state file");
+    }
+    if (json_dump_file(j, tmp, JSON_COMPACT) < 0) {
+        return faas_error_set(err, errno, "write %s", tmp);
+    }
+    if (rename(tmp, path) < 0) {
+        return faas_error_set(err, errno, "rename %s", tmp);
+    }
+    return 0;
+}
+
+
+static void
+destroy_work(uv_work_t *w)
+{
+    destroy_t *d = w->data;
+    char       path[4096];
+
+    d->rc = faas_sandbox_destroy(&d->prov->host, d->sbx->id, &d->err);
+    snprintf(path, sizeof(path), "%s/%s.json", d->prov->state_dir, d->sbx->id);
+    unlink(path);
+}
+
+
+static void
+destroy_done(uv_work_t *w, int status)
+{
+    destroy_t *d = w->data;
+    faas_prov_t    *p = d->prov;
+    char       key[512];
+
+    (void) status;
+    if (d->rc < 0) {
+        faas_err(NULL, "sandbox %s: destroy: %s", d->sbx->id, d->err.msg);
+    } else {
+        faas_info(NULL, "sandbox %s (%s) destroyed: %s", d->sbx->id,
+                  d->sbx->rid, d->why);
+    }
+    snprintf(key, sizeof(key), "faas:count:{%s}", d->sbx->rid);
+    faas_prov_redis_cmd(&p->cmd, NULL, NULL, "DECR %s", key);
+    p->destroying--;
+    faas_prov_sbx_free(p, d->sbx);
+    free(d->why);
+    free(d);
+}
+
+
+/* See prov.h. */
+void
+faas_prov_sbx_destroy(faas_prov_t *p, faas_prov_sbx_t *s, const char *why)
+{
+    destroy_t *d;
+
+    if (s->state == SBX_DESTROYING) {
+        return;
+    }
+    p->used_mb -= s->memory_mb;
+    s->state = SBX_DESTROYING;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        faas_err(NULL, "sandbox %s: destroy: out of memory", s->id);
+        return;
+    }
+    d->prov = p;
+    d->sbx = s;
+    d->why = strdup(why);
+    d->work.data = d;
+    p->destroying++;
+    uv_queue_work(p->loop, &d->work, destroy_work, destroy_done);
+}

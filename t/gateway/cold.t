@@ -1,0 +1,171 @@
+# Cold starts with the real provisioner and agent: COLD, WARM and STOLEN
+# starts, power of two choices between the two candidate shard queues, max
+# concurrency, a failed cold start reaching the request that caused it.
+use lib 't/lib';
+use Test::More;
+use Faas::Test;
+use Faas::Nginx;
+use Faas::Agent;
+use Faas::Provisioner;
+use Time::HiRes qw(sleep);
+
+plan skip_all => 'faas-provisioner, faas-agent or the sandboxes are not built'
+    unless -x objs_dir() . '/faas-provisioner' && -x objs_dir() . '/faas-agent'
+           && have_sandboxes();
+
+my $SHARDS = 4;
+my $redis = start_redis();
+my $r = redis_client($redis);
+my $w = work_dir();
+
+sub fn_meta {
+    my ($name, %o) = @_;
+    $r->hset("faas:fn:$name", %{ {
+        rid => "$name\@1", name => $name, version => 1, owner => 'alice',
+        runtime => 'python3', handler => 'handler.handler',
+        code_key => '', code_sha256 => '', memory_mb => 64, timeout_ms => 10000,
+        max_concurrency => 10, keep_alive_s => 600, public => 1,
+        env => '{"GREETING":"hi"}', keys => '', %o } });
+}
+sub pb_decode { Faas::Agent::pb_decode(@_) }
+sub queue_lengths { map { $r->llen("faas:prov:q:$_") } 0 .. $SHARDS - 1 }
+sub shard2 {
+    my ($rid) = @_;
+    my $p = crc16("$rid:secondary") % 16384;
+    return int($p * $SHARDS / 16384);
+}
+
+my $ng = start_nginx(
+    http_config => "faas_redis $redis->{addr}; faas_shards $SHARDS;",
+    config => <<'C');
+location /fn/ { faas_function on; faas_cold_start_timeout 20s; }
+location /short/ { faas_function on; faas_cold_start_timeout 300ms; }
+C
+my $port = $ng->{port};
+
+# --- power of two choices (no provisioner consumes the queues yet) --------
+my $fname;
+for my $i (1 .. 100) {
+    my $rid = "ptwo$i\@1";
+    if (shard_of($rid, $SHARDS) != shard2($rid)) { $fname = "ptwo$i"; last }
+}
+my $prid = "$fname\@1";
+my ($q1, $q2) = (shard_of($prid, $SHARDS), shard2($prid));
+fn_meta($fname, code_key => 'code/none.zip');
+$r->rpush("faas:prov:q:$q1", 'filler') for 1 .. 3;
+my $res = http_request($port, 'GET', "/short/$fname");
+is($res->{status}, 503, 'P2C: no provisioner, the cold start times out: 503');
+like($res->{body}, qr/no sandbox within 300 ms/, '... with a clear body');
+is($r->llen("faas:prov:q:$q2"), 1, "P2C: pushed to the shorter queue (shard $q2)");
+is($r->llen("faas:prov:q:$q1"), 3, '... not to the longer one');
+my $pr = pb_decode(($r->lrange("faas:prov:q:$q2", 0, -1))[0]);
+is($pr->{1}[0], $prid, 'ProvisionRequest: rid');
+is($pr->{2}[0], $fname, 'ProvisionRequest: function');
+is($pr->{3}[0], 1, 'ProvisionRequest: version');
+is($pr->{4}[0], $res->{headers}{'x-faas-request-id'}, 'ProvisionRequest: origin request id');
+is($pr->{5}[0], 'python3', 'ProvisionRequest: runtime');
+is($pr->{6}[0], 'handler.handler', 'ProvisionRequest: handler');
+is($pr->{9}[0], 64, 'ProvisionRequest: memory');
+my $env = pb_decode($pr->{12}[0]);
+is_deeply([$env->{1}[0], $env->{2}[0]], ['GREETING', 'hi'], 'ProvisionRequest: env');
+ok(abs(($pr->{13}[0] // 0) / 1000 - time) < 60, 'ProvisionRequest: enqueued_ms');
+is($r->get("faas:count:{$prid}"), 1, 'the count was incremented');
+$r->rpush("faas:prov:q:$q2", 'filler') for 1 .. 4;
+$res = http_request($port, 'GET', "/short/$fname");
+is($r->llen("faas:prov:q:$q1"), 4, 'P2C: now the first queue is the shorter one');
+$r->del(map { "faas:prov:q:$_" } 0 .. $SHARDS - 1);
+$r->del("faas:count:{$prid}");
+
+# --- the provisioner and the agent ----------------------------------------
+my $prov = start_provisioner($redis, name => 'p1', shards => $SHARDS);
+my ($sock) = $prov->{cfg}{agent_endpoint} =~ /^unix:(.*)$/;
+my $agent = start_agent(run_dir => $prov->{cfg}{run_dir}, socket => $sock,
+                        name => 'agent');
+my $zip = make_zip('handler.py' => <<'PY');
+import os, time
+def handler(event, context):
+    if event["rawPath"] == "/sleep":
+        time.sleep(float((event.get("queryStringParameters") or {}).get("s", "1")))
+    return {"statusCode": 200, "body": os.environ.get("GREETING", "") + " " + event["rawPath"]}
+PY
+my ($key, $sha) = put_code($prov, 'hello', 1, $zip);
+fn_meta('hello', code_key => $key, code_sha256 => $sha);
+my $idle = 'faas:idle:{hello@1}';
+
+# COLD
+$res = http_request($port, 'GET', '/fn/hello/a');
+is($res->{status}, 200, 'cold call: 200') or diag explain $res;
+is($res->{body}, 'hi /a', '... the function answered (env from the metadata)');
+is($res->{headers}{'x-faas-start'}, 'cold', '... X-Faas-Start: cold');
+my $cold_rid = $res->{headers}{'x-faas-request-id'};
+ok(wait_until(sub { $r->llen($idle) == 1 }, 10), 'the new sandbox is returned to the idle list');
+like(($r->lrange($idle, 0, -1))[0], qr/^s-[0-9a-f]{16}\|unix:\Q$sock\E\|-$/,
+     '... as <id>|<endpoint>|-');
+is($r->get('faas:count:{hello@1}'), 1, 'count: one sandbox');
+ok(wait_until(sub { $r->llen('faas:records') >= 1 }, 5), 'a record');
+my $rec = pb_decode(($r->lrange('faas:records', -1, -1))[0]);
+is($rec->{1}[0], $cold_rid, 'record of the cold call');
+is($rec->{5}[0], 1, 'record: start type COLD');
+ok(($rec->{10}[0] // 0) > 0, 'record: cold_start_us');
+
+# WARM
+$res = http_request($port, 'GET', '/fn/hello/b');
+is($res->{headers}{'x-faas-start'}, 'warm', 'second call: warm');
+is($res->{body}, 'hi /b', '... answered');
+
+# STOLEN: the provisioner is paused; a long call holds the only sandbox;
+# two more calls ask for sandboxes and wait; the long call returns its
+# sandbox, the waiting calls take it in turn before the provisioner
+# finishes, and the late sandboxes stay listed as spares.
+kill('STOP', $prov->{pid});
+my $long = http_start($port, 'GET', '/fn/hello/sleep?s=1.5');
+ok(wait_until(sub { $r->llen($idle) == 0 }, 5), 'the long call took the sandbox');
+my @waiting = map { http_start($port, 'GET', "/fn/hello/w$_") } 1 .. 2;
+# (the paused provisioner may already hold a queued request in its BLPOP,
+# so the count shows that both calls asked for a sandbox)
+ok(wait_until(sub { ($r->get('faas:count:{hello@1}') // 0) == 3 }, 10),
+   'two sandboxes asked for while the provisioner is paused');
+my $lres = http_collect($long);
+is($lres->{status}, 200, 'the long call ends');
+my @wres = map { http_collect($_) } @waiting;
+is_deeply([map { $_->{status} } @wres], [200, 200], 'both waiting calls served');
+is_deeply([map { $_->{headers}{'x-faas-start'} } @wres], ['stolen', 'stolen'],
+          '... by the returned sandbox: X-Faas-Start: stolen');
+is($r->llen($idle), 1, 'one sandbox listed while the provisioner is paused');
+kill('CONT', $prov->{pid});
+ok(wait_until(sub { $r->llen($idle) == 3 }, 30), 'the late sandboxes are listed as spares');
+my %origins = map { (split /\|/)[2] => 1 } $r->lrange($idle, 0, -1);
+ok($origins{ $wres[0]{headers}{'x-faas-request-id'} }
+   && $origins{ $wres[1]{headers}{'x-faas-request-id'} },
+   '... with the waiting calls as origins');
+is($r->get('faas:count:{hello@1}'), 3, 'count: three sandboxes');
+my @recs = map { pb_decode($_) } $r->lrange('faas:records', 0, -1);
+my @stolen = grep { ($_->{5}[0] // 0) == 3 } @recs;
+is(scalar @stolen, 2, 'two STOLEN records');
+
+# max concurrency: at most 2 sandboxes for 5 concurrent calls
+($key, $sha) = put_code($prov, 'limited', 1, $zip);
+fn_meta('limited', code_key => $key, code_sha256 => $sha, max_concurrency => 2);
+my @lim = map { http_start($port, 'GET', '/fn/limited/sleep?s=0.3') } 1 .. 5;
+my @lres = map { http_collect($_) } @lim;
+is_deeply([map { $_->{status} } @lres], [(200) x 5], 'max concurrency 2: all 5 calls served');
+ok($r->get('faas:count:{limited@1}') <= 2, 'count never above 2');
+ok(wait_until(sub { $r->llen('faas:idle:{limited@1}') == $r->get('faas:count:{limited@1}') }, 10),
+   'every sandbox back on the idle list');
+my %sbx = map { $_->{15}[0] => 1 } grep { ($_->{2}[0] // '') eq 'limited' }
+          map { pb_decode($_) } $r->lrange('faas:records', 0, -1);
+ok(keys %sbx >= 1 && keys %sbx <= 2, 'served by at most 2 sandboxes (' . scalar(keys %sbx) . ')');
+ok(scalar(prov_sandboxes($prov)) <= 3 + 2, 'no more sandboxes than allowed exist');
+
+# a failed cold start: the reason reaches the request, with 502
+fn_meta('broken', code_key => 'code/broken/1/missing.zip', code_sha256 => 'ab' x 32);
+$res = http_request($port, 'GET', '/fn/broken');
+is($res->{status}, 502, 'failed cold start: 502');
+like($res->{body}, qr/"error":"cold start failed: [^"]+"/, '... with the reason');
+ok(wait_until(sub { ($r->get('faas:count:{broken@1}') // 0) == 0 }, 5),
+   '... and the count taken back by the provisioner');
+
+stop_nginx();
+stop_proc($agent);
+prov_cleanup($prov);
+faas_finish();

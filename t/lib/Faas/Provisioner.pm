@@ -1,0 +1,235 @@
+package Faas::Provisioner;
+# Test helpers for faas-provisioner: its config, starting it, a hand-made
+# ProvisionRequest encoder, the gateway's shard function, pushing requests
+# the way the gateway does (INCR faas:count, RPUSH faas:prov:q:<shard>),
+# zips and the code store.
+#
+#   my $p = start_provisioner($redis, name => 'p1', shards => 4);
+#   my ($key, $sha) = put_code($p, 'echo', 1, make_zip('handler.py' => $src));
+#   my $rq = push_request($r, $p, rid => 'echo@1', code_key => $key, ...);
+#   my ($k, $v) = $r->blpop("faas:idle:{echo\@1}", "faas:err:{echo\@1}:$rq", 30);
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Path qw(make_path);
+use Digest::SHA qw(sha256_hex);
+use Time::HiRes qw(time);
+use Faas::Test;
+
+our @EXPORT = qw(
+    pb_provision_request crc16 shard_of start_provisioner prov_config
+    push_request new_request_id make_zip make_zip_py put_code put_blob
+    prov_cleanup prov_held_shards prov_sandboxes idle_entries
+    prov_log_count
+);
+
+sub varint {
+    my ($v) = @_;
+    my $out = '';
+    while ($v >= 0x80) {
+        $out .= chr(($v & 0x7f) | 0x80);
+        $v >>= 7;
+    }
+    return $out . chr($v);
+}
+
+sub fstr {
+    my ($num, $s) = @_;
+    return '' unless defined $s && length $s;
+    return varint(($num << 3) | 2) . varint(length $s) . $s;
+}
+
+sub fint {
+    my ($num, $v) = @_;
+    return '' unless $v;
+    return varint($num << 3) . varint($v);
+}
+
+# ProvisionRequest (proto/faas.proto) from a hash of its fields; env is a
+# hash ref (a protobuf map: repeated entries {1: key, 2: value}).
+sub pb_provision_request {
+    my (%r) = @_;
+    my $env = '';
+    for my $k (sort keys %{ $r{env} || {} }) {
+        $env .= fstr(12, fstr(1, $k) . fstr(2, $r{env}{$k}));
+    }
+    return fstr(1, $r{rid}) . fstr(2, $r{function}) . fint(3, $r{version})
+         . fstr(4, $r{origin_request_id}) . fstr(5, $r{runtime})
+         . fstr(6, $r{handler}) . fstr(7, $r{code_key})
+         . fstr(8, $r{code_sha256}) . fint(9, $r{memory_mb})
+         . fint(10, $r{timeout_ms}) . fint(11, $r{keep_alive_s}) . $env
+         . fint(13, $r{enqueued_ms});
+}
+
+# CRC16-CCITT (XMODEM), the one Redis Cluster uses.
+sub crc16 {
+    my ($s) = @_;
+    my $crc = 0;
+    for my $c (unpack('C*', $s)) {
+        $crc ^= $c << 8;
+        for (1 .. 8) {
+            $crc = ($crc & 0x8000) ? (($crc << 1) ^ 0x1021) : ($crc << 1);
+            $crc &= 0xffff;
+        }
+    }
+    return $crc;
+}
+
+# The gateway's primary shard of a rid with $n shards.
+sub shard_of {
+    my ($rid, $n) = @_;
+    my $p = crc16($rid) % 16384;
+    return int($p * $n / 16384);
+}
+
+sub new_request_id { join '', map { sprintf '%04x', int(rand(65536)) } 1 .. 8 }
+
+sub prov_config {
+    my ($redis, %o) = @_;
+    my $w = work_dir();
+    my $name = $o{name} // 'prov';
+    my $cfg = {
+        host_id        => $o{host_id} // $name,
+        agent_endpoint => $o{endpoint} // "unix:$w/$name-agent.sock",
+        run_dir        => $o{run_dir} // "$w/$name/run",
+        cache_dir      => $o{cache_dir} // "$w/$name/cache",
+        cgroup_root    => cgroup_root(),
+        runtimes_dir   => faas_root() . '/provisioner/runtimes',
+        store_url      => $o{store_url} // "file://$w/store",
+        redis          => $redis->{addr},
+        shards         => $o{shards} // 8,
+        lease_ms       => $o{lease_ms} // 1500,
+        reconcile_ms   => $o{reconcile_ms} // 300,
+        reconcile_grace_ms => $o{grace_ms} // 2000,
+        keep_alive_s   => $o{keep_alive_s} // 600,
+        code_gc_s      => $o{code_gc_s} // 3600,
+        memory_budget_mb => $o{memory_budget_mb} // 16384,
+        create_concurrency => $o{create_concurrency} // 4,
+        uid_base       => $o{uid_base} // 100000,
+        log_level      => $o{log_level} // 'debug',
+        %{ $o{cfg} || {} },
+    };
+    return $cfg;
+}
+
+# Starts objs/faas-provisioner; returns the daemon handle with {cfg},
+# {name}. Waits until it has heartbeaten into faas:prov:hosts.
+sub start_provisioner {
+    my ($redis, %o) = @_;
+    my $cfg = $o{config} // prov_config($redis, %o);
+    my $name = $o{name} // 'prov';
+    make_path($cfg->{run_dir}, $cfg->{cache_dir});
+    # FAAS_PROV_ASAN=1 runs the AddressSanitizer build of the daemon.
+    my %exe = $ENV{FAAS_PROV_ASAN} ? (exe => objs_dir() . '/asan/faas-provisioner') : ();
+    my $h = start_daemon('faas-provisioner', $cfg, name => $name, %exe);
+    $h->{cfg} = $cfg;
+    $h->{pname} = $name;
+    my $r = redis_client($redis);
+    wait_until(sub { defined $r->zscore('faas:prov:hosts', $cfg->{host_id}) }, 15)
+        or die "$name did not heartbeat, see $h->{log}:\n" . (read_file($h->{log}) // '');
+    return $h;
+}
+
+# Pushes one ProvisionRequest like the gateway does; returns its request id.
+# push_request($r, $prov, rid => 'f@1', code_key => .., code_sha256 => ..,
+#              handler => .., [runtime, memory_mb, keep_alive_s, shard,
+#              origin_request_id, env, no_incr])
+sub push_request {
+    my ($r, $prov, %f) = @_;
+    my ($fn, $ver) = split /@/, $f{rid};
+    $f{function} //= $fn;
+    $f{version} //= $ver;
+    $f{runtime} //= 'python3';
+    $f{handler} //= 'handler.handler';
+    $f{origin_request_id} //= new_request_id();
+    $f{enqueued_ms} //= int(time * 1000);
+    my $shard = $f{shard} // shard_of($f{rid}, $prov->{cfg}{shards});
+    $r->incr("faas:count:{$f{rid}}") unless $f{no_incr};
+    $r->rpush("faas:prov:q:$shard", pb_provision_request(%f));
+    return $f{origin_request_id};
+}
+
+# A zip of %files (name => content) made by Python's zipfile; returns the
+# path. $o{raw} entries are written with the given external attributes.
+sub make_zip_py {
+    my ($path, $script) = @_;
+    my $w = work_dir();
+    write_file("$w/mkzip.py", $script);
+    system('/usr/bin/python3', "$w/mkzip.py", $path) == 0 or die "mkzip failed";
+    return $path;
+}
+
+my $ZIPN = 0;
+sub make_zip {
+    my (%files) = @_;
+    my $w = work_dir();
+    my $path = "$w/code-" . (++$ZIPN) . ".zip";
+    my $py = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)\n";
+    for my $n (sort keys %files) {
+        my $f = "$w/zipsrc-$ZIPN-" . length($n) . "-" . unpack('H*', $n);
+        write_file($f, $files{$n});
+        $py .= "z.write(" . json_encode($f) . ", " . json_encode($n) . ")\n";
+    }
+    $py .= "z.close()\n";
+    return make_zip_py($path, $py);
+}
+
+# Stores the file at code/<name>/<version>/<sha256>.zip in $prov's store
+# (through objs/faas-provision-tool, i.e. common/blob); returns (key, sha).
+sub put_code {
+    my ($prov, $name, $version, $zip) = @_;
+    my $sha = sha256_hex(read_file($zip));
+    my $key = "code/$name/$version/$sha.zip";
+    put_blob($prov, $key, $zip);
+    return ($key, $sha);
+}
+
+sub put_blob {
+    my ($prov, $key, $file) = @_;
+    system(objs_dir() . '/faas-provision-tool', '-c', $prov->{config},
+           'put-code', $key, $file) == 0 or die "put-code $key failed";
+}
+
+# Destroys every sandbox of $prov's host (faas-sandbox cleanup) after the
+# daemon is stopped, so faas_finish finds nothing left.
+sub prov_cleanup {
+    my ($prov) = @_;
+    stop_proc($prov) if $prov->{pid};
+    my $f = work_dir() . "/$prov->{pname}-sbx.json";
+    write_json($f, { run_dir => $prov->{cfg}{run_dir},
+                     cgroup_root => cgroup_root(),
+                     runtimes_dir => $prov->{cfg}{runtimes_dir} });
+    system(objs_dir() . '/faas-sandbox', '-c', $f, 'cleanup');
+}
+
+# Shards whose lease names $host_id.
+sub prov_held_shards {
+    my ($r, $host_id, $shards) = @_;
+    return grep { ($r->get("faas:prov:lease:$_") // '') eq $host_id } 0 .. $shards - 1;
+}
+
+# Sandbox ids with a run directory on $prov's host.
+sub prov_sandboxes {
+    my ($prov) = @_;
+    my $d = "$prov->{cfg}{run_dir}/sbx";
+    opendir(my $dh, $d) or return ();
+    my @ids = sort grep { /^s-[0-9a-f]{16}$/ } readdir $dh;
+    closedir $dh;
+    return @ids;
+}
+
+sub idle_entries {
+    my ($r, $rid) = @_;
+    my @l = $r->lrange("faas:idle:{$rid}", 0, -1);
+    return @l;
+}
+
+# How many log lines of $h match $re.
+sub prov_log_count {
+    my ($h, $re) = @_;
+    my $log = read_file($h->{log}) // '';
+    my $n = () = $log =~ /$re/g;
+    return $n;
+}
+
+1;

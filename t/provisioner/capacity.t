@@ -1,0 +1,87 @@
+# The host's memory budget: with the budget full, the least recently used
+# idle sandboxes of OTHER functions are evicted (LREM then destroy, count
+# decremented); sandboxes in use and idle ones of the same revision are not;
+# with nothing evictable the requester gets "host full".
+use lib 't/lib';
+use Test::More;
+use Faas::Test;
+use Faas::Agent;
+use Faas::Provisioner;
+
+plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
+    unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
+
+my $redis = start_redis();
+my $r = redis_client($redis);
+my $p = start_provisioner($redis, name => 'p1', memory_budget_mb => 96,
+                          grace_ms => 600000);
+my %code;
+for my $fn (qw(a b c d e)) {
+    my ($k, $s) = put_code($p, $fn, 1, make_zip('handler.py' => "def handler(e, c):\n    return '$fn'\n"));
+    $code{$fn} = { code_key => $k, code_sha256 => $s };
+}
+sub exists_sbx { -d "$p->{cfg}{run_dir}/sbx/$_[0]" }
+sub count { $r->get("faas:count:{$_[0]\@1}") // 0 }
+
+# Provisions one sandbox of $fn; returns (key, value) of what came first.
+sub ask {
+    my ($fn, %f) = @_;
+    my $rid = "$fn\@1";
+    my %w = (wait => delete $f{wait});
+    my $id = push_request($r, $p, rid => $rid, memory_mb => 32, %{ $code{$fn} }, %f);
+    my @keys = ("faas:idle:{$rid}", "faas:err:{$rid}:$id");
+    shift @keys if ($w{wait} // '') eq 'err';
+    my ($k, $v) = @{ $r->blpop(@keys, 30) || [] };
+    $r->rpush($k, $v) if ($k // '') eq "faas:idle:{$rid}";   # leave it listed
+    return ($k // '', $v // '');
+}
+sub sid { (split /\|/, $_[1])[0] }
+
+my @a = ask('a');
+my @b = ask('b');
+my @c = ask('c');
+like($_->[0], qr/^faas:idle:/, 'fits in the budget') for \@a, \@b, \@c;
+my ($sa, $sb, $sc) = map { (split /\|/, $_->[1])[0] } \@a, \@b, \@c;
+
+# Touch a: popped and returned by a gateway, so b is now the least recent.
+my $ea = $r->lpop('faas:idle:{a@1}');
+ok(wait_until(sub { prov_log_count($p, qr/reconcile: \Q$sa\E in use/) }, 10), 'seen in use');
+$r->rpush('faas:idle:{a@1}', $ea);
+ok(wait_until(sub { prov_log_count($p, qr/reconcile: \Q$sa\E returned/) }, 10), 'seen returned');
+
+my @d = ask('d');
+is($d[0], 'faas:idle:{d@1}', 'with the budget full, a request still gets a sandbox');
+ok(wait_until(sub { !exists_sbx($sb) }, 15), 'by evicting the least recently used idle sandbox');
+ok(exists_sbx($sa) && exists_sbx($sc), 'the others stay');
+is(scalar(my @l = idle_entries($r, 'b@1')), 0, 'the evicted one is unlisted');
+is(count('b'), 0, 'and its count decremented');
+like(read_file($p->{log}), qr/\Q$sb\E \(b\@1\) destroyed: evicted for capacity/, 'eviction logged');
+
+# Everything of other functions in use (popped), d idle: d cannot evict d.
+my @held = map { $r->lpop("faas:idle:{$_\@1}") } qw(a c);
+ok((grep { defined } @held) == 2, 'a gateway holds a and c');
+my ($k, $reason) = ask('d', wait => 'err');
+is($reason, 'host full', 'nothing evictable: the request fails with "host full"');
+is(count('d'), 1, 'count decremented for the refused request');
+ok(exists_sbx($sa) && exists_sbx($sc), 'sandboxes in use are never evicted');
+my $sd = (split /\|/, $d[1])[0];
+ok(exists_sbx($sd), 'nor an idle one of the same function');
+
+my @e = ask('e');
+is($e[0], 'faas:idle:{e@1}', 'another function gets its sandbox');
+ok(wait_until(sub { !exists_sbx($sd) }, 15), 'by evicting the idle one of d');
+is(count('d'), 0, 'whose count is decremented');
+($k, $reason) = ask('e', memory_mb => 200, wait => 'err');
+is($reason, 'host full', 'a request larger than the whole budget is refused');
+is(count('e'), 1, 'count decremented');
+
+# Returned: now evictable again.
+$r->rpush('faas:idle:{a@1}', $held[0]);
+$r->rpush('faas:idle:{c@1}', $held[1]);
+ok(wait_until(sub { prov_log_count($p, qr/reconcile: (\Q$sa\E|\Q$sc\E) returned/) == 3 }, 10),
+   'a and c seen returned');
+my @e2 = ask('e');
+is($e2[0], 'faas:idle:{e@1}', 'once returned, they can be evicted for a new request');
+
+prov_cleanup($p);
+faas_finish();
