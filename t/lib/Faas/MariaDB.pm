@@ -25,7 +25,7 @@ sub spawn_server {
         '--innodb-buffer-pool-size=32M', '--skip-log-bin',
         '--innodb-flush-log-at-trx-commit=2', '--performance-schema=OFF',
         "--pid-file=$h->{dir}/mariadb.pid", '--skip-name-resolve',
-        '--max-connections=200',
+        '--max-connections=200', "--tmpdir=$h->{dir}/tmp",
     ]);
     $h->{proc} = $p;
     $h->{pid} = $p->{pid};
@@ -53,7 +53,11 @@ sub start_mariadb {
         port => $o{port} // free_port(), host => '127.0.0.1',
     };
     my $log = "$dir/install.log";
+    # A private tmpdir: the shared /tmp holds other servers' temporary
+    # tables, and a name clash there once failed an install.
+    make_path("$dir/tmp");
     system("mariadb-install-db --no-defaults --datadir=$h->{datadir}"
+           . " --tmpdir=$dir/tmp"
            . " --auth-root-authentication-method=normal --skip-test-db"
            . " --user=root >$log 2>&1") == 0
         or die "mariadb-install-db failed:\n" . (read_file($log) // '');
