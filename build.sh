@@ -72,7 +72,10 @@ build_module() {
             || { cat "$src/configure.log" >&2; return 1; }
     fi
     make -s -C "$src" -f objs/Makefile modules -j"$JOBS" >/dev/null
-    cp "$src"/objs/ngx_http_faas_module.so objs/
+    # Never overwrite a loaded .so in place (a running nginx's new workers
+    # would crash): copy beside it, then rename over it.
+    cp "$src"/objs/ngx_http_faas_module.so objs/.ngx_http_faas_module.so.tmp
+    mv -f objs/.ngx_http_faas_module.so.tmp objs/ngx_http_faas_module.so
 }
 
 build() {
@@ -104,8 +107,15 @@ test)
     shift
     if (($#)); then prove "$@"; else run_tests; fi
     ;;
-run|stop)
+run|stop|status)
     if [[ -x conf/platform.sh ]]; then
+        # run: install what is missing and build first (FAAS_NO_ASAN=1
+        # skips the sanitizer build); conf/platform.sh does the rest.
+        if [[ $cmd == run ]]; then
+            deps
+            build
+            exec 9>&-
+        fi
         exec conf/platform.sh "$cmd"
     fi
     echo "build.sh $cmd: the assembled platform is not there yet (see README, 'Status')" >&2
