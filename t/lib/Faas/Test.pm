@@ -359,6 +359,18 @@ sub faas_finish {
     Test::More::done_testing();
 }
 
+# A dead run that had our pid may have left its cgroups, mounts or work
+# directory behind (a killed test, a crashed machine): they are not ours to
+# report as leaks, so clear them before this file starts.
+sub clear_stale_run {
+    my $stale = "/tmp/ft-$RUN_ID";
+    $WORK = $stale if -d $stale;
+    force_cleanup() if defined $WORK || cgroup_dirs();
+    remove_tree($stale) if -d $stale;
+    undef $WORK;
+}
+clear_stale_run();
+
 END {
     if ($$ == $OWNER_PID && !$FINISHED) {
         my $status = $?;
