@@ -145,20 +145,31 @@ faas_blob_put(faas_blob_store_t *store, const char *key, const void *data,
 }
 
 
-int
-faas_blob_put_file(faas_blob_store_t *store, const char *key,
-                   const char *path, faas_error_t *err)
+/* The checks shared by the calls that move a whole file. */
+static int
+check_key_and_path(const char *key, const char *path, const char *what,
+                   faas_error_t *err)
 {
-    int ret;
+    int ret = faas_blob_key_check(key, err);
 
-    ret = faas_blob_key_check(key, err);
     if (ret < 0) {
         return ret;
     }
     if (path == NULL || path[0] == '\0') {
-        return faas_error_set(err, EINVAL, "blob put %s: no file name", key);
+        return faas_error_set(err, EINVAL, "blob %s %s: no file name", what,
+                              key);
     }
-    return store->ops->put_file(store, key, path, err);
+    return 0;
+}
+
+
+int
+faas_blob_put_file(faas_blob_store_t *store, const char *key,
+                   const char *path, faas_error_t *err)
+{
+    int ret = check_key_and_path(key, path, "put", err);
+
+    return ret < 0 ? ret : store->ops->put_file(store, key, path, err);
 }
 
 
@@ -187,16 +198,9 @@ int
 faas_blob_get_file(faas_blob_store_t *store, const char *key,
                    const char *path, faas_error_t *err)
 {
-    int ret;
+    int ret = check_key_and_path(key, path, "get", err);
 
-    ret = faas_blob_key_check(key, err);
-    if (ret < 0) {
-        return ret;
-    }
-    if (path == NULL || path[0] == '\0') {
-        return faas_error_set(err, EINVAL, "blob get %s: no file name", key);
-    }
-    return store->ops->get_file(store, key, path, err);
+    return ret < 0 ? ret : store->ops->get_file(store, key, path, err);
 }
 
 

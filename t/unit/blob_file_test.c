@@ -14,6 +14,7 @@
 
 #include "blob.h"
 #include "tap.h"
+#include "testfile.h"
 
 
 static char dir[64];
@@ -49,44 +50,6 @@ count_tmp(const char *path)
 }
 
 
-static int
-write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    int   ok_;
-
-    if (f == NULL) {
-        return -1;
-    }
-    ok_ = fwrite(data, 1, len, f) == len;
-    return fclose(f) == 0 && ok_ ? 0 : -1;
-}
-
-
-static char *
-slurp(const char *path, size_t *len)
-{
-    FILE  *f = fopen(path, "rb");
-    char  *buf;
-    long   n;
-
-    if (f == NULL) {
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t) n + 1);
-    if (buf != NULL && fread(buf, 1, (size_t) n, f) != (size_t) n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t) n;
-    return buf;
-}
-
-
 static void
 test_open(void)
 {
@@ -114,7 +77,7 @@ test_open(void)
 
     /* A path under a regular file cannot become the store directory. */
     snprintf(path, sizeof(path), "%s/plainfile", dir);
-    ok(write_file(path, "x", 1) == 0, "made a plain file");
+    ok(test_write_file(path, "x", 1) == 0, "made a plain file");
     snprintf(url, sizeof(url), "file://%s/plainfile/store", dir);
     s = faas_blob_open(url, NULL, &err);
     ok(s == NULL && err.code == ENOTDIR && strstr(err.msg, "plainfile"),
@@ -303,23 +266,23 @@ test_files(faas_blob_store_t *s)
         big[i] = (char) (i * 2654435761u >> 13);
     }
     snprintf(src, sizeof(src), "%s/src.bin", dir);
-    ok(write_file(src, big, n) == 0, "wrote a 3 MB source file");
+    ok(test_write_file(src, big, n) == 0, "wrote a 3 MB source file");
     is_int(faas_blob_put_file(s, "big/file.bin", src, &err), 0, "put_file");
 
     snprintf(dst, sizeof(dst), "%s/out/sub/file.bin", dir);
     is_int(faas_blob_get_file(s, "big/file.bin", dst, &err), 0,
            "get_file into a directory that does not exist yet");
-    back = slurp(dst, &blen);
+    back = test_slurp(dst, &blen);
     ok(back != NULL && blen == n && memcmp(back, big, n) == 0,
        "get_file content matches put_file");
     free(back);
 
     /* A failed download leaves an existing destination alone. */
     snprintf(old, sizeof(old), "%s/out/old.txt", dir);
-    ok(write_file(old, "keep me", 7) == 0, "wrote an existing destination");
+    ok(test_write_file(old, "keep me", 7) == 0, "wrote an existing destination");
     ret = faas_blob_get_file(s, "big/missing.bin", old, &err);
     is_int(ret, -ENOENT, "get_file of a missing object is -ENOENT");
-    back = slurp(old, &blen);
+    back = test_slurp(old, &blen);
     ok(back != NULL && blen == 7 && memcmp(back, "keep me", 7) == 0,
        "destination untouched after a failed get_file");
     free(back);

@@ -22,6 +22,7 @@
 
 #include "blob.h"
 #include "tap.h"
+#include "testfile.h"
 
 
 static const char *endpoint, *bucket, *region, *akey, *skey, *tmpdir;
@@ -47,44 +48,6 @@ open_store(const char *url, const char *ep, const char *ak, const char *sk,
     s = faas_blob_open(url, opts, err);
     json_decref(opts);
     return s;
-}
-
-
-static int
-write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    int   ok_;
-
-    if (f == NULL) {
-        return -1;
-    }
-    ok_ = fwrite(data, 1, len, f) == len;
-    return fclose(f) == 0 && ok_ ? 0 : -1;
-}
-
-
-static char *
-slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long  n;
-
-    if (f == NULL) {
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t) n + 1);
-    if (buf != NULL && fread(buf, 1, (size_t) n, f) != (size_t) n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t) n;
-    return buf;
 }
 
 
@@ -226,7 +189,7 @@ test_files(faas_blob_store_t *s)
         big[i] = (char) ((i * 2654435761u) >> 11);
     }
     snprintf(src, sizeof(src), "%s/big.src", tmpdir);
-    ok(write_file(src, big, n) == 0, "wrote a 5 MB file");
+    ok(test_write_file(src, big, n) == 0, "wrote a 5 MB file");
     ret = faas_blob_put_file(s, "t/big/5mb.bin", src, &err);
     is_int(ret, 0, "put_file 5 MB: %s", ret ? err.msg : "ok");
     is_int(faas_blob_stat(s, "t/big/5mb.bin", &sz, &err), 0, "stat it");
@@ -236,7 +199,7 @@ test_files(faas_blob_store_t *s)
     ret = faas_blob_get_file(s, "t/big/5mb.bin", dst, &err);
     is_int(ret, 0, "get_file into a new directory: %s",
            ret ? err.msg : "ok");
-    back = slurp(dst, &blen);
+    back = test_slurp(dst, &blen);
     ok(back != NULL && blen == n && memcmp(back, big, n) == 0,
        "get_file content equals the uploaded file");
     free(back);
