@@ -9,6 +9,7 @@
  * Run `faasctl --help` for the commands and options.
  */
 #include "faasctl.h"
+#include "keys.h"     /* faas_name_valid: DESIGN.md section 3 */
 
 #include <errno.h>
 #include <getopt.h>
@@ -225,27 +226,9 @@ escape(const char *s)
 
 /* Function names are checked here too, so a typo never reaches a URL. */
 static int
-valid_name(const char *s)
-{
-    size_t i, n = strlen(s);
-
-    if (n == 0 || n > 63 || s[0] < 'a' || s[0] > 'z') {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')
-              || s[i] == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-
-static int
 check_name(const char *s)
 {
-    if (!valid_name(s)) {
+    if (!faas_name_valid(s, strlen(s))) {
         return fail(FCTL_EXIT_USAGE, "invalid function name \"%s\" "
                     "(expected [a-z][a-z0-9-]{0,62})", s);
     }

@@ -9,6 +9,7 @@
  * after a delete, so a rid never names two different codes).
  */
 #include "registry.h"
+#include "keys.h"     /* faas_name_valid: DESIGN.md section 3 */
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,24 +40,6 @@ release(faas_registry_t *reg, MYSQL **c, const faas_error_t *err)
         faas_db_release(reg->db, *c, err != NULL && faas_db_broken(err));
         *c = NULL;
     }
-}
-
-
-static int
-valid_name(const char *s)
-{
-    size_t i, n = strlen(s);
-
-    if (n < 1 || n > 63 || s[0] < 'a' || s[0] > 'z') {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')
-              || s[i] == '-')) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 
@@ -374,7 +357,7 @@ faas_fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
     MYSQL_ROW  row;
     int        ok;
 
-    if (!valid_name(name)) {
+    if (!faas_name_valid(name, strlen(name))) {
         faas_error_set(err, 0, "no function named %.64s", name);
         err->code = FAAS_E_NOTFOUND;
         return -1;
@@ -513,7 +496,8 @@ fn_create(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
         return faas_http_error(resp, 400, "invalid", "%s", err.msg);
     }
     v = json_object_get(body, "name");
-    if (!json_is_string(v) || !valid_name(json_string_value(v))) {
+    if (!json_is_string(v)
+        || !faas_name_valid(json_string_value(v), json_string_length(v))) {
         return faas_http_error(resp, 400, "invalid",
                                "name must match [a-z][a-z0-9-]{0,62}");
     }
@@ -1066,7 +1050,7 @@ faas_api_functions(faas_registry_t *reg, faas_http_req_t *req,
         return faas_http_error(resp, 405, "method_not_allowed",
                                "use GET or POST");
     }
-    if (!valid_name(name)) {
+    if (!faas_name_valid(name, strlen(name))) {
         return faas_http_error(resp, 404, "not_found", "no function named"
                                " %.64s", name);
     }
