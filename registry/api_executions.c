@@ -12,6 +12,7 @@
  * Records come from MongoDB when records_mongodb_uri is set, else MySQL.
  */
 #include "registry.h"
+#include "keys.h"     /* faas_request_id_valid */
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,24 +47,6 @@ row_json(MYSQL_ROW row)
                      "log_key", row[11], "agent_host", row[12],
                      "sandbox_id", row[13],
                      "timestamp_ms", (json_int_t) atoll(row[14]));
-}
-
-
-static int
-valid_request_id(const char *s)
-{
-    size_t i;
-
-    if (strlen(s) != 32) {
-        return 0;
-    }
-    for (i = 0; i < 32; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')
-              || (s[i] >= 'A' && s[i] <= 'F'))) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 
@@ -156,7 +139,7 @@ parse_cursor(const char *s, long long *ts, char rid[33])
         return -1;
     }
     if (*end == '.') {
-        if (!valid_request_id(end + 1)) {
+        if (!faas_request_id_valid(end + 1, strlen(end + 1))) {
             return -1;
         }
         memcpy(rid, end + 1, 33);
@@ -203,7 +186,7 @@ faas_api_executions(faas_registry_t *reg, faas_http_req_t *req,
             }
             logs = 1;
         }
-        if (!valid_request_id(rid)) {
+        if (!faas_request_id_valid(rid, strlen(rid))) {
             return faas_http_error(resp, 400, "invalid",
                                    "a request id is 32 hex digits");
         }

@@ -15,6 +15,7 @@
  * the queue.
  */
 #include "registry.h"
+#include "keys.h"     /* faas_request_id_valid */
 
 #include <errno.h>
 #include <pthread.h>
@@ -50,24 +51,6 @@ enum_name(const ProtobufCEnumDescriptor *d, int v)
 }
 
 
-static int
-valid_request_id(const char *s)
-{
-    size_t i;
-
-    if (strlen(s) != 32) {
-        return 0;
-    }
-    for (i = 0; i < 32; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')
-              || (s[i] >= 'A' && s[i] <= 'F'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-
 /* Decodes one record into JSON, or NULL when it is malformed. */
 static json_t *
 record_json(const uint8_t *data, size_t len)
@@ -79,7 +62,8 @@ record_json(const uint8_t *data, size_t len)
     if (r == NULL) {
         return NULL;
     }
-    if (valid_request_id(r->request_id) && strlen(r->function) > 0
+    if (faas_request_id_valid(r->request_id, strlen(r->request_id))
+        && strlen(r->function) > 0
         && strlen(r->function) <= 63 && strlen(r->user) <= 255
         && strlen(r->log_key) <= 255 && strlen(r->agent_host) <= 255
         && strlen(r->sandbox_id) <= 32) {
