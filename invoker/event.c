@@ -5,8 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "cleanup.h"
 
 
@@ -48,35 +46,6 @@ faas_base64_encode(const unsigned char *in, size_t len, size_t *olen)
 }
 
 
-/* A JSON string of s; bytes that are not valid UTF-8 become '?'. */
-static json_t *
-jstr(const char *s, size_t len)
-{
-    json_t *j;
-    char   *copy;
-    size_t  i;
-
-    if (s == NULL) {
-        return json_string("");
-    }
-    j = json_stringn(s, len);
-    if (j != NULL) {
-        return j;
-    }
-    copy = malloc(len + 1);
-    if (copy == NULL) {
-        return NULL;
-    }
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char) s[i];
-        copy[i] = (c == 0 || c >= 0x80) ? '?' : (char) c;
-    }
-    j = json_stringn(copy, len);
-    free(copy);
-    return j;
-}
-
-
 static int
 hexval(int c)
 {
@@ -91,93 +60,425 @@ hexval(int c)
 }
 
 
-/* Percent-decodes (and '+' -> ' ') into a malloc'd buffer. */
-static char *
-url_decode(const char *s, size_t len, size_t *olen)
+/*
+ * The event is written straight into one growing buffer: no JSON tree,
+ * a few allocations per request instead of ~100 (this runs in the nginx
+ * worker for every call). The output is what jansson's json_dumps() of the
+ * same object made before (same keys, order and escapes).
+ */
+
+typedef struct {
+    char  *p;
+    size_t len, cap;
+    int    oom;
+} sbuf_t;
+
+
+static void
+sb_put(sbuf_t *b, const char *s, size_t n)
 {
-    char  *out;
-    size_t i, n = 0;
+    char  *np;
+    size_t cap;
+
+    if (b->oom) {
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+
+#define sb_lit(b, s) sb_put((b), (s), sizeof(s) - 1)
+
+
+static void
+sb_str0(sbuf_t *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+
+/* 1 if s[0..n) is valid UTF-8 (no overlong forms, no surrogates). */
+static int
+utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *) str, *end = s + n;
+    unsigned             c, k, i, cp, min;
+
+    while (s < end) {
+        c = *s;
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1, cp = c & 0x1f, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2, cp = c & 0x0f, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if ((size_t) (end - s) <= k) {
+            return 0;
+        }
+        for (i = 1; i <= k; i++) {
+            if ((s[i] & 0xc0) != 0x80) {
+                return 0;
+            }
+            cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return 0;
+        }
+        s += k + 1;
+    }
+    return 1;
+}
+
+
+/*
+ * Appends s as a JSON string. s must be valid UTF-8 unless sanitize is set:
+ * then a string that is not has its NUL and non-ASCII bytes written as '?'.
+ */
+static void
+sb_jstr(sbuf_t *b, const char *s, size_t n, int sanitize)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const char       *run;
+    char              esc[6];
+    size_t            i;
+    int               bad = sanitize && !utf8_valid(s, n);
+
+    sb_lit(b, "\"");
+    run = s;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) s[i];
+        const char   *rep = NULL;
+
+        if (bad && (c == 0 || c >= 0x80)) {
+            rep = "?";
+        } else if (c == '"') {
+            rep = "\\\"";
+        } else if (c == '\\') {
+            rep = "\\\\";
+        } else if (c < 0x20) {
+            switch (c) {
+            case '\b': rep = "\\b"; break;
+            case '\f': rep = "\\f"; break;
+            case '\n': rep = "\\n"; break;
+            case '\r': rep = "\\r"; break;
+            case '\t': rep = "\\t"; break;
+            default:
+                esc[0] = '\\', esc[1] = 'u', esc[2] = '0', esc[3] = '0';
+                esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+                sb_put(b, run, (size_t) (s + i - run));
+                sb_put(b, esc, 6);
+                run = s + i + 1;
+                continue;
+            }
+        } else {
+            continue;
+        }
+        sb_put(b, run, (size_t) (s + i - run));
+        sb_str0(b, rep);
+        run = s + i + 1;
+    }
+    sb_put(b, run, (size_t) (s + n - run));
+    sb_lit(b, "\"");
+}
+
+
+/* One text as the event holds it: made valid UTF-8 (bytes of an invalid
+ * text become '?'), in a buffer owned by the caller's arena. */
+typedef struct {
+    char  *s;
+    size_t len;
+} text_t;
+
+
+static text_t
+clean(char **arena, const char *s, size_t n, int lower)
+{
+    text_t t = {*arena, n};
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        t.s[i] = lower ? (char) tolower((unsigned char) s[i]) : s[i];
+    }
+    if (!utf8_valid(t.s, n)) {
+        for (i = 0; i < n; i++) {
+            unsigned char c = (unsigned char) t.s[i];
+            if (c == 0 || c >= 0x80) {
+                t.s[i] = '?';
+            }
+        }
+    }
+    *arena += n;
+    return t;
+}
+
+
+/* A key as jansson kept it: cut at its first NUL. */
+static text_t
+as_key(text_t t)
+{
+    char *z = memchr(t.s, '\0', t.len);
+
+    if (z != NULL) {
+        t.len = (size_t) (z - t.s);
+    }
+    return t;
+}
+
+
+/* Name/value pairs grouped by name, in order of first appearance. */
+typedef struct {
+    text_t *names;  /* per pair */
+    text_t *values; /* per pair */
+    size_t *group;  /* per pair: index of the first pair of its name */
+    size_t  n;
+} pairs_t;
+
+
+static void
+pairs_add(pairs_t *p, text_t name, text_t value)
+{
+    size_t i;
+
+    name = as_key(name);
+    p->names[p->n] = name;
+    p->values[p->n] = value;
+    p->group[p->n] = p->n;
+    for (i = 0; i < p->n; i++) {
+        if (p->group[i] == i && p->names[i].len == name.len &&
+            memcmp(p->names[i].s, name.s, name.len) == 0) {
+            p->group[p->n] = i;
+            break;
+        }
+    }
+    p->n++;
+}
+
+
+/* {"name":"v1,v2",...} (multi 0) or {"name":["v1","v2"],...} (multi 1). */
+static void
+pairs_write(sbuf_t *b, const pairs_t *p, int multi)
+{
+    size_t i, j;
+    int    first = 1, vfirst;
+
+    sb_lit(b, "{");
+    for (i = 0; i < p->n; i++) {
+        if (p->group[i] != i) {
+            continue;
+        }
+        if (!first) {
+            sb_lit(b, ",");
+        }
+        first = 0;
+        sb_jstr(b, p->names[i].s, p->names[i].len, 0);
+        sb_put(b, multi ? ":[" : ":\"", 2);
+        vfirst = 1;
+        for (j = i; j < p->n; j++) {
+            if (p->group[j] != i) {
+                continue;
+            }
+            if (multi) {
+                if (!vfirst) {
+                    sb_lit(b, ",");
+                }
+                sb_jstr(b, p->values[j].s, p->values[j].len, 0);
+            } else {
+                if (!vfirst) {
+                    sb_lit(b, ",");
+                }
+                /* the value without its quotes */
+                size_t at = b->len;
+                sb_jstr(b, p->values[j].s, p->values[j].len, 0);
+                if (!b->oom) {
+                    memmove(b->p + at, b->p + at + 1, b->len - at - 2);
+                    b->len -= 2;
+                    b->p[b->len] = '\0';
+                }
+            }
+            vfirst = 0;
+        }
+        sb_put(b, multi ? "]" : "\"", 1);
+    }
+    sb_lit(b, "}");
+}
+
+
+/* The joined value of name in p (cut at a NUL), or NULL. */
+static text_t
+pairs_get(const pairs_t *p, const char *name, char **arena)
+{
+    text_t t = {NULL, 0};
+    size_t i, j, nl = strlen(name);
+
+    for (i = 0; i < p->n; i++) {
+        if (p->group[i] == i && p->names[i].len == nl &&
+            memcmp(p->names[i].s, name, nl) == 0) {
+            break;
+        }
+    }
+    if (i == p->n) {
+        return t;
+    }
+    t.s = *arena;
+    for (j = i; j < p->n; j++) {
+        if (p->group[j] != i) {
+            continue;
+        }
+        if (t.len > 0 || j > i) {
+            t.s[t.len++] = ',';
+        }
+        memcpy(t.s + t.len, p->values[j].s, p->values[j].len);
+        t.len += p->values[j].len;
+    }
+    *arena += t.len;
+    return as_key(t);
+}
+
+
+/* Percent-decodes (and '+' -> ' ') s into the arena. */
+static text_t
+url_decode(char **arena, const char *s, size_t len)
+{
+    text_t t = {*arena, 0};
+    size_t i;
     int    h, l;
 
-    out = malloc(len + 1);
-    if (out == NULL) {
-        return NULL;
-    }
     for (i = 0; i < len; i++) {
         if (s[i] == '+') {
-            out[n++] = ' ';
+            t.s[t.len++] = ' ';
         } else if (s[i] == '%' && i + 2 < len
                    && (h = hexval((unsigned char) s[i + 1])) >= 0
                    && (l = hexval((unsigned char) s[i + 2])) >= 0)
         {
-            out[n++] = (char) (h * 16 + l);
+            t.s[t.len++] = (char) (h * 16 + l);
             i += 2;
         } else {
-            out[n++] = s[i];
+            t.s[t.len++] = s[i];
         }
     }
-    out[n] = '\0';
-    *olen = n;
-    return out;
+    *arena += t.len;
+    return t;
 }
 
 
-/* Appends value to single[name] (joined with ",") and multi[name] (array). */
-static int
-add_multi(json_t *single, json_t *multi, const char *name,
-          json_t *value)
+static void
+sb_num(sbuf_t *b, unsigned long long v)
 {
-    json_t *old, *arr;
+    char buf[32];
+    int  n = snprintf(buf, sizeof(buf), "%llu", v);
 
-    old = json_object_get(single, name);
-    if (old == NULL) {
-        if (json_object_set(single, name, value) < 0) {
-            return -1;
-        }
-    } else {
-        const char *a = json_string_value(old);
-        const char *b = json_string_value(value);
-        size_t      la = json_string_length(old);
-        size_t      lb = json_string_length(value);
-        char       *joined = malloc(la + lb + 2);
-
-        if (joined == NULL) {
-            return -1;
-        }
-        memcpy(joined, a, la);
-        joined[la] = ',';
-        memcpy(joined + la + 1, b, lb);
-        if (json_object_set_new(single, name, json_stringn(joined, la + lb + 1))
-            < 0)
-        {
-            free(joined);
-            return -1;
-        }
-        free(joined);
-    }
-
-    arr = json_object_get(multi, name);
-    if (arr == NULL) {
-        arr = json_array();
-        if (arr == NULL || json_object_set_new(multi, name, arr) < 0) {
-            return -1;
-        }
-    }
-    return json_array_append(arr, value);
+    sb_put(b, buf, (size_t) n);
 }
 
 
-static int
-parse_query(const char *q, size_t len, json_t *single, json_t *multi)
+char *
+faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
 {
-    const char *p = q, *end = q + len, *amp, *eq;
+    sbuf_t             b = {NULL, 0, 0, 0};
+    pairs_t            hp, qp;
+    cleanup_free char *mem = NULL;
+    cleanup_free char *cookie_mem = NULL;
+    text_t            *cookies = NULL, ua, host, path, method;
+    size_t             i, need, nq = 0, ncookies = 0, cookie_cap = 0;
+    char              *arena, tbuf[64];
+    const char        *p, *end, *amp, *eq;
+    time_t             secs;
+    struct tm          tm;
+    int                b64 = 0;
 
-    while (p < end) {
-        cleanup_free char *k = NULL;
-        cleanup_free char *v = NULL;
-        cleanup_json json_t *jk = NULL;
-        cleanup_json json_t *jv = NULL;
-        size_t klen, vlen;
+    /* room: every header name and value twice (cleaned, then the joined
+     * user-agent/host), the query decoded, cookies, path, method */
+    need = 2 * req->query_len + 2 * (req->path_len + req->method_len) + 64;
+    for (i = 0; i < req->nheaders; i++) {
+        need += 2 * (req->headers[i].name_len + req->headers[i].value_len) + 2;
+    }
+    for (i = 0, p = req->query; i < req->query_len; i++) {
+        nq += p[i] == '&';
+    }
+    nq++;
+    mem = malloc(need + (req->nheaders + nq) * 2 * (2 * sizeof(text_t)
+                                                     + sizeof(size_t)));
+    if (mem == NULL) {
+        return faas_error_set(err, 0, "out of memory"), NULL;
+    }
+    hp.names = (text_t *) mem;
+    hp.values = hp.names + req->nheaders;
+    qp.names = hp.values + req->nheaders;
+    qp.values = qp.names + nq;
+    hp.group = (size_t *) (qp.values + nq);
+    qp.group = hp.group + req->nheaders;
+    arena = (char *) (qp.group + nq);
+    hp.n = qp.n = 0;
+
+    /* headers (names lowercased), cookies */
+    for (i = 0; i < req->nheaders; i++) {
+        const faas_event_header_t *h = &req->headers[i];
+        text_t                     name, value;
+
+        name = clean(&arena, h->name, h->name_len, 1);
+        value = clean(&arena, h->value, h->value_len, 0);
+        pairs_add(&hp, name, value);
+        if (!(name.len == 6 && memcmp(name.s, "cookie", 6) == 0)) {
+            continue;
+        }
+        for (p = h->value, end = h->value + h->value_len; p < end;) {
+            const char *semi;
+
+            while (p < end && *p == ' ') {
+                p++;
+            }
+            if (p >= end) {
+                break;
+            }
+            semi = memchr(p, ';', (size_t) (end - p));
+            if (semi == NULL) {
+                semi = end;
+            }
+            if (semi > p) {
+                if (ncookies == cookie_cap) {
+                    text_t *nc;
+                    cookie_cap = cookie_cap ? cookie_cap * 2 : 8;
+                    nc = realloc(cookie_mem, cookie_cap * sizeof(text_t));
+                    if (nc == NULL) {
+                        return faas_error_set(err, 0, "out of memory"), NULL;
+                    }
+                    cookie_mem = (char *) nc;
+                }
+                cookies = (text_t *) cookie_mem;
+                /* points into the header value: written with sanitize */
+                cookies[ncookies].s = (char *) p;
+                cookies[ncookies].len = (size_t) (semi - p);
+                ncookies++;
+            }
+            p = semi + 1;
+        }
+    }
+
+    /* the query */
+    for (p = req->query, end = req->query + req->query_len; p < end;) {
+        text_t k, v;
 
         amp = memchr(p, '&', (size_t) (end - p));
         if (amp == NULL) {
@@ -188,220 +489,133 @@ parse_query(const char *q, size_t len, json_t *single, json_t *multi)
             continue;
         }
         eq = memchr(p, '=', (size_t) (amp - p));
-        if (eq == NULL) {
-            k = url_decode(p, (size_t) (amp - p), &klen);
-            v = url_decode("", 0, &vlen);
+        k = url_decode(&arena, p, (size_t) ((eq ? eq : amp) - p));
+        k = clean(&arena, k.s, k.len, 0);
+        if (eq != NULL) {
+            v = url_decode(&arena, eq + 1, (size_t) (amp - eq - 1));
+            v = clean(&arena, v.s, v.len, 0);
         } else {
-            k = url_decode(p, (size_t) (eq - p), &klen);
-            v = url_decode(eq + 1, (size_t) (amp - eq - 1), &vlen);
+            v.s = arena;
+            v.len = 0;
         }
-        if (k == NULL || v == NULL) {
-            return -1;
-        }
-        jk = jstr(k, klen);
-        jv = jstr(v, vlen);
-        if (jk == NULL || jv == NULL) {
-            return -1;
-        }
-        if (add_multi(single, multi, json_string_value(jk), jv) < 0) {
-            return -1;
-        }
+        pairs_add(&qp, k, v);
         p = amp + 1;
     }
-    return 0;
-}
 
-
-static int
-add_headers(const faas_event_req_t *req, json_t *single, json_t *multi,
-            json_t *cookies)
-{
-    size_t i, j;
-
-    for (i = 0; i < req->nheaders; i++) {
-        const faas_event_header_t *h = &req->headers[i];
-        cleanup_free char *name = malloc(h->name_len + 1);
-        cleanup_json json_t *jn = NULL;
-        cleanup_json json_t *jv = NULL;
-
-        if (name == NULL) {
-            return -1;
-        }
-        for (j = 0; j < h->name_len; j++) {
-            name[j] = (char) tolower((unsigned char) h->name[j]);
-        }
-        name[h->name_len] = '\0';
-        jn = jstr(name, h->name_len);
-        jv = jstr(h->value, h->value_len);
-        if (jn == NULL || jv == NULL) {
-            return -1;
-        }
-        if (add_multi(single, multi, json_string_value(jn), jv) < 0) {
-            return -1;
-        }
-        if (strcmp(name, "cookie") == 0) {
-            const char *p = h->value, *end = h->value + h->value_len, *semi;
-
-            while (p < end) {
-                while (p < end && *p == ' ') {
-                    p++;
-                }
-                if (p >= end) {
-                    break;
-                }
-                semi = memchr(p, ';', (size_t) (end - p));
-                if (semi == NULL) {
-                    semi = end;
-                }
-                if (semi > p
-                    && json_array_append_new(cookies,
-                                             jstr(p, (size_t) (semi - p)))
-                           < 0)
-                {
-                    return -1;
-                }
-                p = semi + 1;
-            }
-        }
-    }
-    return 0;
-}
-
-
-static int
-set(json_t *o, const char *k, json_t *v)
-{
-    return v == NULL ? -1 : json_object_set_new(o, k, v);
-}
-
-
-char *
-faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
-{
-    cleanup_json json_t *ev = json_object();
-    cleanup_json json_t *hdr = json_object();
-    cleanup_json json_t *mhdr = json_object();
-    cleanup_json json_t *qs = json_object();
-    cleanup_json json_t *mqs = json_object();
-    cleanup_json json_t *cookies = json_array();
-    json_t             *rc, *http, *ident;
-    char                tbuf[64];
-    const char         *ua, *host;
-    time_t              secs;
-    struct tm           tm;
-    char               *out;
-    int                 b64 = 0, rv = 0;
-
-    if (ev == NULL || hdr == NULL || mhdr == NULL || qs == NULL || mqs == NULL
-        || cookies == NULL)
-    {
-        return faas_error_set(err, 0, "out of memory"), NULL;
-    }
-    if (add_headers(req, hdr, mhdr, cookies) < 0
-        || parse_query(req->query, req->query_len, qs, mqs) < 0)
-    {
-        faas_error_set(err, 0, "event: cannot encode headers or query");
-        return NULL;
-    }
-
-    ua = json_string_value(json_object_get(hdr, "user-agent"));
-    host = json_string_value(json_object_get(hdr, "host"));
+    ua = pairs_get(&hp, "user-agent", &arena);
+    host = pairs_get(&hp, "host", &arena);
+    path = clean(&arena, req->path ? req->path : "",
+                 req->path ? req->path_len : 0, 0);
+    method = clean(&arena, req->method ? req->method : "",
+                   req->method ? req->method_len : 0, 0);
     secs = (time_t) (req->time_ms / 1000);
     gmtime_r(&secs, &tm);
     strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
 
-    rc = json_object();
-    http = json_object();
-    ident = json_object();
-    if (rc == NULL || http == NULL || ident == NULL) {
-        json_decref(rc);
-        json_decref(http);
-        json_decref(ident);
-        faas_error_set(err, 0, "out of memory");
-        return NULL;
-    }
-    rv |= set(http, "method", jstr(req->method, req->method_len));
-    rv |= set(http, "path", jstr(req->path, req->path_len));
-    rv |= set(http, "protocol", json_string(req->protocol ? req->protocol
-                                                          : "HTTP/1.1"));
-    rv |= set(http, "sourceIp", json_string(req->source_ip ? req->source_ip
-                                                           : ""));
-    rv |= set(http, "userAgent", json_string(ua ? ua : ""));
-    rv |= set(ident, "sourceIp", json_string(req->source_ip ? req->source_ip
-                                                            : ""));
-    rv |= set(ident, "userAgent", json_string(ua ? ua : ""));
+#define PATH_STR sb_jstr(&b, path.s, path.len, 0)
+#define METHOD_STR sb_jstr(&b, method.s, method.len, 0)
+#define STR0(s) sb_jstr(&b, (s), strlen(s), 1)
 
-    rv |= set(rc, "accountId", json_string("anonymous"));
-    rv |= set(rc, "apiId", json_string(req->function ? req->function : ""));
-    rv |= set(rc, "domainName", json_string(host ? host : ""));
-    rv |= set(rc, "http", http);
-    rv |= set(rc, "requestId", json_string(req->request_id));
-    rv |= set(rc, "routeKey", json_string("$default"));
-    rv |= set(rc, "stage", json_string("$default"));
-    rv |= set(rc, "time", json_string(tbuf));
-    rv |= set(rc, "timeEpoch", json_integer((json_int_t) req->time_ms));
-    /* v1 names */
-    rv |= set(rc, "httpMethod", jstr(req->method, req->method_len));
-    rv |= set(rc, "path", jstr(req->path, req->path_len));
-    rv |= set(rc, "resourcePath", jstr(req->path, req->path_len));
-    rv |= set(rc, "identity", ident);
-    rv |= set(rc, "requestTimeEpoch", json_integer((json_int_t) req->time_ms));
-
-    rv |= set(ev, "version", json_string("2.0"));
-    rv |= set(ev, "routeKey", json_string("$default"));
-    rv |= set(ev, "rawPath", jstr(req->path, req->path_len));
-    rv |= set(ev, "rawQueryString", jstr(req->query, req->query_len));
-    if (json_array_size(cookies) > 0) {
-        rv |= json_object_set(ev, "cookies", cookies);
+    sb_lit(&b, "{\"version\":\"2.0\",\"routeKey\":\"$default\",\"rawPath\":");
+    PATH_STR;
+    sb_lit(&b, ",\"rawQueryString\":");
+    sb_jstr(&b, req->query ? req->query : "", req->query ? req->query_len : 0,
+            1);
+    if (ncookies > 0) {
+        sb_lit(&b, ",\"cookies\":[");
+        for (i = 0; i < ncookies; i++) {
+            if (i > 0) {
+                sb_lit(&b, ",");
+            }
+            sb_jstr(&b, cookies[i].s, cookies[i].len, 1);
+        }
+        sb_lit(&b, "]");
     }
-    rv |= json_object_set(ev, "headers", hdr);
-    if (json_object_size(qs) > 0) {
-        rv |= json_object_set(ev, "queryStringParameters", qs);
-        rv |= json_object_set(ev, "multiValueQueryStringParameters", mqs);
+    sb_lit(&b, ",\"headers\":");
+    pairs_write(&b, &hp, 0);
+    if (qp.n > 0) {
+        sb_lit(&b, ",\"queryStringParameters\":");
+        pairs_write(&b, &qp, 0);
+        sb_lit(&b, ",\"multiValueQueryStringParameters\":");
+        pairs_write(&b, &qp, 1);
     } else {
-        rv |= set(ev, "queryStringParameters", json_null());
-        rv |= set(ev, "multiValueQueryStringParameters", json_null());
+        sb_lit(&b, ",\"queryStringParameters\":null,"
+                   "\"multiValueQueryStringParameters\":null");
     }
-    rv |= set(ev, "requestContext", rc);
+
+    sb_lit(&b, ",\"requestContext\":{\"accountId\":\"anonymous\",\"apiId\":");
+    STR0(req->function ? req->function : "");
+    sb_lit(&b, ",\"domainName\":");
+    sb_jstr(&b, host.s ? host.s : "", host.len, 0);
+    sb_lit(&b, ",\"http\":{\"method\":");
+    METHOD_STR;
+    sb_lit(&b, ",\"path\":");
+    PATH_STR;
+    sb_lit(&b, ",\"protocol\":");
+    STR0(req->protocol ? req->protocol : "HTTP/1.1");
+    sb_lit(&b, ",\"sourceIp\":");
+    STR0(req->source_ip ? req->source_ip : "");
+    sb_lit(&b, ",\"userAgent\":");
+    sb_jstr(&b, ua.s ? ua.s : "", ua.len, 0);
+    sb_lit(&b, "},\"requestId\":");
+    STR0(req->request_id ? req->request_id : "");
+    sb_lit(&b, ",\"routeKey\":\"$default\",\"stage\":\"$default\",\"time\":");
+    STR0(tbuf);
+    sb_lit(&b, ",\"timeEpoch\":");
+    sb_num(&b, req->time_ms);
+    sb_lit(&b, ",\"httpMethod\":");
+    METHOD_STR;
+    sb_lit(&b, ",\"path\":");
+    PATH_STR;
+    sb_lit(&b, ",\"resourcePath\":");
+    PATH_STR;
+    sb_lit(&b, ",\"identity\":{\"sourceIp\":");
+    STR0(req->source_ip ? req->source_ip : "");
+    sb_lit(&b, ",\"userAgent\":");
+    sb_jstr(&b, ua.s ? ua.s : "", ua.len, 0);
+    sb_lit(&b, "},\"requestTimeEpoch\":");
+    sb_num(&b, req->time_ms);
+    sb_lit(&b, "},\"body\":");
 
     if (req->body_len == 0) {
-        rv |= set(ev, "body", json_null());
+        sb_lit(&b, "null");
+    } else if (utf8_valid((const char *) req->body, req->body_len)) {
+        sb_jstr(&b, (const char *) req->body, req->body_len, 0);
     } else {
-        json_t *b = json_stringn((const char *) req->body, req->body_len);
+        size_t blen;
+        char  *enc = faas_base64_encode(req->body, req->body_len, &blen);
 
-        if (b == NULL) {
-            size_t blen;
-            char  *enc = faas_base64_encode(req->body, req->body_len, &blen);
-
-            if (enc == NULL) {
-                faas_error_set(err, 0, "out of memory");
-                return NULL;
-            }
-            b = json_stringn(enc, blen);
-            free(enc);
-            b64 = 1;
+        if (enc == NULL) {
+            free(b.p);
+            return faas_error_set(err, 0, "out of memory"), NULL;
         }
-        rv |= set(ev, "body", b);
+        sb_jstr(&b, enc, blen, 0);
+        free(enc);
+        b64 = 1;
     }
-    rv |= set(ev, "isBase64Encoded", json_boolean(b64));
+    if (b64) {
+        sb_lit(&b, ",\"isBase64Encoded\":true,\"resource\":");
+    } else {
+        sb_lit(&b, ",\"isBase64Encoded\":false,\"resource\":");
+    }
+    PATH_STR;
+    sb_lit(&b, ",\"path\":");
+    PATH_STR;
+    sb_lit(&b, ",\"httpMethod\":");
+    METHOD_STR;
+    sb_lit(&b, ",\"multiValueHeaders\":");
+    pairs_write(&b, &hp, 1);
+    sb_lit(&b, ",\"pathParameters\":null,\"stageVariables\":null}");
 
-    /* v1 REST-proxy fields */
-    rv |= set(ev, "resource", jstr(req->path, req->path_len));
-    rv |= set(ev, "path", jstr(req->path, req->path_len));
-    rv |= set(ev, "httpMethod", jstr(req->method, req->method_len));
-    rv |= json_object_set(ev, "multiValueHeaders", mhdr);
-    rv |= set(ev, "pathParameters", json_null());
-    rv |= set(ev, "stageVariables", json_null());
+#undef PATH_STR
+#undef METHOD_STR
+#undef STR0
 
-    if (rv != 0) {
-        faas_error_set(err, 0, "event: cannot build the JSON");
+    if (b.oom) {
+        free(b.p);
+        faas_error_set(err, 0, "event: out of memory");
         return NULL;
     }
-    out = json_dumps(ev, JSON_COMPACT);
-    if (out == NULL) {
-        faas_error_set(err, 0, "event: cannot serialise the JSON");
-        return NULL;
-    }
-    *len = strlen(out);
-    return out;
+    *len = b.len;
+    return b.p;
 }

@@ -9,8 +9,15 @@
  *           concurrency), then BLPOP idle + faas:err:{rid}:<request-id>:
  *           COLD (our own sandbox) or STOLEN (one returned by another
  *           request), a reason (502) or nothing in time (503)
+ *           At max concurrency (INCR above the limit), the call instead
+ *           joins this worker's wait queue of the revision: one BLPOP per
+ *           worker serves the queue in order, and new calls join it at once
+ *           while it is not empty (no LPOP/INCR/LLEN/DECR each).
  *   -> agent call -> answer; RPUSH the entry back (unless the sandbox died)
- *      pipelined with RPUSH faas:records.
+ *      or, when a call of this worker waits for the revision, hand the entry
+ *      straight to it (at most NGX_HTTP_FAAS_HANDOFF_MAX times in a row,
+ *      then back through Redis); the execution record goes out with the
+ *      other records of the event loop iteration (one RPUSH faas:records).
  *
  * Everything asynchronous hangs off an ngx_http_faas_call_t with its own
  * pool and reference count; the request's cleanup handler only detaches
@@ -54,6 +61,15 @@ static ngx_int_t ngx_http_faas_send_error(ngx_http_request_t *r,
 static void ngx_http_faas_push_back(ngx_http_faas_call_t *call,
     const char *entry, size_t len);
 static void ngx_http_faas_ignore(redisReply *reply, void *data);
+static void ngx_http_faas_wq_join(ngx_http_faas_call_t *call);
+static void ngx_http_faas_wq_leave(ngx_http_faas_call_t *call);
+static void ngx_http_faas_wq_blpop(void *wq);
+static void ngx_http_faas_wq_blpop_done(redisReply *reply, void *data);
+static void ngx_http_faas_wq_timeout(ngx_event_t *ev);
+static ngx_uint_t ngx_http_faas_wq_handoff(ngx_http_faas_call_t *call);
+static void ngx_http_faas_handoff_run(ngx_event_t *ev);
+static void ngx_http_faas_records_add(uint8_t *buf, size_t len,
+    u_char *request_id);
 
 
 /* one INCR + two LLEN replies, pipelined */
@@ -71,6 +87,41 @@ typedef struct {
     ngx_http_faas_pipe_t      *pipe;
     ngx_uint_t                 which;          /* 0 INCR, 1 and 2 LLEN */
 } ngx_http_faas_pipe_op_t;
+
+
+/*
+ * The calls of this worker that wait, at the function's max concurrency,
+ * for any sandbox of one revision to come back. Instead of an INCR, two
+ * LLENs, a DECR and a BLPOP connection each, they queue here in order and
+ * a single BLPOP of the idle list (on the BLPOP pool) serves them one after
+ * the other; while the queue is not empty, new calls of that revision join
+ * it at once (the function is known to be at its limit). A sandbox a call
+ * is done with goes to the first waiter directly (see
+ * ngx_http_faas_wq_handoff), within limits, so that the other workers and
+ * gateways still get their share through Redis.
+ */
+typedef struct {
+    ngx_queue_t                link;           /* in ngx_http_faas_wqs */
+    ngx_queue_t                waiters;        /* of ngx_http_faas_call_t */
+    ngx_uint_t                 nwaiters;
+    ngx_uint_t                 blpop;          /* the BLPOP is in flight */
+    char                       idle_key[FAAS_KEY_MAX];
+} ngx_http_faas_wq_t;
+
+
+#define NGX_HTTP_FAAS_WQ_BLPOP_S  1
+
+/*
+ * A sandbox a call is done with goes straight to the first waiter of the
+ * same worker at most this many times in a row; then it goes back through
+ * Redis (RPUSH), where the other workers' and gateways' waiters get their
+ * turn in the idle list's order.
+ */
+#define NGX_HTTP_FAAS_HANDOFF_MAX  8
+
+
+static ngx_queue_t  ngx_http_faas_wqs;
+static ngx_uint_t   ngx_http_faas_wqs_ready;
 
 
 static ngx_str_t  ngx_http_faas_json_type = ngx_string("application/json");
@@ -194,6 +245,12 @@ ngx_http_faas_cleanup(void *data)
     ctx->call = NULL;
     call->r = NULL;
     call->ctx = NULL;
+
+    if (call->wq) {
+        /* nobody to give a sandbox to any more */
+        ngx_http_faas_wq_leave(call);
+        ngx_http_faas_call_unref(call);
+    }
 
     ngx_http_faas_call_unref(call);
 }
@@ -646,6 +703,27 @@ ngx_http_faas_acquire(ngx_http_faas_call_t *call)
     const char  *argv[2];
     size_t       lens[2];
 
+    ngx_queue_t         *q;
+    ngx_http_faas_wq_t  *wq;
+
+    if (!call->incremented && ngx_http_faas_wqs_ready) {
+        for (q = ngx_queue_head(&ngx_http_faas_wqs);
+             q != ngx_queue_sentinel(&ngx_http_faas_wqs);
+             q = ngx_queue_next(q))
+        {
+            wq = ngx_queue_data(q, ngx_http_faas_wq_t, link);
+
+            if (wq->nwaiters
+                && ngx_strcmp(wq->idle_key, call->idle_key) == 0)
+            {
+                /* the function is at its limit: wait behind the others */
+                call->t_wait_us = ngx_http_faas_now_us();
+                ngx_http_faas_wq_join(call);
+                return;
+            }
+        }
+    }
+
     argv[0] = "LPOP";
     lens[0] = 4;
     argv[1] = call->idle_key;
@@ -852,7 +930,7 @@ ngx_http_faas_pipe_done(redisReply *reply, void *data)
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, call->log, 0,
                        "faas: %s: at max concurrency %ui, waiting",
                        call->request_id, fn->max_concurrency);
-        ngx_http_faas_wait(call);
+        ngx_http_faas_wq_join(call);
         return;
     }
 
@@ -1091,10 +1169,16 @@ ngx_http_faas_record(ngx_http_faas_call_t *call, Faas__InvokeResponse *resp,
     uint8_t             *buf;
     size_t               len;
     uint64_t             now;
-    const char          *argv[3];
-    size_t               lens[3];
     faas_error_t         err;
     faas_record_args_t   ra;
+
+    if (keep
+        && (status == FAAS__INVOKE_STATUS__OK
+            || status == FAAS__INVOKE_STATUS__FUNCTION_ERROR)
+        && ngx_http_faas_wq_handoff(call))
+    {
+        keep = 0;   /* the sandbox went to a waiting call of this worker */
+    }
 
     if (keep) {
         ngx_http_faas_push_back(call, NULL, 0);
@@ -1125,23 +1209,96 @@ ngx_http_faas_record(ngx_http_faas_call_t *call, Faas__InvokeResponse *resp,
         return;
     }
 
+    /* written with the other records of this event loop iteration */
+    ngx_http_faas_records_add(buf, len, call->request_id);
+}
+
+
+/*
+ * Execution records wait here until the end of the current event loop
+ * iteration (a posted event), then go out as one RPUSH with every record of
+ * the iteration: one command and one Redis wake-up for many calls.
+ */
+#define NGX_HTTP_FAAS_RECORDS_MAX  256
+
+static struct {
+    uint8_t      *buf[NGX_HTTP_FAAS_RECORDS_MAX];
+    size_t        len[NGX_HTTP_FAAS_RECORDS_MAX];
+    ngx_uint_t    n;
+    ngx_event_t   ev;
+} ngx_http_faas_recs;
+
+
+void
+ngx_http_faas_records_flush(void)
+{
+    ngx_uint_t   i, n;
+    const char  *argv[NGX_HTTP_FAAS_RECORDS_MAX + 2];
+    size_t       lens[NGX_HTTP_FAAS_RECORDS_MAX + 2];
+
+    n = ngx_http_faas_recs.n;
+    if (n == 0) {
+        return;
+    }
+
     argv[0] = "RPUSH";
     lens[0] = 5;
     argv[1] = FAAS_KEY_RECORDS;
     lens[1] = sizeof(FAAS_KEY_RECORDS) - 1;
-    argv[2] = (const char *) buf;
-    lens[2] = len;
 
-    if (ngx_http_faas_redis_command(ngx_http_faas_ignore, NULL, 3, argv,
-                                    lens)
-        != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, call->log, 0,
-                      "faas: %s: execution record lost: Redis is "
-                      "unavailable", call->request_id);
+    for (i = 0; i < n; i++) {
+        argv[i + 2] = (const char *) ngx_http_faas_recs.buf[i];
+        lens[i + 2] = ngx_http_faas_recs.len[i];
     }
 
-    free(buf);
+    if (ngx_http_faas_redis_command(ngx_http_faas_ignore, NULL, (int) n + 2,
+                                    argv, lens)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "faas: %ui execution record(s) lost: Redis is "
+                      "unavailable", n);
+    }
+
+    for (i = 0; i < n; i++) {
+        free(ngx_http_faas_recs.buf[i]);
+    }
+
+    ngx_http_faas_recs.n = 0;
+
+    if (ngx_http_faas_recs.ev.posted) {
+        ngx_delete_posted_event(&ngx_http_faas_recs.ev);
+    }
+}
+
+
+static void
+ngx_http_faas_records_run(ngx_event_t *ev)
+{
+    ngx_http_faas_records_flush();
+}
+
+
+/* Takes buf (malloc'd). */
+static void
+ngx_http_faas_records_add(uint8_t *buf, size_t len, u_char *request_id)
+{
+    if (ngx_http_faas_recs.n == NGX_HTTP_FAAS_RECORDS_MAX) {
+        ngx_http_faas_records_flush();
+    }
+
+    ngx_http_faas_recs.buf[ngx_http_faas_recs.n] = buf;
+    ngx_http_faas_recs.len[ngx_http_faas_recs.n] = len;
+    ngx_http_faas_recs.n++;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "faas: %s: record queued", request_id);
+
+    if (!ngx_http_faas_recs.ev.posted) {
+        ngx_http_faas_recs.ev.handler = ngx_http_faas_records_run;
+        ngx_http_faas_recs.ev.log = ngx_cycle->log;
+        ngx_post_event(&ngx_http_faas_recs.ev, &ngx_posted_events);
+    }
 }
 
 
@@ -1590,4 +1747,373 @@ ngx_http_faas_ignore(redisReply *reply, void *data)
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "faas: redis: %*s", (size_t) reply->len, reply->str);
     }
+}
+
+
+/* ---- the local wait queue at max concurrency -------------------------- */
+
+
+static ngx_http_faas_wq_t *
+ngx_http_faas_wq_get(const char *idle_key)
+{
+    size_t               len;
+    ngx_queue_t         *q;
+    ngx_http_faas_wq_t  *wq;
+
+    if (!ngx_http_faas_wqs_ready) {
+        ngx_queue_init(&ngx_http_faas_wqs);
+        ngx_http_faas_wqs_ready = 1;
+    }
+
+    for (q = ngx_queue_head(&ngx_http_faas_wqs);
+         q != ngx_queue_sentinel(&ngx_http_faas_wqs);
+         q = ngx_queue_next(q))
+    {
+        wq = ngx_queue_data(q, ngx_http_faas_wq_t, link);
+
+        if (ngx_strcmp(wq->idle_key, idle_key) == 0) {
+            return wq;
+        }
+    }
+
+    len = ngx_strlen(idle_key);
+    if (len >= FAAS_KEY_MAX) {
+        return NULL;
+    }
+
+    wq = ngx_calloc(sizeof(ngx_http_faas_wq_t), ngx_cycle->log);
+    if (wq == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(wq->idle_key, idle_key, len + 1);
+    ngx_queue_init(&wq->waiters);
+    ngx_queue_insert_tail(&ngx_http_faas_wqs, &wq->link);
+
+    return wq;
+}
+
+
+/* Frees a queue nobody waits on and no BLPOP refers to. */
+static void
+ngx_http_faas_wq_gc(ngx_http_faas_wq_t *wq)
+{
+    if (wq->nwaiters == 0 && !wq->blpop) {
+        ngx_queue_remove(&wq->link);
+        ngx_free(wq);
+    }
+}
+
+
+/* Queues call (which holds a reference for the queue) for any sandbox. */
+static void
+ngx_http_faas_wq_join(ngx_http_faas_call_t *call)
+{
+    ngx_http_faas_wq_t  *wq;
+
+    wq = ngx_http_faas_wq_get(call->idle_key);
+    if (wq == NULL) {
+        ngx_http_faas_wait(call);
+        return;
+    }
+
+    call->refs++;
+    call->wq = wq;
+    call->waiting = 1;
+    ngx_queue_insert_tail(&wq->waiters, &call->wq_link);
+    wq->nwaiters++;
+
+    call->wq_timer.handler = ngx_http_faas_wq_timeout;
+    call->wq_timer.data = call;
+    call->wq_timer.log = call->log;
+    ngx_add_timer(&call->wq_timer, call->flcf->cold_start_timeout);
+
+    ngx_http_faas_wq_blpop(wq);
+}
+
+
+/* Takes call out of its queue; its reference stays with the caller. */
+static void
+ngx_http_faas_wq_leave(ngx_http_faas_call_t *call)
+{
+    ngx_http_faas_wq_t  *wq = call->wq;
+
+    ngx_queue_remove(&call->wq_link);
+    wq->nwaiters--;
+    call->wq = NULL;
+    call->waiting = 0;
+
+    if (call->wq_timer.timer_set) {
+        ngx_del_timer(&call->wq_timer);
+    }
+
+    ngx_http_faas_wq_gc(wq);
+}
+
+
+/* Answers every call of the queue with 503 (Redis is not usable). */
+static void
+ngx_http_faas_wq_fail(ngx_http_faas_wq_t *wq, const char *why)
+{
+    ngx_queue_t           *q;
+    ngx_http_faas_call_t  *call;
+
+    wq->blpop++;    /* keeps wq while its calls leave */
+
+    while (!ngx_queue_empty(&wq->waiters)) {
+        q = ngx_queue_head(&wq->waiters);
+        call = ngx_queue_data(q, ngx_http_faas_call_t, wq_link);
+        ngx_http_faas_wq_leave(call);
+        ngx_http_faas_finish(call, NGX_HTTP_SERVICE_UNAVAILABLE, why);
+        ngx_http_faas_call_unref(call);
+    }
+
+    wq->blpop--;
+    ngx_http_faas_wq_gc(wq);
+}
+
+
+static void
+ngx_http_faas_wq_blpop(void *data)
+{
+    ngx_http_faas_wq_t  *wq = data;
+
+    u_char       tbuf[16], *p;
+    ngx_int_t    rc;
+    const char  *argv[3];
+    size_t       lens[3];
+
+    if (wq->blpop || wq->nwaiters == 0) {
+        return;
+    }
+
+    p = ngx_sprintf(tbuf, "%d", NGX_HTTP_FAAS_WQ_BLPOP_S);
+
+    argv[0] = "BLPOP";
+    lens[0] = 5;
+    argv[1] = wq->idle_key;
+    lens[1] = ngx_strlen(wq->idle_key);
+    argv[2] = (const char *) tbuf;
+    lens[2] = p - tbuf;
+
+    rc = ngx_http_faas_redis_blpop(ngx_http_faas_wq_blpop_done, wq, 3, argv,
+                                   lens, NGX_HTTP_FAAS_WQ_BLPOP_S * 1000);
+    if (rc != NGX_OK) {
+        ngx_http_faas_wq_fail(wq, rc == NGX_BUSY ? "too many waiting requests"
+                                                 : "Redis is unavailable");
+        return;
+    }
+
+    wq->blpop = 1;
+}
+
+
+static void
+ngx_http_faas_wq_blpop_done(redisReply *reply, void *data)
+{
+    ngx_http_faas_wq_t  *wq = data;
+
+    const char            *argv[3];
+    size_t                 lens[3];
+    redisReply            *v;
+    faas_error_t           err;
+    ngx_queue_t           *q;
+    ngx_http_faas_call_t  *call;
+
+    wq->blpop = 0;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_faas_wq_fail(wq, "Redis is unavailable");
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        /*
+         * Nothing came back within the BLPOP's timeout: sandboxes may have
+         * gone (destroyed, crashed), so the first waiter checks the count
+         * again (INCR; a cold start if it is below the limit now, else it
+         * queues again); the others wait on.
+         */
+        call = NULL;
+
+        if (wq->nwaiters) {
+            q = ngx_queue_head(&wq->waiters);
+            call = ngx_queue_data(q, ngx_http_faas_call_t, wq_link);
+            wq->blpop++;
+            ngx_http_faas_wq_leave(call);
+            wq->blpop--;
+        }
+
+        ngx_http_faas_wq_blpop(wq);
+        ngx_http_faas_wq_gc(wq);
+
+        if (call) {
+            call->refs--;
+            ngx_http_faas_provision(call);
+        }
+
+        return;
+    }
+
+    v = reply->element[1];
+
+    if (wq->nwaiters == 0) {
+        /* every waiter left meanwhile: the sandbox goes back */
+        argv[0] = "RPUSH";
+        lens[0] = 5;
+        argv[1] = wq->idle_key;
+        lens[1] = ngx_strlen(wq->idle_key);
+        argv[2] = v->str;
+        lens[2] = v->len;
+
+        if (ngx_http_faas_redis_command(ngx_http_faas_ignore, NULL, 3, argv,
+                                        lens)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "faas: cannot return \"%*s\" to %s: Redis is "
+                          "unavailable", (size_t) v->len, v->str,
+                          wq->idle_key);
+        }
+
+        ngx_http_faas_wq_gc(wq);
+        return;
+    }
+
+    q = ngx_queue_head(&wq->waiters);
+    call = ngx_queue_data(q, ngx_http_faas_call_t, wq_link);
+
+    wq->blpop++;    /* keeps wq while call leaves */
+    ngx_http_faas_wq_leave(call);
+    wq->blpop--;
+
+    if (faas_entry_parse(v->str, v->len, &call->entry, &err) < 0) {
+        ngx_log_error(NGX_LOG_ERR, call->log, 0,
+                      "faas: %s: dropped a bad entry of %s: %s",
+                      call->request_id, call->idle_key, err.msg);
+
+        if (++call->attempts > call->flcf->retries) {
+            ngx_http_faas_finish(call, NGX_HTTP_BAD_GATEWAY,
+                                 "no usable sandbox");
+
+        } else {
+            ngx_http_faas_wq_join(call);
+        }
+
+        ngx_http_faas_call_unref(call);
+        ngx_http_faas_wq_blpop(wq);
+        ngx_http_faas_wq_gc(wq);
+        return;
+    }
+
+    /* the next waiter's BLPOP goes out before this call's agent request */
+    ngx_http_faas_wq_blpop(wq);
+
+    call->refs--;
+    call->have_entry = 1;
+    call->start_type = faas_entry_start_type(&call->entry,
+                                             (char *) call->request_id, 1);
+    call->cold_us = ngx_http_faas_now_us() - call->t_wait_us;
+
+    ngx_http_faas_wq_gc(wq);
+
+    ngx_http_faas_invoke(call);
+}
+
+
+static void
+ngx_http_faas_wq_timeout(ngx_event_t *ev)
+{
+    ngx_http_faas_call_t  *call = ev->data;
+
+    u_char  msg[64];
+
+    ngx_http_faas_wq_leave(call);
+
+    ngx_snprintf(msg, sizeof(msg), "no sandbox within %M ms%Z",
+                 call->flcf->cold_start_timeout);
+    ngx_log_error(NGX_LOG_WARN, call->log, 0,
+                  "faas: %s: no sandbox of %V within %M ms at max concurrency",
+                  call->request_id, &call->fn->rid,
+                  call->flcf->cold_start_timeout);
+    ngx_http_faas_finish(call, NGX_HTTP_SERVICE_UNAVAILABLE, (char *) msg);
+    ngx_http_faas_call_unref(call);
+}
+
+
+/*
+ * Gives the sandbox call is done with to the first call of this worker that
+ * waits for one of the same revision (a local hand-off: no RPUSH and no
+ * BLPOP). Returns 1 if it did; the waiter runs from a posted event, after
+ * the current handler. 0: the sandbox goes back through Redis.
+ */
+static ngx_uint_t
+ngx_http_faas_wq_handoff(ngx_http_faas_call_t *call)
+{
+    ngx_queue_t           *q;
+    ngx_http_faas_wq_t    *wq;
+    ngx_http_faas_call_t  *w;
+
+    if (!call->have_entry || !ngx_http_faas_wqs_ready
+        || call->handoffs >= NGX_HTTP_FAAS_HANDOFF_MAX)
+    {
+        return 0;
+    }
+
+    for (q = ngx_queue_head(&ngx_http_faas_wqs);
+         q != ngx_queue_sentinel(&ngx_http_faas_wqs);
+         q = ngx_queue_next(q))
+    {
+        wq = ngx_queue_data(q, ngx_http_faas_wq_t, link);
+
+        if (wq->nwaiters && ngx_strcmp(wq->idle_key, call->idle_key) == 0) {
+            goto found;
+        }
+    }
+
+    return 0;
+
+found:
+
+    q = ngx_queue_head(&wq->waiters);
+    w = ngx_queue_data(q, ngx_http_faas_call_t, wq_link);
+
+    /* the queue's reference becomes the posted event's */
+    ngx_http_faas_wq_leave(w);
+
+    w->entry = call->entry;
+    w->entry.origin[0] = '\0';
+    w->have_entry = 1;
+    w->handoffs = call->handoffs + 1;
+    call->have_entry = 0;
+
+    w->handoff.handler = ngx_http_faas_handoff_run;
+    w->handoff.data = w;
+    w->handoff.log = w->log;
+    ngx_post_event(&w->handoff, &ngx_posted_events);
+
+    return 1;
+}
+
+
+static void
+ngx_http_faas_handoff_run(ngx_event_t *ev)
+{
+    ngx_http_faas_call_t  *call = ev->data;
+
+    if (call->r == NULL) {
+        /* the client went away meanwhile: the sandbox goes back */
+        ngx_http_faas_push_back(call, NULL, 0);
+        ngx_http_faas_call_unref(call);
+        return;
+    }
+
+    call->refs--;
+    call->start_type = faas_entry_start_type(&call->entry,
+                                             (char *) call->request_id, 1);
+    call->cold_us = ngx_http_faas_now_us() - call->t_wait_us;
+
+    ngx_http_faas_invoke(call);
 }

@@ -692,6 +692,7 @@ ngx_http_faas_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_faas_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_faas_records_flush();
     ngx_http_faas_redis_exit_process();
     ngx_http_faas_agent_exit_process();
     ngx_http_faas_fn_flush();

@@ -119,6 +119,11 @@ struct ngx_http_faas_call_s {
     ngx_uint_t                 attempts;
     ngx_uint_t                 incremented;
     ngx_uint_t                 waiting;        /* a BLPOP is in flight */
+    void                      *wq;             /* in a local wait queue */
+    ngx_queue_t                wq_link;
+    ngx_event_t                wq_timer;
+    ngx_event_t                handoff;        /* posted: run with entry */
+    ngx_uint_t                 handoffs;       /* local hand-offs in a row */
     uint64_t                   t_start_us;
     uint64_t                   t_wait_us;
     uint64_t                   cold_us;
@@ -133,6 +138,7 @@ uint64_t ngx_http_faas_now_us(void);
 /* ngx_http_faas_handler.c */
 ngx_int_t ngx_http_faas_handler(ngx_http_request_t *r);
 void ngx_http_faas_call_unref(ngx_http_faas_call_t *call);
+void ngx_http_faas_records_flush(void);
 
 /* ngx_http_faas_redis.c */
 typedef void (*ngx_http_faas_redis_pt)(redisReply *reply, void *data);

@@ -6,11 +6,14 @@
 # (every call thaws and freezes its sandbox). Prints invocations/s and
 # p50/p99 latency as measured by the client (request written -> answer read).
 #
-#   bench/agent/run.sh                 # N1=20000 calls at c=1, N64=200000 at c=64
-#   SANDBOXES=16 N64=500000 bench/agent/run.sh
+#   bench/agent/run.sh                 # N1=20000 calls at c=1, N64=100000 at c=64
+#   SANDBOXES=16 N64=500000 PIN0=1 bench/agent/run.sh
 #
-# Targets: p50 <= 100 us at c=1, >= 15,000/s at c=64. Each is run twice:
-# processes free to use every vCPU, then all pinned to vCPU 0.
+# Targets: p50 <= 100 us at c=1, >= 15,000/s at c=64. Each point is run with
+# two events: `{}` and the ~820-byte event the gateway makes for a plain GET
+# (so event handling shows), with the processes free to use every vCPU;
+# PIN0=1 adds the same runs with everything pinned to vCPU 0. The agent's
+# and the runtimes' CPU time per call is printed next to each figure.
 # faas-invoke lends each request a free sandbox (like the gateway's idle
 # list), so at c=64 at most SANDBOXES calls run in the agent at once; the
 # other requests wait in the client, and their wait counts in the latency.
@@ -20,7 +23,11 @@ ROOT=$(pwd)
 OBJS=$ROOT/objs
 SANDBOXES=${SANDBOXES:-8}
 N1=${N1:-20000}
-N64=${N64:-200000}
+N64=${N64:-100000}
+PIN0=${PIN0:-0}
+# A/B runs: another faas-agent binary and runtimes directory
+AGENT=${AGENT:-$OBJS/faas-agent}
+RUNTIMES=${RUNTIMES:-$ROOT/provisioner/runtimes}
 CONNS=${CONNS:-8}
 SPIN_US=${SPIN_US:-0}   # the agent's spin_us (poll for a lone call's answer)
 
@@ -52,7 +59,7 @@ def handler(event, context):
 PY
 chmod 755 "$W/code"; chmod 644 "$W/code/handler.py"
 cat >"$W/sandbox.json" <<JSON
-{"run_dir": "$W/run", "cgroup_root": "$CG", "runtimes_dir": "$ROOT/provisioner/runtimes"}
+{"run_dir": "$W/run", "cgroup_root": "$CG", "runtimes_dir": "$RUNTIMES"}
 JSON
 cat >"$W/agent.json" <<JSON
 {"run_dir": "$W/run", "cgroup_root": "$CG", "socket": "$W/agent.sock",
@@ -67,7 +74,8 @@ for ((i = 0; i < SANDBOXES; i++)); do
 done
 LIST=$(IFS=,; echo "${IDS[*]}")
 
-"$OBJS/faas-agent" -c "$W/agent.json" &
+echo "agent $AGENT, runtimes $RUNTIMES"
+"$AGENT" -c "$W/agent.json" &
 AGENT_PID=$!
 for _ in $(seq 100); do [[ -S $W/agent.sock ]] && break; sleep 0.05; done
 
@@ -90,22 +98,59 @@ pin() {
     done
 }
 
+# The event nginx makes for `GET /fn/bench/` (what bench/gateway sends).
+cat >"$W/event.json" <<'JSON'
+{"version":"2.0","routeKey":"$default","rawPath":"/","rawQueryString":"","headers":{"host":"127.0.0.1:45757"},"queryStringParameters":null,"multiValueQueryStringParameters":null,"requestContext":{"accountId":"anonymous","apiId":"bench","domainName":"127.0.0.1:45757","http":{"method":"GET","path":"/","protocol":"HTTP/1.1","sourceIp":"127.0.0.1","userAgent":""},"requestId":"0123456789abcdef0123456789abcdef","routeKey":"$default","stage":"$default","time":"27/Nov/2025:00:00:00 +0000","timeEpoch":1764201600000,"httpMethod":"GET","path":"/","resourcePath":"/","identity":{"sourceIp":"127.0.0.1","userAgent":""},"requestTimeEpoch":1764201600000},"body":null,"isBase64Encoded":false,"resource":"/","path":"/","httpMethod":"GET","multiValueHeaders":{"host":["127.0.0.1:45757"]},"pathParameters":null,"stageVariables":null}
+JSON
+
+# CPU time (ns) of the agent and of every sandbox process
+cpu_ns() {
+    local f p t sum=0 agent=0
+    for t in /proc/$AGENT_PID/task/*/schedstat; do
+        agent=$((agent + $(cut -d' ' -f1 "$t")))
+    done
+    for f in /sys/fs/cgroup/pids/$CG/*/cgroup.procs; do
+        for p in $(cat "$f"); do
+            for t in /proc/$p/task/*/schedstat; do
+                [[ -r $t ]] && sum=$((sum + $(cut -d' ' -f1 "$t" 2>/dev/null || echo 0)))
+            done
+        done
+    done
+    echo "$agent $sum"
+}
+
 run() {
-    local c=$1 n=$2 k=$3
+    local c=$1 n=$2 k=$3 evname=$4 before after
+    local evarg=()
+    [[ $evname == gateway ]] && evarg=(-E "$W/event.json")
+    before=$(cpu_ns)
     taskset -c "$PIN_CLIENT" "$OBJS/faas-invoke" -a "unix:$W/agent.sock" -s "$LIST" -f bench \
-        -n "$n" -c "$c" -k "$k" -q 2>/dev/null | tail -1 | /usr/bin/python3 -c '
+        "${evarg[@]}" -n "$n" -c "$c" -k "$k" -q 2>/dev/null | tail -1 >"$W/out.json"
+    after=$(cpu_ns)
+    /usr/bin/python3 -c '
 import json, sys
-s = json.loads(sys.stdin.read())
-print("c=%-3d %8d calls  %9.0f invocations/s  p50 %5d us  p99 %6d us  %s  cpus %s" % (
-    s["concurrency"], s["invocations"], s["per_second"], s["p50_us"], s["p99_us"],
-    json.dumps(s["statuses"]), sys.argv[1]))' "$PIN"
+s = json.loads(open(sys.argv[1]).read())
+b = [int(x) for x in sys.argv[4].split()]
+a = [int(x) for x in sys.argv[5].split()]
+n = max(1, s["invocations"])
+print("c=%-3d %-7s %7d calls %8.0f invocations/s  p50 %5d us  p99 %6d us  agent %5.1f us/call  runtime %5.1f us/call  %s  cpus %s  load %s" % (
+    s["concurrency"], sys.argv[3], s["invocations"], s["per_second"], s["p50_us"], s["p99_us"],
+    (a[0] - b[0]) / n / 1000, (a[1] - b[1]) / n / 1000,
+    json.dumps(s["statuses"]), sys.argv[2], open("/proc/loadavg").read().split()[0]))' \
+        "$W/out.json" "$PIN" "$evname" "$before" "$after"
 }
 ALL=0-$(($(nproc) - 1))
 PIN_CLIENT=$ALL
 pin "$ALL"
-run 1 "$N1" 1
-run 64 "$N64" "$CONNS"
-PIN_CLIENT=0
-pin 0
-run 1 "$N1" 1
-run 64 "$N64" "$CONNS"
+for ev in empty gateway; do
+    run 1 "$N1" 1 $ev
+    run 64 "$N64" "$CONNS" $ev
+done
+if [[ $PIN0 == 1 ]]; then
+    PIN_CLIENT=0
+    pin 0
+    for ev in empty gateway; do
+        run 1 "$N1" 1 $ev
+        run 64 "$N64" "$CONNS" $ev
+    done
+fi

@@ -60,10 +60,13 @@ try:
     _WS = ' \t\n\r'
 
     def json_loads(s):
-        i = 0
         n = len(s)
-        while i < n and s[i] in _WS:
-            i += 1
+        if n and s[0] == '{' and s[-1] == '}':
+            i = 0   # the usual frame: no whitespace to skip
+        else:
+            i = 0
+            while i < n and s[i] in _WS:
+                i += 1
         try:
             obj, end = _scan(s, i)
         except (StopIteration, SystemError):
@@ -79,10 +82,13 @@ try:
             raise ValueError('extra data after JSON at offset %d' % end)
         return obj
 
+    # one encoder for the life of the process (no circular-reference
+    # markers: a cycle ends in RecursionError, reported as a MarshalError)
+    _enc = _json.make_encoder(None, _no_default, _json.encode_basestring,
+                              None, ':', ',', False, False, False)
+
     def json_dumps(obj):
-        enc = _json.make_encoder(None, _no_default, _json.encode_basestring,
-                                 None, ':', ',', False, False, False)
-        return ''.join(enc(obj, 0))
+        return ''.join(_enc(obj, 0))
 except ImportError:  # pragma: no cover - every CPython build has _json
     import json as _stdjson
 
@@ -125,6 +131,8 @@ class LogBuffer(object):
         self.kept += n
 
     def text(self):
+        if not self.chunks and not self.total:
+            return ''
         data = b''.join(self.chunks)
         if self.total > self.cap:
             keep = self.cap
@@ -432,16 +440,7 @@ def invoke(handler, init_error, req):
     return {'id': rid, 'ok': True, 'response': response, 'logs': buf.text()}
 
 
-def recv_exact(conn, n):
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = conn.recv_into(view[got:])
-        if k == 0:
-            return None
-        got += k
-    return buf
+RECV_BUF = 64 * 1024
 
 
 def send_frame(conn, obj):
@@ -460,29 +459,57 @@ def send_frame(conn, obj):
 
 
 def serve(conn, handler, init_error):
-    while True:
-        hdr = recv_exact(conn, 4)
-        if hdr is None:
-            return
-        n = int.from_bytes(hdr, 'big')
-        if n > FRAME_MAX:
-            _out(b'faas runtime: frame of %d bytes refused, closing\n' % n)
-            return
-        data = recv_exact(conn, n)
-        if data is None:
-            return
-        try:
-            req = json_loads(data.decode('utf-8'))
-            if not isinstance(req, dict):
-                raise ValueError('the request is not a JSON object')
-        except (ValueError, UnicodeDecodeError) as e:
-            send_frame(conn, error_answer(None, 'Runtime.BadRequest',
-                                          'Malformed request: %s' % e, '', ''))
-            return
-        if req.get('ping'):
-            send_frame(conn, {'id': req.get('id'), 'ok': True, 'pong': True})
-            continue
-        send_frame(conn, invoke(handler, init_error, req))
+    """Answers the frames of one connection in order. One buffer for the
+    connection's life: a request usually arrives whole in one recv_into()."""
+    recv_into = conn.recv_into
+    buf = bytearray(RECV_BUF)
+    view = memoryview(buf)
+    have = 0            # bytes of buf received and not yet consumed
+    try:
+        while True:
+            while have < 4:
+                k = recv_into(view[have:])
+                if not k:
+                    return
+                have += k
+            n = int.from_bytes(view[:4], 'big')
+            if n > FRAME_MAX:
+                _out(b'faas runtime: frame of %d bytes refused, closing\n'
+                     % n)
+                return
+            end = 4 + n
+            if end > len(buf):
+                view.release()
+                buf.extend(bytes(end - len(buf)))
+                view = memoryview(buf)
+            while have < end:
+                k = recv_into(view[have:end])
+                if not k:
+                    return
+                have += k
+            try:
+                req = json_loads(str(view[4:end], 'utf-8'))
+                if not isinstance(req, dict):
+                    raise ValueError('the request is not a JSON object')
+            except (ValueError, UnicodeDecodeError) as e:
+                send_frame(conn, error_answer(
+                    None, 'Runtime.BadRequest', 'Malformed request: %s' % e,
+                    '', ''))
+                return
+            if have > end:      # the start of the next frame
+                buf[:have - end] = buf[end:have]
+            have -= end
+            if len(buf) > RECV_BUF and have <= RECV_BUF:
+                view.release()  # give a big frame's memory back
+                del buf[max(have, RECV_BUF):]
+                view = memoryview(buf)
+            if req.get('ping'):
+                send_frame(conn, {'id': req.get('id'), 'ok': True,
+                                  'pong': True})
+                continue
+            send_frame(conn, invoke(handler, init_error, req))
+    finally:
+        view.release()
 
 
 def listen(path):
