@@ -8,8 +8,14 @@
  *
  * "dispatched" tells the caller whether the whole request frame was
  * written: a failure before that ran nothing and may be retried on another
- * sandbox; a failure after it never is.
+ * sandbox; a failure after it never is. "unreachable" (a failure before
+ * dispatch) tells it that the agent itself could not be reached (connect
+ * refused, no socket file, or a kept-alive connection found closed before a
+ * byte of the call was written): the agent is down or restarting, and the
+ * sandbox is probably fine.
  */
+#include <sys/stat.h>
+
 #include "ngx_http_faas_module.h"
 
 #include <sys/un.h>
@@ -53,6 +59,8 @@ struct ngx_http_faas_agent_s {
     size_t                     in_got;
     unsigned                   connecting:1;
     unsigned                   dispatched:1;
+    unsigned                   reused:1;       /* a kept-alive connection */
+    unsigned                   unreachable:1;
 };
 
 
@@ -155,13 +163,16 @@ ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
             ngx_del_timer(c->read);
         }
 
+        a->reused = 1;
         hlen = 0;
 
     } else {
         c = ngx_http_faas_agent_connect(a, &call->entry, &connecting);
         if (c == NULL) {
+            connecting = a->unreachable;
             ngx_free(a);
-            return NGX_DECLINED;
+            /* NGX_DECLINED: the agent is not there; NGX_ABORT: bad entry */
+            return connecting ? NGX_DECLINED : NGX_ABORT;
         }
 
         hlen = 0;
@@ -221,6 +232,7 @@ ngx_http_faas_agent_connect(ngx_http_faas_agent_t *a, faas_entry_t *e,
     ngx_int_t                rc;
     ngx_str_t                host;
     ngx_addr_t               addr;
+    ngx_file_info_t          fi;
     struct sockaddr_un      *sun;
     ngx_peer_connection_t    pc;
     ngx_http_faas_call_t    *call = a->call;
@@ -236,6 +248,17 @@ ngx_http_faas_agent_connect(ngx_http_faas_agent_t *a, faas_entry_t *e,
         sun->sun_family = AF_UNIX;
         ngx_cpystrn((u_char *) sun->sun_path, (u_char *) e->path,
                     sizeof(sun->sun_path));
+
+        /* an agent that stops removes its socket file: no connect() then */
+        if (ngx_file_info(sun->sun_path, &fi) == NGX_FILE_ERROR
+            && ngx_errno == NGX_ENOENT)
+        {
+            ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                          "faas: %s: agent %s is not listening (no socket)",
+                          call->request_id, e->endpoint);
+            a->unreachable = 1;
+            return NULL;
+        }
 
         pc.sockaddr = (struct sockaddr *) sun;
         pc.socklen = sizeof(struct sockaddr_un);
@@ -274,9 +297,10 @@ ngx_http_faas_agent_connect(ngx_http_faas_agent_t *a, faas_entry_t *e,
             ngx_close_connection(pc.connection);
         }
 
-        ngx_log_error(NGX_LOG_ERR, call->log, 0,
+        ngx_log_error(NGX_LOG_INFO, call->log, 0,
                       "faas: %s: cannot connect to agent %s",
                       call->request_id, e->endpoint);
+        a->unreachable = (rc == NGX_DECLINED);
         return NULL;
     }
 
@@ -308,9 +332,10 @@ ngx_http_faas_agent_write(ngx_event_t *wev)
         }
 
         if (err) {
-            ngx_log_error(NGX_LOG_ERR, c->log, err,
+            ngx_log_error(NGX_LOG_INFO, c->log, err,
                           "faas: %s: connect to agent %s failed",
                           a->call->request_id, a->call->entry.endpoint);
+            a->unreachable = 1;
             ngx_http_faas_agent_finish(a, NULL, "agent unreachable");
             return;
         }
@@ -327,6 +352,10 @@ ngx_http_faas_agent_write(ngx_event_t *wev)
         }
 
         if (n == NGX_ERROR || n == 0) {
+            if (a->reused && a->out_sent == 0) {
+                /* the agent closed the kept-alive connection meanwhile */
+                a->unreachable = 1;
+            }
             ngx_http_faas_agent_finish(a, NULL, "agent write failed");
             return;
         }
@@ -422,6 +451,10 @@ again:
 
 closed:
 
+    if (!a->dispatched && a->reused && a->out_sent == 0) {
+        a->unreachable = 1;
+    }
+
     ngx_http_faas_agent_finish(a, NULL, a->dispatched
                                         ? "agent connection lost"
                                         : "agent closed the connection");
@@ -497,7 +530,7 @@ static void
 ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
     Faas__InvokeResponse *resp, const char *error)
 {
-    ngx_uint_t             dispatched;
+    ngx_uint_t             dispatched, unreachable;
     ngx_http_faas_call_t  *call;
 
     if (a->timer.timer_set) {
@@ -513,12 +546,13 @@ ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
 
     call = a->call;
     dispatched = a->dispatched;
+    unreachable = (resp == NULL && !dispatched && a->unreachable);
     call->agent = NULL;
 
     ngx_free(a->out);
     ngx_free(a->in);
 
-    a->handler(call, resp, dispatched, error);
+    a->handler(call, resp, dispatched, unreachable, error);
 
     ngx_free(a);
 }

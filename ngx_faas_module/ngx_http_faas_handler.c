@@ -14,6 +14,11 @@
  *           worker serves the queue in order, and new calls join it at once
  *           while it is not empty (no LPOP/INCR/LLEN/DECR each).
  *   -> agent call -> answer; RPUSH the entry back (unless the sandbox died)
+ *      (an agent that cannot be reached before anything was sent, e.g. one
+ *      that restarts: the entry goes back and the call takes the next one,
+ *      waiting a backoff before it calls that agent again, until
+ *      faas_cold_start_timeout since the request began; then 503: the
+ *      entries stay listed, their sandboxes are fine)
  *      or, when a call of this worker waits for the revision, hand the entry
  *      straight to it (at most NGX_HTTP_FAAS_HANDOFF_MAX times in a row,
  *      then back through Redis); the execution record goes out with the
@@ -35,6 +40,10 @@
 
 #define NGX_HTTP_FAAS_AGENT_GRACE  5000
 
+/* the backoff between calls to an agent that cannot be reached */
+#define NGX_HTTP_FAAS_AGENT_BACKOFF_MIN  20
+#define NGX_HTTP_FAAS_AGENT_BACKOFF_MAX  200
+
 
 static ngx_int_t ngx_http_faas_with_fn(ngx_http_request_t *r,
     ngx_http_faas_call_t *call);
@@ -49,8 +58,13 @@ static void ngx_http_faas_pipe_done(redisReply *reply, void *data);
 static void ngx_http_faas_wait(ngx_http_faas_call_t *call);
 static void ngx_http_faas_blpop_done(redisReply *reply, void *data);
 static void ngx_http_faas_invoke(ngx_http_faas_call_t *call);
+static void ngx_http_faas_invoke_now(ngx_http_faas_call_t *call);
 static void ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
-    Faas__InvokeResponse *resp, ngx_uint_t dispatched, const char *error);
+    Faas__InvokeResponse *resp, ngx_uint_t dispatched,
+    ngx_uint_t unreachable, const char *error);
+static void ngx_http_faas_agent_unreachable(ngx_http_faas_call_t *call,
+    const char *error);
+static void ngx_http_faas_agent_retry(ngx_event_t *ev);
 static void ngx_http_faas_finish(ngx_http_faas_call_t *call,
     ngx_int_t status, const char *msg);
 static ngx_int_t ngx_http_faas_send(ngx_http_request_t *r,
@@ -249,6 +263,13 @@ ngx_http_faas_cleanup(void *data)
     if (call->wq) {
         /* nobody to give a sandbox to any more */
         ngx_http_faas_wq_leave(call);
+        ngx_http_faas_call_unref(call);
+    }
+
+    if (call->agent_retry.timer_set) {
+        /* waiting for an unreachable agent: the sandbox goes back */
+        ngx_del_timer(&call->agent_retry);
+        ngx_http_faas_push_back(call, NULL, 0);
         ngx_http_faas_call_unref(call);
     }
 
@@ -1105,8 +1126,57 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
 }
 
 
+/*
+ * Calls the agent of call's entry, unless this call already found that
+ * agent unreachable: then it first waits a backoff (20 ms doubling up to
+ * 200 ms, within faas_cold_start_timeout since the request began), holding
+ * the entry. The timer holds a reference to the call; the cleanup handler
+ * returns the entry if the client goes away meanwhile. Like the request's
+ * other waits, the timer is not cancelable (README, `nginx -s reload`).
+ */
 static void
 ngx_http_faas_invoke(ngx_http_faas_call_t *call)
+{
+    ngx_msec_t  elapsed, timeout, delay;
+
+    if (call->agent_down[0] == '\0'
+        || ngx_strcmp(call->agent_down, call->entry.endpoint) != 0)
+    {
+        ngx_http_faas_invoke_now(call);
+        return;
+    }
+
+    elapsed = (ngx_msec_t) ((ngx_http_faas_now_us() - call->t_start_us)
+                            / 1000);
+    timeout = call->flcf->cold_start_timeout;
+
+    if (elapsed >= timeout) {
+        /* one last try */
+        ngx_http_faas_invoke_now(call);
+        return;
+    }
+
+    call->agent_backoff = call->agent_backoff
+                          ? ngx_min(2 * call->agent_backoff,
+                                    NGX_HTTP_FAAS_AGENT_BACKOFF_MAX)
+                          : NGX_HTTP_FAAS_AGENT_BACKOFF_MIN;
+
+    delay = ngx_min(call->agent_backoff, timeout - elapsed);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, call->log, 0,
+                   "faas: %s: agent %s down, calling again in %M ms",
+                   call->request_id, call->entry.endpoint, delay);
+
+    call->refs++;
+    call->agent_retry.handler = ngx_http_faas_agent_retry;
+    call->agent_retry.data = call;
+    call->agent_retry.log = call->log;
+    ngx_add_timer(&call->agent_retry, delay);
+}
+
+
+static void
+ngx_http_faas_invoke_now(ngx_http_faas_call_t *call)
 {
     u_char              *frame;
     size_t               len;
@@ -1150,8 +1220,14 @@ ngx_http_faas_invoke(ngx_http_faas_call_t *call)
     }
 
     if (rc == NGX_DECLINED) {
-        /* the agent is unreachable: nothing ran, try another sandbox */
-        ngx_http_faas_agent_done(call, NULL, 0, "agent unreachable");
+        /* the agent is not there (stopped, restarting): nothing ran */
+        ngx_http_faas_agent_done(call, NULL, 0, 1, "agent unreachable");
+        return;
+    }
+
+    if (rc == NGX_ABORT) {
+        /* an entry no connection can be made for: try another sandbox */
+        ngx_http_faas_agent_done(call, NULL, 0, 0, "agent unreachable");
         return;
     }
 
@@ -1304,7 +1380,8 @@ ngx_http_faas_records_add(uint8_t *buf, size_t len, u_char *request_id)
 
 static void
 ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
-    Faas__InvokeResponse *resp, ngx_uint_t dispatched, const char *error)
+    Faas__InvokeResponse *resp, ngx_uint_t dispatched,
+    ngx_uint_t unreachable, const char *error)
 {
     u_char                *msg;
     ngx_int_t              rc;
@@ -1313,6 +1390,25 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
     ngx_http_request_t    *r;
 
     r = call->r;
+
+    if (resp == NULL && !dispatched && unreachable) {
+        /* the agent is down or restarting, its sandbox is fine: wait */
+        ngx_http_faas_agent_unreachable(call, error);
+        ngx_http_faas_call_unref(call);
+        return;
+    }
+
+    if (resp && resp->status == FAAS__INVOKE_STATUS__OVERLOADED
+        && resp->error
+        && ngx_strncmp(resp->error, "agent is shutting down",
+                       sizeof("agent is shutting down") - 1) == 0)
+    {
+        /* nothing ran; a new agent is expected on the same endpoint */
+        faas__invoke_response__free_unpacked(resp, NULL);
+        ngx_http_faas_agent_unreachable(call, "agent is shutting down");
+        ngx_http_faas_call_unref(call);
+        return;
+    }
 
     if (resp == NULL && !dispatched) {
         /* nothing ran: the sandbox is unreachable, drop its entry */
@@ -1446,6 +1542,77 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * The agent of call's entry could not be reached before anything was sent
+ * (or answered that it is shutting down): the sandbox is most likely fine
+ * and its agent restarting. The entry goes back to the idle list (RPUSH, as
+ * after a call) and the call takes the next one (LPOP, as at its start):
+ * a sandbox on another agent is used at once, one on the same agent after a
+ * backoff (ngx_http_faas_invoke). When faas_cold_start_timeout has passed
+ * since the request began: 503 "agent unavailable" (the entry listed). A
+ * call whose client is gone just returns the entry. No retry is counted
+ * against faas_retries.
+ */
+static void
+ngx_http_faas_agent_unreachable(ngx_http_faas_call_t *call,
+    const char *error)
+{
+    ngx_msec_t  elapsed, timeout;
+
+    if (call->r == NULL) {
+        ngx_http_faas_push_back(call, NULL, 0);
+        return;
+    }
+
+    elapsed = (ngx_msec_t) ((ngx_http_faas_now_us() - call->t_start_us)
+                            / 1000);
+    timeout = call->flcf->cold_start_timeout;
+
+    if (elapsed >= timeout) {
+        ngx_log_error(NGX_LOG_ERR, call->log, 0,
+                      "faas: %s: %s: agent %s of sandbox %s still "
+                      "unavailable after %M ms, entry returned",
+                      call->request_id, error, call->entry.endpoint,
+                      call->entry.sandbox_id, elapsed);
+        ngx_http_faas_push_back(call, NULL, 0);
+        ngx_http_faas_finish(call, NGX_HTTP_SERVICE_UNAVAILABLE,
+                             "agent unavailable");
+        return;
+    }
+
+    if (call->agent_down[0] == '\0') {
+        ngx_log_error(NGX_LOG_WARN, call->log, 0,
+                      "faas: %s: %s for sandbox %s at %s, entry returned, "
+                      "calling again for up to %M ms", call->request_id,
+                      error, call->entry.sandbox_id, call->entry.endpoint,
+                      timeout - elapsed);
+    }
+
+    ngx_cpystrn((u_char *) call->agent_down, (u_char *) call->entry.endpoint,
+                sizeof(call->agent_down));
+
+    ngx_http_faas_push_back(call, NULL, 0);
+    ngx_http_faas_acquire(call);
+}
+
+
+static void
+ngx_http_faas_agent_retry(ngx_event_t *ev)
+{
+    ngx_http_faas_call_t  *call = ev->data;
+
+    if (call->r == NULL) {
+        /* (the cleanup handler normally does this) */
+        ngx_http_faas_push_back(call, NULL, 0);
+        ngx_http_faas_call_unref(call);
+        return;
+    }
+
+    call->refs--;
+    ngx_http_faas_invoke_now(call);
 }
 
 

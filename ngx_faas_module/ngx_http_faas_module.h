@@ -124,6 +124,9 @@ struct ngx_http_faas_call_s {
     ngx_event_t                wq_timer;
     ngx_event_t                handoff;        /* posted: run with entry */
     ngx_uint_t                 handoffs;       /* local hand-offs in a row */
+    ngx_event_t                agent_retry;    /* agent unreachable: backoff */
+    ngx_msec_t                 agent_backoff;
+    char                       agent_down[FAAS_ENDPOINT_MAX + 1];
     uint64_t                   t_start_us;
     uint64_t                   t_wait_us;
     uint64_t                   cold_us;
@@ -178,8 +181,17 @@ ngx_int_t ngx_http_faas_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_faas_unauthorized(ngx_http_request_t *r, const char *why);
 
 /* ngx_http_faas_agent.c */
+
+/*
+ * The end of an agent call. resp: the answer, or NULL on failure (error
+ * says why). dispatched: the whole request frame was written. unreachable
+ * (only when !dispatched): the agent could not be reached at all (connect
+ * refused, no socket, a kept-alive connection found closed before a byte
+ * was written): the agent is down or restarting, the sandbox may be fine.
+ */
 typedef void (*ngx_http_faas_agent_pt)(ngx_http_faas_call_t *call,
-    Faas__InvokeResponse *resp, ngx_uint_t dispatched, const char *error);
+    Faas__InvokeResponse *resp, ngx_uint_t dispatched,
+    ngx_uint_t unreachable, const char *error);
 
 ngx_int_t ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call,
     u_char *frame, size_t len, ngx_msec_t timeout,

@@ -141,9 +141,6 @@ for my $c (qw(registry provisioner agent nginx)) {
     my $lines = stop_load($kids, $c);
     my @fail = grep { $_->[2] != 200 } @$lines;
     ok(@$lines >= 20, "$c: " . scalar(@$lines) . ' requests under restart');
-    # Known gateway limitation (reported): a call arriving while the agent
-    # is down answers 502 "agent unreachable" instead of waiting for it.
-    local $TODO = $c eq 'agent' ? 'gateway answers 502 "agent unreachable" while the agent restarts' : undef;
     is(scalar @fail, 0, "$c restarted: no failed request")
         or diag join("\n", map { "@$_" } @fail[0 .. ($#fail < 9 ? $#fail : 9)]);
 }
@@ -165,16 +162,9 @@ for my $c (qw(registry provisioner agent nginx)) {
     my @in_flight = grep { $_->[0] <= $t_kill && $_->[1] >= $t_kill } @fail;
     diag(scalar(@fail) . " failed, " . scalar(@in_flight) . " in flight at the kill; agent down "
          . sprintf('%.2f', $t_up - $t_kill) . ' s');
-    {
-        # Known gateway limitation (reported): a call that arrives while
-        # the agent is down finds the idle entries unreachable, drops them
-        # and answers 502 "agent unreachable" instead of waiting for a
-        # sandbox (cold path) until the agent is back.
-        local $TODO = 'gateway answers 502 "agent unreachable" while the agent restarts';
-        is(scalar(@fail) - scalar(@in_flight), 0,
-           'no failed request except those in flight at the kill')
-            or diag join("\n", map { "@$_" } @fail[0 .. ($#fail < 9 ? $#fail : 9)]);
-    }
+    is(scalar(@fail) - scalar(@in_flight), 0,
+       'no failed request except those in flight at the kill')
+        or diag join("\n", map { "@$_" } @fail[0 .. ($#fail < 9 ? $#fail : 9)]);
     is(https($p, 'GET', '/fn/steady')->{status}, 200, 'steady answers after the kill');
 }
 
