@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the benchmarks (all, or the ones named: sandbox agent provision gateway)
-# and keeps each one's output in bench/results/<name>.txt. Benchmarks print
-# figures; they assert nothing.
+# Runs the benchmarks (all, or the ones named: sandbox agent provision gateway
+# warm ramp cold density) and keeps each one's output in
+# bench/results/<name>.txt. Benchmarks print figures; they assert nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
