@@ -24,6 +24,7 @@ DEB_PACKAGES=(
     libtest-base-perl libjson-pp-perl libio-socket-ssl-perl libredis-perl
     libdbd-mariadb-perl libwww-perl
     wrk uwsgi uwsgi-plugin-python3 fcgiwrap gnuplot-nox
+    python3-dev
 )
 # npm test peers, installed into the ignored folder .deps/npm.
 NPM_PACKAGES=(s3rver@3.7.1)

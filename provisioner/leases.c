@@ -5,9 +5,15 @@
  * seen within one lease period (N); extend the leases held (Lua
  * compare-and-extend); then aim at ceil(S / N) shards: take free ones with
  * SET NX PX, or hand surplus ones over. A shard being handed over is first
- * dropped from the BLPOP key set and its lease is deleted (compare-and-delete)
- * only once no BLPOP that names it is outstanding, so a request is never
- * popped by a host that no longer leads its shard, and nothing queued is lost.
+ * no longer consumed and its lease is deleted (compare-and-delete) only once
+ * no BLMOVE that names it is outstanding, so a request is never taken by a
+ * host that no longer leads its shard.
+ *
+ * Dead hosts (heartbeat older than two lease periods): the requests left in
+ * their processing lists (faas:prov:work:<host>, see queue.c) are moved back
+ * to the head of a queue this host consumes, atomically (Lua, re-checking
+ * the heartbeat), so nothing a dead host had taken is lost. A host leaves
+ * faas:prov:hosts only once its processing list is empty.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,6 +26,18 @@
 static const char *EXTEND_LUA =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+/* KEYS hosts, dead work list, target queue; ARGV host, dead-before ms,
+ * forget-before ms, max. -1: alive again; else how many were moved. */
+static const char *TAKEOVER_LUA =
+    "local s = redis.call('zscore', KEYS[1], ARGV[1]) "
+    "if s and tonumber(s) >= tonumber(ARGV[2]) then return -1 end "
+    "local n = 0 "
+    "while n < tonumber(ARGV[4]) do "
+    "if not redis.call('lmove', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') then break end "
+    "n = n + 1 end "
+    "if redis.call('llen', KEYS[2]) == 0 and s and tonumber(s) < tonumber(ARGV[3]) "
+    "then redis.call('zrem', KEYS[1], ARGV[1]) end "
+    "return n";
 static const char *RELEASE_LUA =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('del', KEYS[1]) else return 0 end";
@@ -56,9 +74,7 @@ static void
 tick_done(faas_prov_t *p)
 {
     p->lease_tick_busy = 0;
-    if (!p->blpop_pending) {
-        faas_prov_leases_flush(p);
-    }
+    faas_prov_leases_flush(p);
     faas_prov_queue_kick(p);
 }
 
@@ -204,6 +220,73 @@ extend_cb(redisAsyncContext *ac, void *reply, void *data)
 
 
 static void
+takeover_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply *r = reply;
+    char       *host = data;
+
+    (void) ac;
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+        faas_warn(NULL, "lease: host %s is dead: re-queued %lld requests it "
+                  "had taken", host, (long long) r->integer);
+    } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        faas_err(NULL, "lease: take-over of %s: %s", host, r->str);
+    }
+    free(host);
+}
+
+
+static void
+dead_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_t *p = g_prov;
+    redisReply  *r = reply;
+    size_t       i;
+    unsigned     shard;
+    uint64_t     now = faas_prov_now_ms();
+    char         wkey[512], qkey[64], dead[32], forget[32], *host;
+
+    (void) ac;
+    (void) data;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+    /* Back to the head of a queue this host consumes (any leader can serve
+     * any request; the gateway waits on the idle and error keys only). */
+    for (shard = 0; shard < p->shards; shard++) {
+        if (faas_prov_leases_consumable(p, shard)) {
+            break;
+        }
+    }
+    if (shard == p->shards) {
+        return;   /* a host that leads shards will do it */
+    }
+    snprintf(qkey, sizeof(qkey), "faas:prov:q:%u", shard);
+    snprintf(dead, sizeof(dead), "%" PRIu64, now - 2 * (uint64_t) p->lease_ms);
+    snprintf(forget, sizeof(forget), "%" PRIu64,
+             now - 20 * (uint64_t) p->lease_ms);
+    for (i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING
+            || strcmp(r->element[i]->str, p->host_id) == 0
+            || r->element[i]->len > 400) {
+            continue;
+        }
+        snprintf(wkey, sizeof(wkey), "faas:prov:work:%s", r->element[i]->str);
+        host = strdup(r->element[i]->str);
+        if (host == NULL
+            || faas_prov_redis_cmd(&p->cmd, takeover_cb, host,
+                                   "EVAL %s 3 faas:prov:hosts %s %s %s %s %s "
+                                   "1000",
+                                   TAKEOVER_LUA, wkey, qkey, host, dead,
+                                   forget)
+                   != 0) {
+            free(host);
+        }
+    }
+}
+
+
+static void
 hosts_cb(redisAsyncContext *ac, void *reply, void *data)
 {
     faas_prov_t     *p = g_prov;
@@ -254,20 +337,30 @@ faas_prov_leases_tick(faas_prov_t *p)
     uint64_t now = faas_prov_now_ms();
     char     snow[32], sold[32], sdead[32];
 
+    faas_prov_queue_watchdog(p);
+    if (p->lease_tick_busy && !p->stopping
+        && now - p->hb_started_ms > 2 * (uint64_t) p->lease_ms) {
+        /* Its replies never came: the link hangs (see prov_redis.c). The
+         * NULL callbacks end the tick. */
+        faas_prov_redis_reset(&p->cmd, "heartbeat unanswered for two lease "
+                              "periods");
+    }
     if (p->lease_tick_busy || p->stopping || !p->cmd.ready) {
         return;
     }
+    p->hb_started_ms = now;
     snprintf(snow, sizeof(snow), "%" PRIu64, now);
     snprintf(sold, sizeof(sold), "%" PRIu64, now - p->lease_ms);
     snprintf(sdead, sizeof(sdead), "%" PRIu64,
-             now - 20 * (uint64_t) p->lease_ms);
+             now - 2 * (uint64_t) p->lease_ms);
     if (faas_prov_redis_cmd(&p->cmd, NULL, NULL, "ZADD faas:prov:hosts %s %s",
                        snow, p->host_id)
         != 0) {
         return;
     }
-    faas_prov_redis_cmd(&p->cmd, NULL, NULL,
-                   "ZREMRANGEBYSCORE faas:prov:hosts -inf (%s", sdead);
+    /* Hosts dead for two lease periods: take over what they had taken. */
+    faas_prov_redis_cmd(&p->cmd, dead_cb, NULL,
+                        "ZRANGEBYSCORE faas:prov:hosts -inf (%s", sdead);
     if (faas_prov_redis_cmd(&p->cmd, hosts_cb, NULL,
                        "ZCOUNT faas:prov:hosts %s +inf", sold)
         == 0) {
@@ -294,29 +387,12 @@ faas_prov_leases_start(faas_prov_t *p)
 }
 
 
-/*
- * Fills keys with malloc'd "faas:prov:q:<n>" for the shards held, not being
- * handed over and still valid locally. Returns how many.
- */
+/* See prov.h. */
 int
-faas_prov_leases_keys(faas_prov_t *p, char **keys, int max)
+faas_prov_leases_consumable(faas_prov_t *p, unsigned shard)
 {
-    unsigned i;
-    int      n = 0;
-    uint64_t now = faas_prov_now_ms();
-    char     buf[64];
-
-    for (i = 0; i < p->shards && n < max; i++) {
-        if (p->held[i] && !p->releasing[i]
-            && p->lease_ok_ms[i] + p->lease_ms > now) {
-            snprintf(buf, sizeof(buf), "faas:prov:q:%u", i);
-            keys[n] = strdup(buf);
-            if (keys[n] != NULL) {
-                n++;
-            }
-        }
-    }
-    return n;
+    return p->held[shard] && !p->releasing[shard]
+           && p->lease_ok_ms[shard] + p->lease_ms > faas_prov_now_ms();
 }
 
 
@@ -337,7 +413,7 @@ release_cb(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
-/* Deletes the leases of shards being handed over (no BLPOP names them). */
+/* Deletes the leases of shards being handed over that no BLMOVE names. */
 void
 faas_prov_leases_flush(faas_prov_t *p)
 {
@@ -345,7 +421,7 @@ faas_prov_leases_flush(faas_prov_t *p)
     char     key[64];
 
     for (i = 0; i < p->shards; i++) {
-        if (!p->releasing[i]) {
+        if (!p->releasing[i] || faas_prov_queue_shard_busy(p, i)) {
             continue;
         }
         lease_key(key, sizeof(key), i);
@@ -381,10 +457,17 @@ faas_prov_leases_release_all(faas_prov_t *p, void (*done)(faas_prov_t *p))
         p->held[i] = 0;
         p->releasing[i] = 0;
     }
-    if (faas_prov_redis_cmd(&p->cmd, release_cb, NULL,
-                            "ZREM faas:prov:hosts %s",
-                       p->host_id)
-        == 0) {
+    if (p->jobs == 0 && p->fin_retry == NULL) {
+        if (faas_prov_redis_cmd(&p->cmd, release_cb, NULL,
+                                "ZREM faas:prov:hosts %s", p->host_id)
+            == 0) {
+            release_pending++;
+        }
+    } else if (faas_prov_redis_cmd(&p->cmd, release_cb, NULL,
+                                   "ZADD faas:prov:hosts 1 %s", p->host_id)
+               == 0) {
+        /* Requests still in our processing list: look dead at once, so
+         * another host re-queues them. */
         release_pending++;
     }
     if (--release_pending == 0) {

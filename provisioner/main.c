@@ -7,11 +7,17 @@
  *
  * SIGTERM/SIGINT: stop consuming, finish the jobs in progress, hand the
  * leases over, exit 0. Sandboxes outlive the daemon (a restart adopts them).
+ *
+ * The daemon is a child subreaper (PR_SET_CHILD_SUBREAPER): the sandboxes it
+ * creates are re-parented to it rather than to pid 1 (which may never reap),
+ * and it reaps them on SIGCHLD (sbx_table.c). When it dies they are
+ * re-parented to pid 1 and keep running; the next run adopts them.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,7 +72,7 @@ after_release(faas_prov_t *p)
     uv_timer_stop(&p->stop_timer);
     uv_timer_stop(&p->recon_timer);
     uv_timer_stop(&p->hb_timer);
-    faas_prov_redis_stop(&p->blk);
+    faas_prov_queue_stop(p);
     faas_prov_redis_stop(&p->cmd);
     uv_stop(p->loop);
 }
@@ -77,12 +83,20 @@ stop_poll(uv_timer_t *t)
 {
     faas_prov_t *p = t->data;
 
-    if ((p->blpop_pending || p->jobs > 0 || p->destroying > 0)
+    if ((p->q_outstanding > 0 || p->jobs > 0 || p->destroying > 0)
         && faas_prov_now_ms() - stop_started < STOP_MAX_MS) {
         return;
     }
     uv_timer_stop(t);
     faas_prov_leases_release_all(p, after_release);
+}
+
+
+static void
+sigchld_cb(uv_signal_t *s, int signum)
+{
+    (void) signum;
+    faas_prov_sbx_reap(s->data);
 }
 
 
@@ -178,6 +192,9 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
     p->host.cgroup_root = faas_config_string(p->cfg, "cgroup_root", "faas");
     p->host.python = faas_config_string(p->cfg, "python", "/usr/bin/python3");
     p->host.node = faas_config_string(p->cfg, "node", "/usr/bin/node");
+    /* "zygote": true: python3 sandboxes forked from a zygote (sandbox.h) */
+    p->host.zygote = json_is_true(json_object_get(p->cfg, "zygote"));
+    p->host.zygote_lib = faas_config_string(p->cfg, "zygote_lib", NULL);
     freezer = faas_config_string(p->cfg, "freezer", "v1");
     if (strcmp(freezer, "v1") == 0) {
         p->host.freezer = FAAS_FREEZER_V1;
@@ -263,7 +280,12 @@ main(int argc, char **argv)
     p.held = calloc(p.shards, 1);
     p.releasing = calloc(p.shards, 1);
     p.lease_ok_ms = calloc(p.shards, sizeof(*p.lease_ok_ms));
-    if (p.held == NULL || p.releasing == NULL || p.lease_ok_ms == NULL) {
+    p.q_pending = calloc(p.shards, 1);
+    p.q_sent_ms = calloc(p.shards, sizeof(*p.q_sent_ms));
+    p.qc = calloc(p.shards, sizeof(*p.qc));
+    if (p.held == NULL || p.releasing == NULL || p.lease_ok_ms == NULL
+        || p.q_pending == NULL || p.q_sent_ms == NULL || p.qc == NULL
+        || asprintf(&p.work_key, "faas:prov:work:%s", p.host_id) < 0) {
         fprintf(stderr, "faas-provisioner: out of memory\n");
         return 1;
     }
@@ -275,12 +297,19 @@ main(int argc, char **argv)
     p.sigterm.data = p.sigint.data = &p;
     uv_signal_start(&p.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&p.sigint, signal_cb, SIGINT);
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+        fprintf(stderr, "faas-provisioner: PR_SET_CHILD_SUBREAPER: %s\n",
+                strerror(errno));
+        return 1;
+    }
+    uv_signal_init(p.loop, &p.sigchld);
+    p.sigchld.data = &p;
+    uv_signal_start(&p.sigchld, sigchld_cb, SIGCHLD);
     uv_timer_init(p.loop, &p.stop_timer);
     p.stop_timer.data = &p;
     signal(SIGPIPE, SIG_IGN);
 
     faas_prov_redis_start(&p, &p.cmd, "cmd");
-    faas_prov_redis_start(&p, &p.blk, "blk");
     faas_prov_reconcile_start(&p);
     faas_prov_leases_start(&p);
     faas_info(NULL, "started: host %s, endpoint %s, %u shards, budget %u MB",

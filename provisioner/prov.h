@@ -1,14 +1,15 @@
 /*
  * faas-provisioner internals (DESIGN.md sections 4 and 6): one daemon per
- * worker host, one libuv loop. Redis is reached through two hiredis async
- * connections: `cmd` for every short command and `blk` for the BLPOP on the
- * queues of the shards this host leads. Blocking work (downloads, unzip,
+ * worker host, one libuv loop. Redis is reached through hiredis async
+ * connections: `cmd` for every short command and one per shard this host
+ * leads, for the BLMOVE of that shard's queue into this host's processing
+ * list (queue.c). Blocking work (downloads, unzip,
  * sandbox create/destroy) runs in the libuv thread pool.
  *
  *   main.c        config, start, signals, shutdown
- *   prov_redis.c  the two connections (connect, AUTH, reconnect)
+ *   prov_redis.c  the connections (connect, AUTH, reconnect)
  *   leases.c      heartbeat, shard leases, rebalancing
- *   queue.c       BLPOP of held shards, one job per ProvisionRequest
+ *   queue.c       BLMOVE of held shards, one job per ProvisionRequest
  *   code_cache.c  download, sha256, unzip, single-flight, GC
  *   capacity.c    memory budget and LRU eviction
  *   sbx_table.c   the sandboxes this host manages, state files, destroy
@@ -41,7 +42,7 @@ typedef struct faas_prov_sbx_s faas_prov_sbx_t;
 
 typedef struct faas_prov_redis_s {
     faas_prov_t            *prov;
-    const char        *name;      /* "cmd" | "blk", for logs */
+    const char        *name;      /* "cmd" | "q<shard>", for logs */
     redisAsyncContext *ac;
     int                ready;     /* connected and authenticated */
     uv_timer_t         retry;
@@ -50,6 +51,8 @@ typedef struct faas_prov_redis_s {
 int faas_prov_redis_start(faas_prov_t *p, faas_prov_redis_t *r,
                           const char *name);
 void faas_prov_redis_stop(faas_prov_redis_t *r);
+/* Drops a link that stopped answering and reconnects. */
+void faas_prov_redis_reset(faas_prov_redis_t *r, const char *why);
 /* redisAsyncCommand on r, or -1 if r is down (the callback is not called). */
 int faas_prov_redis_cmd(faas_prov_redis_t *r, redisCallbackFn *fn, void *data,
                    const char *fmt, ...);
@@ -77,10 +80,21 @@ struct faas_prov_sbx_s {
     faas_prov_code_t *code;           /* holds one reference, may be NULL */
     int          state;
     int          seen;           /* found in the list by the current scan */
-    uint64_t     last_used_ms;   /* created or returned to its list */
+    uint64_t     last_used_ms;   /* created, ran code, or returned */
+    uint64_t     cpu_usec;       /* cgroup v2 cpu.stat usage at last scan */
+    int          cpu_known;      /* cpu_usec holds a reading */
     uint64_t     unlisted_ms;    /* when it was last found missing */
     int          lrem_pending;
     int          stuck_logged;   /* a create that never returned, logged */
+    char        *origin;         /* adopted: meta.json origin_request_id */
+    int          had_state;      /* adopted with a state file: its create
+                                    finished (it may or may not be listed) */
+    int          claimed;        /* adopted, matched to a request left in
+                                    the processing list */
+    int          nocount;        /* destroy without DECR: never counted as
+                                    listed (its request is served again) */
+    pid_t        pid;            /* sandbox init, host pid (0: unknown) */
+    int          child;          /* pid is a child of this process */
 };
 
 faas_prov_sbx_t *faas_prov_sbx_find(faas_prov_t *p, const char *id);
@@ -97,6 +111,16 @@ int faas_prov_sbx_save(faas_prov_t *p, faas_prov_sbx_t *s, faas_error_t *err);
  * idle list (or it was not listed).
  */
 void faas_prov_sbx_destroy(faas_prov_t *p, faas_prov_sbx_t *s, const char *why);
+/*
+ * CPU time the sandbox's processes used so far (cgroup v2 cpu.stat
+ * usage_usec): 0, or -1 when it cannot be read. Blocking (one small read).
+ */
+int faas_prov_sbx_cpu_usec(faas_prov_t *p, const faas_prov_sbx_t *s,
+                           uint64_t *usec);
+/* Reaps our zombie children that are sandbox inits (SIGCHLD, ticks). */
+void faas_prov_sbx_reap(faas_prov_t *p);
+/* 1 when s still has live processes; *frozen set (reconcile.c). */
+int faas_prov_sbx_alive(faas_prov_t *p, faas_prov_sbx_t *s, int *frozen);
 /* "<id>|<endpoint>|<origin or ->" into a new string. */
 char *faas_prov_sbx_entry(faas_prov_t *p, const char *id, const char *origin);
 
@@ -147,8 +171,12 @@ unsigned faas_prov_capacity_used(faas_prov_t *p);
 
 struct faas_prov_job_s {
     faas_prov_job_t       *next;        /* in a waiters list */
+    faas_prov_job_t       *all_next;    /* every job in progress */
+    faas_prov_job_t      **all_prev;
     faas_prov_t           *prov;
     Faas__ProvisionRequest *req;
+    char                  *raw;         /* the request as queued: its */
+    size_t                 raw_len;     /* processing-list entry */
     unsigned          memory_mb;
     unsigned          keep_alive_s;
     faas_prov_code_t      *code;
@@ -165,16 +193,31 @@ struct faas_prov_job_s {
 };
 
 void faas_prov_queue_kick(faas_prov_t *p);
+/*
+ * The outcome "failed" of the request raw (its processing-list entry; NULL:
+ * none): atomically takes it out of this host's processing list, DECRs the
+ * count and pushes reason to faas:err:{rid}:<origin>.
+ */
 void faas_prov_queue_fail(faas_prov_t *p, const char *rid, const char *origin,
-                     const char *reason);
+                          const char *reason, const char *raw,
+                          size_t raw_len);
+/* 1 while a BLMOVE naming shard's queue is outstanding. */
+int faas_prov_queue_shard_busy(faas_prov_t *p, unsigned shard);
+/* Re-sends the outcomes whose reply was lost (reconciliation tick). */
+void faas_prov_queue_retry(faas_prov_t *p);
+/* Resets per-shard connections whose BLMOVE (1 s timeout) has not been
+ * answered for several seconds (heartbeat tick). */
+void faas_prov_queue_watchdog(faas_prov_t *p);
+/* Closes the per-shard connections (shutdown). */
+void faas_prov_queue_stop(faas_prov_t *p);
 
 /* ---- leases (leases.c) ---- */
 
 void faas_prov_leases_start(faas_prov_t *p);
 void faas_prov_leases_tick(faas_prov_t *p);
-/* Appends the queue keys of the shards to consume now; returns the count. */
-int faas_prov_leases_keys(faas_prov_t *p, char **keys, int max);
-/* Called when no BLPOP is outstanding: hands over shards being released. */
+/* 1 when shard's queue is to be consumed now (held, valid, not handed over). */
+int faas_prov_leases_consumable(faas_prov_t *p, unsigned shard);
+/* Hands over the shards being released that no BLMOVE names any more. */
 void faas_prov_leases_flush(faas_prov_t *p);
 void faas_prov_leases_release_all(faas_prov_t *p, void (*done)(faas_prov_t *p));
 
@@ -219,7 +262,8 @@ struct faas_prov_s {
     unsigned  err_ttl_s;
 
     faas_prov_redis_t cmd;
-    faas_prov_redis_t blk;
+    faas_prov_redis_t *qc;   /* per shard, started when first held */
+    char     *work_key;      /* faas:prov:work:<host_id> */
 
     /* leases */
     uint8_t  *held;          /* per shard: 1 held */
@@ -230,7 +274,15 @@ struct faas_prov_s {
     int       lease_tick_busy;
 
     /* queue */
-    int       blpop_pending;
+    uint8_t  *q_pending;     /* per shard: a BLMOVE is outstanding */
+    uint64_t *q_sent_ms;     /* per shard: when it was sent */
+    uint64_t  hb_started_ms; /* when the lease tick in progress started */
+    unsigned  q_outstanding; /* BLMOVEs outstanding */
+    int       recovered;     /* processing list and jobs are in step */
+    int       recovered_once;/* the previous run's requests were taken up */
+    int       recover_pending;
+    faas_prov_job_t *all_jobs;
+    struct faas_prov_fin_s *fin_retry;   /* outcomes to send again */
     unsigned  jobs;          /* popped and not finished */
     unsigned  creating;      /* creates running in the thread pool */
     faas_prov_job_t *create_q, *create_q_tail;
@@ -245,7 +297,7 @@ struct faas_prov_s {
     int        recon_busy;
     int        recon_done_once;
 
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sigchld;
     int         stopping;
     uv_timer_t  stop_timer;
 };

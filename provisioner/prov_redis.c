@@ -161,6 +161,23 @@ faas_prov_redis_stop(faas_prov_redis_t *r)
 }
 
 
+/*
+ * Drops r's connection (pending callbacks get NULL) and reconnects: for a
+ * link that stopped answering. hiredis 0.14's libuv adapter ignores poll
+ * errors, so a connection reset by the server can hang with its callbacks
+ * never called; a watchdog (queue.c, leases.c) notices and calls this.
+ */
+void
+faas_prov_redis_reset(faas_prov_redis_t *r, const char *why)
+{
+    if (r->ac == NULL) {
+        return;
+    }
+    faas_warn(NULL, "redis %s: %s, reconnecting", r->name, why);
+    redisAsyncFree(r->ac);   /* disconnect_cb clears r->ac, retries */
+}
+
+
 /* Sends a command; -1 (callback never called) when the link is down. */
 int
 faas_prov_redis_cmd(faas_prov_redis_t *r, redisCallbackFn *fn, void *data,

@@ -1,40 +1,263 @@
 /*
  * Consuming the queues of the shards this host leads, and the life of one
  * ProvisionRequest: code -> capacity -> create (thread pool, at most
- * create_concurrency at once) -> RPUSH faas:idle:{rid}. A failure DECRs
+ * create_concurrency at once) -> listed in faas:idle:{rid}. A failure DECRs
  * faas:count:{rid} and RPUSHes the reason to faas:err:{rid}:<request-id>.
  *
- * One BLPOP (1 s timeout, re-issued) is outstanding at a time, on the
- * dedicated `blk` connection, and only while fewer than max_pending jobs are
- * in progress, so requests stay in Redis while this host is saturated.
+ * Reliable consumption (nothing queued is lost by a kill -9): each held
+ * shard has its own blocking connection issuing
+ *   BLMOVE faas:prov:q:<shard> faas:prov:work:<host-id> LEFT RIGHT 1
+ * so a request leaves its queue only by landing, atomically, in this host's
+ * processing list. It leaves that list only together with its outcome: one
+ * Lua script LREMs it and RPUSHes the idle entry, or LREMs it and DECRs the
+ * count and pushes the error. A script that finds it gone (another host took
+ * it over, see leases.c) changes nothing, so every request gets exactly one
+ * sandbox or one error. At start the requests left in this host's list by
+ * its previous run are served first (a sandbox that run finished building
+ * for one of them is listed instead of building another).
+ *
+ * BLMOVEs are issued only while fewer than max_pending jobs are in progress
+ * (each held shard may add one more), so requests stay in Redis while this
+ * host is saturated.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "prov.h"
 
 static void job_create_next(faas_prov_t *p);
+static void job_start(faas_prov_t *p, const char *queue, const char *raw,
+                      size_t raw_len, int recovered);
+
+/* The request's outcome "listed", atomically with leaving the processing
+ * list: KEYS work, idle; ARGV request, entry. 0: not in the list (taken
+ * over by another host: nothing is pushed). */
+static const char *FIN_OK_LUA =
+    "if redis.call('lrem', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
+    "redis.call('rpush', KEYS[2], ARGV[2]) return 1";
+/* The outcome "failed": KEYS work, count [, err]; ARGV request, reason,
+ * ttl. 0: not in the list (served elsewhere: nothing is changed). */
+static const char *FIN_ERR_LUA =
+    "if redis.call('lrem', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
+    "redis.call('decr', KEYS[2]) "
+    "if KEYS[3] then redis.call('rpush', KEYS[3], ARGV[2]) "
+    "redis.call('expire', KEYS[3], ARGV[3]) end return 1";
+
+enum { FIN_OK = 1, FIN_ERR, FIN_DROP };
+
+/* One outcome script, kept until Redis has answered it. */
+typedef struct faas_prov_fin_s {
+    struct faas_prov_fin_s *next;
+    faas_prov_t *prov;
+    int          kind;
+    int          retry;   /* an earlier attempt may have run */
+    char         sid[FAAS_SANDBOX_ID_LEN + 1];
+    int          argc;
+    int          raw_idx;   /* argv index of the request */
+    char        *argv[10];
+    size_t       len[10];
+} fin_t;
+
+static faas_prov_t *q_prov;
+
+static void fin_send(fin_t *f);
 
 
-/* DECR the count and hand the reason to the waiting gateway. */
-void
-faas_prov_queue_fail(faas_prov_t *p, const char *rid, const char *origin,
-                const char *reason)
+static void
+fin_free(fin_t *f)
 {
-    char key[512];
+    int i;
 
-    faas_warn(origin, "provision %s failed: %s", rid, reason);
-    snprintf(key, sizeof(key), "faas:count:{%s}", rid);
-    faas_prov_redis_cmd(&p->cmd, NULL, NULL, "DECR %s", key);
-    if (origin == NULL || *origin == '\0') {
+    for (i = 0; i < f->argc; i++) {
+        free(f->argv[i]);
+    }
+    free(f);
+}
+
+
+static void
+fin_arg(fin_t *f, const char *s, size_t len)
+{
+    if (f->argc >= (int) (sizeof(f->argv) / sizeof(f->argv[0]))) {
+        abort();   /* a programming error: more arguments than slots */
+    }
+    f->argv[f->argc] = malloc(len + 1);
+    if (f->argv[f->argc] != NULL) {
+        memcpy(f->argv[f->argc], s, len);
+        f->argv[f->argc][len] = '\0';
+    }
+    f->len[f->argc++] = len;
+}
+
+
+static fin_t *
+fin_new(faas_prov_t *p, int kind)
+{
+    fin_t *f = calloc(1, sizeof(*f));
+
+    if (f != NULL) {
+        f->prov = p;
+        f->kind = kind;
+    }
+    return f;
+}
+
+
+static void
+fin_later(fin_t *f)
+{
+    f->next = f->prov->fin_retry;
+    f->prov->fin_retry = f;
+}
+
+
+static void
+fin_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    fin_t           *f = data;
+    faas_prov_t     *p = f->prov;
+    redisReply      *r = reply;
+    faas_prov_sbx_t *s;
+
+    (void) ac;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        /* Unknown whether it ran: send it again (reconciliation tick). */
+        faas_warn(NULL, "processing list: outcome not confirmed (%s), will "
+                  "retry", r ? r->str : "no reply");
+        f->retry = 1;
+        fin_later(f);
         return;
     }
-    snprintf(key, sizeof(key), "faas:err:{%s}:%s", rid, origin);
-    faas_prov_redis_cmd(&p->cmd, NULL, NULL, "RPUSH %s %s", key, reason);
-    faas_prov_redis_cmd(&p->cmd, NULL, NULL, "EXPIRE %s %u", key, p->err_ttl_s);
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 && !f->retry) {
+        if (f->kind == FIN_OK && (s = faas_prov_sbx_find(p, f->sid)) != NULL) {
+            /* Another host took the request over (this one looked dead):
+             * its copy is served there; this sandbox was never counted. */
+            faas_warn(NULL, "sandbox %s (%s): its request was taken over by "
+                      "another host", s->id, s->rid);
+            s->nocount = 1;
+            faas_prov_sbx_destroy(p, s, "request taken over elsewhere");
+        } else if (f->kind == FIN_ERR) {
+            faas_warn(NULL, "a failed request was taken over by another "
+                      "host: its outcome is left to that host");
+        }
+    }
+    fin_free(f);
+}
+
+
+static void
+fin_send(fin_t *f)
+{
+    int i;
+
+    for (i = 0; i < f->argc; i++) {
+        if (f->argv[i] == NULL) {
+            faas_err(NULL, "processing list: out of memory, outcome lost");
+            fin_free(f);
+            return;
+        }
+    }
+    if (faas_prov_redis_cmdargv(&f->prov->cmd, fin_cb, f, f->argc,
+                                (const char **) f->argv, f->len)
+        != 0) {
+        fin_later(f);   /* Redis is down: the script did not run */
+    }
+}
+
+
+/* See prov.h. */
+void
+faas_prov_queue_retry(faas_prov_t *p)
+{
+    fin_t *f = p->fin_retry, *next;
+
+    p->fin_retry = NULL;
+    for (; f != NULL; f = next) {
+        next = f->next;
+        f->next = NULL;
+        fin_send(f);
+    }
+}
+
+
+/* Drops raw from the processing list (an undecodable request). */
+static void
+fin_drop(faas_prov_t *p, const char *raw, size_t raw_len)
+{
+    fin_t *f = fin_new(p, FIN_DROP);
+
+    if (f == NULL) {
+        return;
+    }
+    fin_arg(f, "LREM", 4);
+    fin_arg(f, p->work_key, strlen(p->work_key));
+    fin_arg(f, "1", 1);
+    f->raw_idx = f->argc;
+    fin_arg(f, raw, raw_len);
+    fin_send(f);
+}
+
+
+/* Lists s (entry already set) for request raw, atomically. */
+static void
+fin_listed(faas_prov_t *p, faas_prov_sbx_t *s, const char *raw,
+           size_t raw_len)
+{
+    fin_t *f = fin_new(p, FIN_OK);
+    char   key[512];
+
+    if (f == NULL) {
+        return;
+    }
+    snprintf(f->sid, sizeof(f->sid), "%s", s->id);
+    snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
+    fin_arg(f, "EVAL", 4);
+    fin_arg(f, FIN_OK_LUA, strlen(FIN_OK_LUA));
+    fin_arg(f, "2", 1);
+    fin_arg(f, p->work_key, strlen(p->work_key));
+    fin_arg(f, key, strlen(key));
+    f->raw_idx = f->argc;
+    fin_arg(f, raw, raw_len);
+    fin_arg(f, s->entry, strlen(s->entry));
+    fin_send(f);
+}
+
+
+/* See prov.h. */
+void
+faas_prov_queue_fail(faas_prov_t *p, const char *rid, const char *origin,
+                     const char *reason, const char *raw, size_t raw_len)
+{
+    char   key[512], ttl[32];
+    fin_t *f;
+    int    has_err = origin != NULL && *origin != '\0';
+
+    faas_warn(origin, "provision %s failed: %s", rid, reason);
+    f = fin_new(p, FIN_ERR);
+    if (f == NULL) {
+        return;
+    }
+    fin_arg(f, "EVAL", 4);
+    fin_arg(f, FIN_ERR_LUA, strlen(FIN_ERR_LUA));
+    fin_arg(f, has_err ? "3" : "2", 1);
+    fin_arg(f, p->work_key, strlen(p->work_key));
+    snprintf(key, sizeof(key), "faas:count:{%s}", rid);
+    fin_arg(f, key, strlen(key));
+    if (has_err) {
+        snprintf(key, sizeof(key), "faas:err:{%s}:%s", rid, origin);
+        fin_arg(f, key, strlen(key));
+    }
+    f->raw_idx = f->argc;
+    fin_arg(f, raw != NULL ? raw : "", raw != NULL ? raw_len : 0);
+    fin_arg(f, reason, strlen(reason));
+    snprintf(ttl, sizeof(ttl), "%u", p->err_ttl_s);
+    fin_arg(f, ttl, strlen(ttl));
+    fin_send(f);
 }
 
 
@@ -42,6 +265,11 @@ static void
 job_done(faas_prov_t *p, faas_prov_job_t *job)
 {
     faas__provision_request__free_unpacked(job->req, NULL);
+    *job->all_prev = job->all_next;
+    if (job->all_next != NULL) {
+        job->all_next->all_prev = job->all_prev;
+    }
+    free(job->raw);
     free(job);
     p->jobs--;
     faas_prov_queue_kick(p);
@@ -51,7 +279,8 @@ job_done(faas_prov_t *p, faas_prov_job_t *job)
 static void
 job_fail(faas_prov_t *p, faas_prov_job_t *job, const char *reason)
 {
-    faas_prov_queue_fail(p, job->req->rid, job->req->origin_request_id, reason);
+    faas_prov_queue_fail(p, job->req->rid, job->req->origin_request_id, reason,
+                         job->raw, job->raw_len);
     if (job->sbx != NULL) {
         faas_prov_sbx_free(p, job->sbx);   /* drops the code reference too */
         job->sbx = NULL;
@@ -61,6 +290,43 @@ job_fail(faas_prov_t *p, faas_prov_job_t *job, const char *reason)
         faas_prov_code_release(p, job->code);
     }
     job_done(p, job);
+}
+
+
+/*
+ * The host pid of sandbox id's init (meta.json), 0 if unknown; *child set
+ * when it is a child of this process (re-parented to this subreaper once the
+ * create's intermediate process exited).
+ */
+static pid_t
+sbx_pid(faas_prov_t *p, const char *id, int *child)
+{
+    json_t      *meta = NULL;
+    faas_error_t err;
+    pid_t        pid = 0;
+    char         path[64], buf[512], *rp;
+    FILE        *f;
+    long         ppid;
+
+    *child = 0;
+    if (faas_sandbox_meta(&p->host, id, &meta, &err) == 0) {
+        pid = (pid_t) json_integer_value(json_object_get(meta, "pid"));
+        json_decref(meta);
+    }
+    if (pid <= 0) {
+        return 0;
+    }
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
+    f = fopen(path, "re");
+    if (f != NULL) {
+        if (fgets(buf, sizeof(buf), f) != NULL
+            && (rp = strrchr(buf, ')')) != NULL
+            && sscanf(rp + 1, " %*c %ld", &ppid) == 1) {
+            *child = ppid == (long) getpid();
+        }
+        fclose(f);
+    }
+    return pid;
 }
 
 
@@ -97,6 +363,10 @@ create_work(uv_work_t *w)
     job->create_ms = faas_prov_now_ms() - job->create_ms;
     json_decref(env);
     if (job->rc == 0) {
+        /* What it used to start: any growth later is an invocation. */
+        job->sbx->cpu_known =
+            faas_prov_sbx_cpu_usec(p, job->sbx, &job->sbx->cpu_usec) == 0;
+        job->sbx->pid = sbx_pid(p, job->sbx->id, &job->sbx->child);
         job->rc = faas_prov_sbx_save(p, job->sbx, &job->err);
         if (job->rc < 0) {
             faas_error_t derr;
@@ -113,7 +383,7 @@ create_done(uv_work_t *w, int status)
     faas_prov_job_t *job = w->data;
     faas_prov_t     *p = job->prov;
     faas_prov_sbx_t *s = job->sbx;
-    char        key[512], reason[PROV_REASON_MAX];
+    char        reason[PROV_REASON_MAX];
 
     (void) status;
     p->creating--;
@@ -125,19 +395,19 @@ create_done(uv_work_t *w, int status)
         return;
     }
     s->entry = faas_prov_sbx_entry(p, s->id, job->req->origin_request_id);
+    if (s->entry == NULL) {
+        s->nocount = 1;   /* job_fail DECRs */
+        faas_prov_sbx_destroy(p, s, "out of memory");
+        job->sbx = NULL;
+        job->code = NULL;
+        job_fail(p, job, "out of memory");
+        return;
+    }
     s->state = SBX_IDLE;
     s->last_used_ms = faas_prov_now_ms();
-    snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
-    if (s->entry == NULL
-        || faas_prov_redis_cmd(&p->cmd, NULL, NULL, "RPUSH %s %s", key,
-                               s->entry)
-               != 0) {
-        /* Listed by the reconciliation once Redis is back. */
-        faas_err(job->req->origin_request_id, "sandbox %s: cannot list it",
-                 s->id);
-        s->state = SBX_BUSY;
-        s->unlisted_ms = 0;
-    }
+    /* Listed and out of the processing list in one step; if the reply is
+     * lost the script is sent again (the reconciliation re-lists it too). */
+    fin_listed(p, s, job->raw, job->raw_len);
     faas_info(job->req->origin_request_id,
               "sandbox %s (%s) idle in %llu ms (create %llu ms)", s->id, s->rid,
               (unsigned long long) (faas_prov_now_ms() - job->popped_ms),
@@ -278,18 +548,70 @@ req_invalid(const Faas__ProvisionRequest *req)
 }
 
 
+/*
+ * A request left in the processing list by this host's previous run: if
+ * that run finished building its sandbox (state file written, still frozen
+ * and alive), list that one; one it did not finish is destroyed (never
+ * counted) and the request is served afresh. Returns 1 when done with it.
+ */
+static int
+recover_adopted(faas_prov_t *p, const Faas__ProvisionRequest *req,
+                const char *raw, size_t raw_len)
+{
+    faas_prov_sbx_t *s;
+    int              frozen;
+
+    if (*req->origin_request_id == '\0') {
+        return 0;
+    }
+    for (s = p->sbx; s != NULL; s = s->next) {
+        if (s->origin != NULL && !s->claimed && s->state == SBX_BUSY
+            && strcmp(s->origin, req->origin_request_id) == 0
+            && strcmp(s->rid, req->rid) == 0) {
+            break;
+        }
+    }
+    if (s == NULL) {
+        return 0;
+    }
+    s->claimed = 1;
+    if (s->had_state && faas_prov_sbx_alive(p, s, &frozen) && frozen) {
+        free(s->entry);
+        s->entry = faas_prov_sbx_entry(p, s->id, req->origin_request_id);
+        if (s->entry != NULL) {
+            faas_info(req->origin_request_id, "sandbox %s (%s): built before "
+                      "the restart, listing it", s->id, s->rid);
+            s->state = SBX_IDLE;
+            s->last_used_ms = faas_prov_now_ms();
+            fin_listed(p, s, raw, raw_len);
+            return 1;
+        }
+    }
+    s->nocount = 1;
+    faas_prov_sbx_destroy(p, s, "its create did not finish before the "
+                          "restart");
+    return 0;
+}
+
+
+/*
+ * Starts serving one request, raw as it sits in this host's processing list
+ * (moved there by BLMOVE, or left there by the previous run: recovered).
+ */
 static void
-job_start(faas_prov_t *p, const char *queue, const redisReply *val)
+job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
+          int recovered)
 {
     Faas__ProvisionRequest *req;
     faas_prov_job_t *job;
     const char *bad;
 
-    req = faas__provision_request__unpack(NULL, val->len,
-                                          (const uint8_t *) val->str);
+    req = faas__provision_request__unpack(NULL, raw_len,
+                                          (const uint8_t *) raw);
     if (req == NULL) {
         faas_err(NULL, "%s: dropped an undecodable ProvisionRequest (%zu "
-                 "bytes)", queue, (size_t) val->len);
+                 "bytes)", queue, raw_len);
+        fin_drop(p, raw, raw_len);
         return;
     }
     bad = req_invalid(req);
@@ -297,85 +619,244 @@ job_start(faas_prov_t *p, const char *queue, const redisReply *val)
         if (name_valid(req->function) && req->version > 0
             && strlen(req->rid) < 100 && strchr(req->rid, '}') == NULL) {
             faas_prov_queue_fail(p, req->rid,
-                            is_hex(req->origin_request_id, 32)
-                                ? req->origin_request_id
-                                : NULL,
-                            bad);
+                                 is_hex(req->origin_request_id, 32)
+                                     ? req->origin_request_id
+                                     : NULL,
+                                 bad, raw, raw_len);
         } else {
             faas_err(NULL, "%s: dropped a request: %s", queue, bad);
+            fin_drop(p, raw, raw_len);
         }
         faas__provision_request__free_unpacked(req, NULL);
         return;
     }
-    job = calloc(1, sizeof(*job));
-    if (job == NULL) {
-        faas_prov_queue_fail(p, req->rid, req->origin_request_id,
-                             "out of memory");
+    if (recovered && recover_adopted(p, req, raw, raw_len)) {
         faas__provision_request__free_unpacked(req, NULL);
         return;
     }
+    job = calloc(1, sizeof(*job));
+    if (job == NULL || (job->raw = malloc(raw_len + 1)) == NULL) {
+        free(job);
+        faas_prov_queue_fail(p, req->rid, req->origin_request_id,
+                             "out of memory", raw, raw_len);
+        faas__provision_request__free_unpacked(req, NULL);
+        return;
+    }
+    memcpy(job->raw, raw, raw_len);
+    job->raw_len = raw_len;
     job->prov = p;
     job->req = req;
     job->popped_ms = faas_prov_now_ms();
     job->memory_mb = req->memory_mb ? req->memory_mb : 128;
     job->keep_alive_s = req->keep_alive_s ? req->keep_alive_s
                                           : p->keep_alive_s;
+    job->all_next = p->all_jobs;
+    if (p->all_jobs != NULL) {
+        p->all_jobs->all_prev = &job->all_next;
+    }
+    job->all_prev = &p->all_jobs;
+    p->all_jobs = job;
     p->jobs++;
-    faas_debug(req->origin_request_id, "%s: provisioning %s", queue, req->rid);
+    faas_debug(req->origin_request_id, "%s: provisioning %s%s", queue,
+               req->rid, recovered ? " (left by the previous run)" : "");
     faas_prov_code_acquire(p, job, code_cb);
 }
 
 
 static void
-blpop_cb(redisAsyncContext *ac, void *reply, void *data)
+blmove_cb(redisAsyncContext *ac, void *reply, void *data)
 {
-    faas_prov_t     *p = data;
-    redisReply *r = reply;
+    faas_prov_t *p = q_prov;
+    redisReply  *r = reply;
+    unsigned     shard = (unsigned) (uintptr_t) data;
+    char         queue[64];
 
     (void) ac;
-    p->blpop_pending = 0;
-    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2
-        && r->element[1]->type == REDIS_REPLY_STRING) {
-        job_start(p, r->element[0]->str, r->element[1]);
+    p->q_pending[shard] = 0;
+    p->q_outstanding--;
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        snprintf(queue, sizeof(queue), "faas:prov:q:%u", shard);
+        job_start(p, queue, r->str, r->len, 0);
     } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        faas_err(NULL, "BLPOP: %s", r->str);
+        faas_err(NULL, "BLMOVE: %s", r->str);
+    } else if (r == NULL && !p->stopping) {
+        /* The connection broke: Redis may have moved a request whose
+         * reply we lost. Stop taking more, and once no BLMOVE is out,
+         * serve what is in the list that no job serves. */
+        faas_warn(NULL, "%u: BLMOVE reply lost, checking %s", shard,
+                  p->work_key);
+        p->recovered = 0;
     }
     faas_prov_leases_flush(p);
     faas_prov_queue_kick(p);
 }
 
 
-/* Issues the next BLPOP if none is outstanding and there is room. */
+/* 1 when a job in progress, or an outcome waiting to be sent again,
+ * serves the request raw (same bytes: each request carries its own origin
+ * id and enqueue time). */
+static int
+job_serves(faas_prov_t *p, const char *raw, size_t raw_len)
+{
+    faas_prov_job_t *job;
+    fin_t           *f;
+
+    for (job = p->all_jobs; job != NULL; job = job->all_next) {
+        if (job->raw_len == raw_len && memcmp(job->raw, raw, raw_len) == 0) {
+            return 1;
+        }
+    }
+    /* Served, but the outcome's reply was lost (to be sent again). */
+    for (f = p->fin_retry; f != NULL; f = f->next) {
+        if (f->len[f->raw_idx] == raw_len
+            && memcmp(f->argv[f->raw_idx], raw, raw_len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+static void
+recover_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_t     *p = data;
+    redisReply      *r = reply;
+    faas_prov_sbx_t *s, *next;
+    size_t           i;
+
+    (void) ac;
+    p->recover_pending = 0;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        return;   /* tried again at the next kick */
+    }
+    p->recovered = 1;
+    if (p->recovered_once) {
+        /* After a lost BLMOVE reply: what no job in progress serves. */
+        for (i = 0; i < r->elements; i++) {
+            if (r->element[i]->type == REDIS_REPLY_STRING
+                && !job_serves(p, r->element[i]->str, r->element[i]->len)) {
+                faas_warn(NULL, "%s: serving a request whose BLMOVE reply "
+                          "was lost", p->work_key);
+                job_start(p, p->work_key, r->element[i]->str,
+                          r->element[i]->len, 0);
+            }
+        }
+        faas_prov_queue_kick(p);
+        return;
+    }
+    p->recovered_once = 1;
+    if (r->elements > 0) {
+        faas_info(NULL, "%s: %zu requests left by the previous run",
+                  p->work_key, r->elements);
+    }
+    for (i = 0; i < r->elements; i++) {
+        if (r->element[i]->type == REDIS_REPLY_STRING) {
+            job_start(p, p->work_key, r->element[i]->str, r->element[i]->len,
+                      1);
+        }
+    }
+    /* Sandboxes whose create never finished and whose request is no longer
+     * ours (served, failed, or taken over by another host): never listed,
+     * never counted. */
+    for (s = p->sbx; s != NULL; s = next) {
+        next = s->next;
+        if (!s->had_state && !s->claimed && s->state == SBX_BUSY) {
+            s->nocount = 1;
+            faas_prov_sbx_destroy(p, s, "its create never finished");
+        }
+    }
+    faas_prov_queue_kick(p);
+}
+
+
+/* 1 while a BLMOVE naming shard's queue is outstanding. */
+int
+faas_prov_queue_shard_busy(faas_prov_t *p, unsigned shard)
+{
+    return p->q_pending != NULL && p->q_pending[shard];
+}
+
+
+/*
+ * Takes up the previous run's requests first (once), then issues a BLMOVE
+ * on each held shard that has none outstanding, while there is room.
+ */
 void
 faas_prov_queue_kick(faas_prov_t *p)
 {
-    char       **keys;
-    const char **argv;
-    int          n, i;
+    faas_prov_redis_t *c;
+    unsigned           i;
+    char               queue[64], *name;
 
-    if (p->stopping || p->blpop_pending || !p->blk.ready
-        || p->jobs >= p->max_pending) {
+    q_prov = p;
+    if (p->stopping || !p->cmd.ready) {
         return;
     }
-    keys = calloc(p->shards, sizeof(*keys));
-    argv = calloc(p->shards + 2, sizeof(*argv));
-    n = keys && argv ? faas_prov_leases_keys(p, keys, (int) p->shards) : 0;
-    if (n == 0) {
-        free(keys);
-        free(argv);
+    if (!p->recovered) {
+        /* Not while a BLMOVE is out: its request would look unserved. */
+        if (!p->recover_pending && p->q_outstanding == 0
+            && faas_prov_redis_cmd(&p->cmd, recover_cb, p, "LRANGE %s 0 -1",
+                                   p->work_key)
+                   == 0) {
+            p->recover_pending = 1;
+        }
         return;
     }
-    argv[0] = "BLPOP";
-    for (i = 0; i < n; i++) {
-        argv[i + 1] = keys[i];
+    for (i = 0; i < p->shards && p->jobs < p->max_pending; i++) {
+        if (p->q_pending[i] || !faas_prov_leases_consumable(p, i)) {
+            continue;
+        }
+        c = &p->qc[i];
+        if (c->prov == NULL) {
+            /* First time this host leads the shard: its own connection
+             * (a BLMOVE blocks it); kicks again once connected. */
+            if (asprintf(&name, "q%u", i) < 0) {
+                continue;
+            }
+            faas_prov_redis_start(p, c, name);
+            continue;
+        }
+        if (!c->ready) {
+            continue;
+        }
+        snprintf(queue, sizeof(queue), "faas:prov:q:%u", i);
+        if (faas_prov_redis_cmd(c, blmove_cb, (void *) (uintptr_t) i,
+                                "BLMOVE %s %s LEFT RIGHT 1", queue,
+                                p->work_key)
+            == 0) {
+            p->q_pending[i] = 1;
+            p->q_sent_ms[i] = faas_prov_now_ms();
+            p->q_outstanding++;
+        }
     }
-    argv[n + 1] = "1";
-    if (faas_prov_redis_cmdargv(&p->blk, blpop_cb, p, n + 2, argv, NULL) == 0) {
-        p->blpop_pending = 1;
+}
+
+
+/* See prov.h. */
+void
+faas_prov_queue_watchdog(faas_prov_t *p)
+{
+    uint64_t now = faas_prov_now_ms();
+    unsigned i;
+
+    for (i = 0; i < p->shards; i++) {
+        if (p->q_pending[i] && now - p->q_sent_ms[i] > 5000) {
+            faas_prov_redis_reset(&p->qc[i], "BLMOVE (1 s) unanswered for 5 s");
+        }
     }
-    for (i = 0; i < n; i++) {
-        free(keys[i]);
+}
+
+
+/* See prov.h. */
+void
+faas_prov_queue_stop(faas_prov_t *p)
+{
+    unsigned i;
+
+    for (i = 0; i < p->shards; i++) {
+        if (p->qc[i].prov != NULL) {
+            faas_prov_redis_stop(&p->qc[i]);
+        }
     }
-    free(keys);
-    free(argv);
 }

@@ -7,6 +7,9 @@
  *   - reads every faas:idle:* list (SCAN + LRANGE) and notes which of our
  *     sandboxes are listed (a sandbox that reappears was returned: its
  *     keep-alive restarts; one that disappeared is in use);
+ *   - reads each sandbox's CPU time (cgroup v2 cpu.stat usage_usec): one
+ *     that ran since the last scan was used, even if a gateway popped and
+ *     returned it between two scans, where the list looks unchanged;
  *   - removes entries of this endpoint whose sandbox we do not know, and
  *     duplicate entries;
  *   - destroys sandboxes whose processes are gone (their entries first);
@@ -103,9 +106,9 @@ scan_add_key(scan_t *sc, const char *key)
 }
 
 
-/* 1 when the sandbox still has live processes; *frozen set. */
-static int
-sbx_alive(faas_prov_t *p, faas_prov_sbx_t *s, int *frozen)
+/* See prov.h. */
+int
+faas_prov_sbx_alive(faas_prov_t *p, faas_prov_sbx_t *s, int *frozen)
 {
     faas_cgroup_t *cg = NULL;
     faas_error_t   err;
@@ -150,7 +153,7 @@ process(faas_prov_t *p, scan_t *sc)
     const char *e, *bar1, *bar2, *open, *close;
     char        sid[FAAS_SANDBOX_ID_LEN + 1], rid[256], key[512];
     size_t      eplen = strlen(p->endpoint);
-    uint64_t    now = faas_prov_now_ms();
+    uint64_t    now = faas_prov_now_ms(), usec;
     int         frozen;
 
     for (s = p->sbx; s != NULL; s = s->next) {
@@ -238,7 +241,7 @@ process(faas_prov_t *p, scan_t *sc)
                 s->unlisted_ms = now;
             }
         }
-        if (!sbx_alive(p, s, &frozen)) {
+        if (!faas_prov_sbx_alive(p, s, &frozen)) {
             faas_warn(NULL, "reconcile: sandbox %s (%s) is gone", s->id,
                       s->rid);
             snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
@@ -251,6 +254,15 @@ process(faas_prov_t *p, scan_t *sc)
                 faas_prov_sbx_destroy(p, s, "its processes are gone");
             }
             continue;
+        }
+        if (faas_prov_sbx_cpu_usec(p, s, &usec) == 0) {
+            if (s->cpu_known && usec != s->cpu_usec) {
+                /* Thawed and ran: an invocation since the last scan. */
+                s->last_used_ms = now;
+                faas_debug(NULL, "reconcile: %s used", s->id);
+            }
+            s->cpu_usec = usec;
+            s->cpu_known = 1;
         }
         if (s->state == SBX_BUSY && !frozen
             && now - s->unlisted_ms
@@ -421,9 +433,14 @@ faas_prov_reconcile_tick(faas_prov_t *p)
 {
     scan_t *sc;
 
-    if (p->recon_busy || p->stopping || !p->cmd.ready) {
+    faas_prov_sbx_reap(p);
+    if (p->recon_busy || p->stopping || !p->cmd.ready
+        || !p->recovered_once) {
+        /* Nothing is decided on adopted sandboxes before the requests the
+         * previous run left were matched with them (queue.c). */
         return;
     }
+    faas_prov_queue_retry(p);
     sc = calloc(1, sizeof(*sc));
     if (sc == NULL) {
         return;
@@ -484,6 +501,7 @@ adopt(faas_prov_t *p, const char *id)
     s->timeout_ms =
         (unsigned) json_integer_value(json_object_get(meta, "timeout_ms"));
     s->state = SBX_BUSY;   /* the first scan says whether it is listed */
+    s->cpu_known = faas_prov_sbx_cpu_usec(p, s, &s->cpu_usec) == 0;
     code_dir = json_string_value(json_object_get(meta, "code_dir"));
     if (code_dir == NULL) {
         code_dir = json_string_value(json_object_get(state, "code_dir"));
@@ -491,10 +509,14 @@ adopt(faas_prov_t *p, const char *id)
     if (code_dir != NULL) {
         s->code = faas_prov_code_by_dir(p, code_dir);
     }
-    if (state == NULL) {
-        faas_prov_sbx_save(p, s, &err);
+    /* Without a state file its create never finished: whether to list it
+     * is decided once the previous run's requests are known (queue.c). */
+    s->had_state = state != NULL;
+    rid = json_string_value(json_object_get(meta, "origin_request_id"));
+    if (rid != NULL && *rid != '\0') {
+        s->origin = strdup(rid);
     }
-    faas_info(NULL, "reconcile: found sandbox %s (%s)", id, rid);
+    faas_info(NULL, "reconcile: found sandbox %s (%s)", id, s->rid);
 }
 
 

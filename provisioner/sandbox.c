@@ -68,9 +68,9 @@ int
 faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,
                               faas_error_t *err)
 {
-    static const char *const strs[] = {"run_dir", "cgroup_root", "runtimes_dir",
-                                       "python",  "node",        "freezer",
-                                       NULL};
+    static const char *const strs[] = {
+        "run_dir", "cgroup_root", "runtimes_dir", "python",
+        "node",    "freezer",     "zygote_lib",   NULL};
     static const char *const ints[] = {"uid_base", "uid_count", NULL};
     const char              *fz;
     long long                base, count;
@@ -98,6 +98,13 @@ faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,
     }
     host->uid_base = (uid_t) base;
     host->uid_count = (unsigned) count;
+    if (json_object_get(cfg, "zygote") != NULL) {
+        if (!json_is_boolean(json_object_get(cfg, "zygote"))) {
+            return faas_error_set(err, 0, "config: zygote must be a boolean");
+        }
+        host->zygote = json_is_true(json_object_get(cfg, "zygote"));
+    }
+    host->zygote_lib = faas_config_string(cfg, "zygote_lib", NULL);
     fz = faas_config_string(cfg, "freezer", "v1");
     if (strcmp(fz, "v1") == 0) {
         host->freezer = FAAS_FREEZER_V1;
@@ -390,21 +397,21 @@ faas_sandbox_meta(const faas_sandbox_host_t *host, const char *id,
 
 static int
 write_meta(const faas_sandbox_host_t *host, const faas_sandbox_spec_t *spec,
-           const char *id, uid_t uid, long pid, faas_error_t *err)
+           const char *id, uid_t uid, long pid, int zygote, faas_error_t *err)
 {
     char                 path[PATH_MAX], tmp[PATH_MAX + 8], rid[96];
     cleanup_json json_t *m = NULL;
 
     snprintf(rid, sizeof(rid), "%s@%u", spec->function, spec->version);
     m = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:I,"
-                  " s:s?, s:s}",
+                  " s:s?, s:s, s:b}",
                   "id", id, "function", spec->function, "version",
                   (int) spec->version, "rid", rid, "runtime", spec->runtime,
                   "handler", spec->handler, "memory_mb", (int) spec->memory_mb,
                   "timeout_ms", (int) spec->timeout_ms, "uid", (json_int_t) uid,
                   "pid", (json_int_t) pid, "created_ms", (json_int_t) wall_ms(),
                   "origin_request_id", spec->origin_request_id, "code_dir",
-                  spec->code_dir);
+                  spec->code_dir, "zygote", zygote);
     if (m == NULL) {
         return faas_error_set(err, ENOMEM, "meta.json");
     }
@@ -910,9 +917,15 @@ launch_freep(sbx_launch_t **l)
     }
 }
 
+/*
+ * zfd >= 0: the zygote path (the first child asks the zygote for the
+ * sandbox's process); launch closes zfd. *zyg_failed is set (to an errno)
+ * when the zygote could not make the process (nothing ran: retry the
+ * fresh way).
+ */
 static int
 launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
-       const char *id, faas_error_t *err)
+       const char *id, int zfd, int *zyg_failed, faas_error_t *err)
 {
     char              dir[PATH_MAX], path[PATH_MAX];
     sbx_launch_t     *l __attribute__((cleanup(launch_freep))) = NULL;
@@ -920,6 +933,7 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
     int               ino = -1;
     int               wd __attribute__((cleanup(ino_unwatchp))) = -1;
     cleanup_close int info_rd = -1, go_wr = -1, err_rd = -1;
+    cleanup_close int zygote_fd = zfd, blob_fd = -1;
     int               info[2], go[2], errp[2], piv[2];
     sigset_t          all, old_mask;
     strs_t            st = {.n = 0};
@@ -942,10 +956,16 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
     }
     l->cg2_fd = -1;
     ret = build_launch(host, spec, id, uid, l, &st, err);
+    if (ret == 0 && zygote_fd >= 0) {
+        blob_fd = sbx_zygote_blob(l, err);
+        ret = blob_fd < 0 ? blob_fd : 0;
+    }
     if (ret < 0) {
         strs_free(&st);
         return ret;
     }
+    l->zygote_fd = zygote_fd;
+    l->blob_fd = blob_fd;
     ino = ino_watch(dir, &wd, err);
     if (ino < 0) {
         strs_free(&st);
@@ -1003,6 +1023,12 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     close(l->cg2_fd);
     l->cg2_fd = -1;
+    if (zygote_fd >= 0) {
+        close(zygote_fd);
+        zygote_fd = -1;
+        close(blob_fd);
+        blob_fd = -1;
+    }
     close(info[1]);
     close(go[0]);
     close(errp[1]);
@@ -1018,7 +1044,7 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
         if (pidfd < 0) {
             ret = faas_error_set(err, errno, "pidfd_open");
         } else {
-            ret = write_meta(host, spec, id, uid, pid, err);
+            ret = write_meta(host, spec, id, uid, pid, l->zygote_fd >= 0, err);
         }
         if (ret == 0 && write(go_wr, "gg", 2) != 2) {
             ret = faas_error_set(err, errno, "start the sandbox");
@@ -1028,6 +1054,9 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
         if (read(err_rd, &se, sizeof(se)) == (ssize_t) sizeof(se)) {
             se.step[sizeof(se.step) - 1] = '\0';
             ret = faas_error_set(err, se.errnum, "sandbox setup: %s", se.step);
+            if (strncmp(se.step, "zygote: ", 8) == 0) {
+                *zyg_failed = se.errnum > 0 ? se.errnum : EPROTO;
+            }
         } else {
             ret = faas_error_set(err, 0, "sandbox setup failed");
         }
@@ -1057,6 +1086,41 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
 }
 
 /*
+ * The zygote's control socket when host->zygote is set and the runtime's
+ * zygote answers, else -1. A zygote that does not answer is (re)started in
+ * the background, at most once a second per process; this create goes the
+ * fresh way.
+ */
+static int
+zygote_socket(const faas_sandbox_host_t *host, const char *runtime)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static long long       last_start;
+    faas_error_t           zerr;
+    long long              now;
+    int                    fd, start = 0;
+
+    if (!host->zygote || strcmp(runtime, "python3") != 0) {
+        return -1;
+    }
+    fd = sbx_zygote_connect(host, runtime, &zerr);
+    if (fd >= 0) {
+        return fd;
+    }
+    now = now_ms();
+    pthread_mutex_lock(&lock);
+    if (last_start == 0 || now - last_start >= 1000) {
+        last_start = now;
+        start = 1;
+    }
+    pthread_mutex_unlock(&lock);
+    if (start) {
+        faas_sandbox_zygote_start(host, runtime, 0, &zerr);
+    }
+    return -1;
+}
+
+/*
  * See sandbox.h. spec is not modified (defaults are applied to a copy).
  */
 int
@@ -1067,7 +1131,7 @@ faas_sandbox_create(const faas_sandbox_host_t *host,
     faas_sandbox_spec_t spec = *spec_in;
     char                dir[PATH_MAX], bootstrap[PATH_MAX];
     faas_error_t        derr;
-    int                 ret;
+    int                 ret, zfd, zyg_failed = 0;
 
     if (!faas_sandbox_id_valid(id)) {
         return faas_error_set(err, EINVAL, "invalid sandbox id");
@@ -1081,11 +1145,28 @@ faas_sandbox_create(const faas_sandbox_host_t *host,
         return faas_error_set(err, ENAMETOOLONG, "socket path under %s",
                               host->run_dir);
     }
+    zfd = zygote_socket(host, spec.runtime);
     sbx_path(dir, sizeof(dir), host, id, NULL);
     if (mkdir(dir, 0700) < 0) {
+        if (zfd >= 0) {
+            close(zfd);
+        }
         return faas_error_set(err, errno, "create %s: mkdir %s", id, dir);
     }
-    ret = launch(host, &spec, id, err);
+    ret = launch(host, &spec, id, zfd, &zyg_failed, err);
+    if (ret < 0 && zyg_failed) {
+        /* the zygote made nothing: build this one the fresh way; a zygote
+         * that did not answer in time is wedged: kill it, the next create
+         * starts another */
+        if (zyg_failed == EAGAIN || zyg_failed == ETIMEDOUT) {
+            sbx_zygote_kill(host, spec.runtime);
+        }
+        faas_sandbox_destroy(host, id, &derr);
+        if (mkdir(dir, 0700) < 0) {
+            return faas_error_set(err, errno, "create %s: mkdir %s", id, dir);
+        }
+        ret = launch(host, &spec, id, -1, &zyg_failed, err);
+    }
     if (ret < 0) {
         faas_sandbox_destroy(host, id, &derr);
         return faas_error_wrap(err, "create %s", id);

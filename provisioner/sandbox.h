@@ -39,6 +39,12 @@ typedef struct faas_sandbox_host_s {
     uid_t             uid_base;     /* sandboxes run as uid_base + slot */
     unsigned          uid_count;    /* number of slots */
     enum faas_freezer freezer;      /* which freezer to use */
+    int               zygote;       /* config "zygote": true: python3
+                                       sandboxes are forked from a zygote
+                                       when one answers (zygote.c) */
+    const char       *zygote_lib;   /* config "zygote_lib": the _faas_zygote
+                                       extension; default: next to the
+                                       running binary */
 } faas_sandbox_host_t;
 
 /* One sandbox to build. Zero values take the documented defaults. */
@@ -143,5 +149,29 @@ int faas_cgroup_memory_peak_reset(faas_cgroup_t *cg, faas_error_t *err);
 int faas_cgroup_oom_killed(faas_cgroup_t *cg);
 /* Number of processes still in the sandbox. */
 int faas_cgroup_nprocs(faas_cgroup_t *cg);
+
+/*
+ * Runtime zygotes (zygote.c; python3 only: nodejs cannot fork safely).
+ * With host->zygote set, faas_sandbox_create forks python3 sandboxes from
+ * the zygote of run_dir; when none answers it starts one in the background
+ * and builds that sandbox the fresh way. meta.json says "zygote": true for
+ * a zygote-made sandbox.
+ *
+ * faas_sandbox_zygote_start: starts the zygote; in the background (returns
+ * at once, the zygote answers a few ms later), or with foreground set by
+ * exec'ing it in the calling process (returns only on failure). -EEXIST
+ * (err->code EEXIST) when one already runs.
+ * faas_sandbox_zygote_ping: 0 and its pid when the zygote answers.
+ * faas_sandbox_zygote_stop: stops it (SIGTERM, then SIGKILL); its sandboxes
+ * live on. 0 when none runs.
+ */
+int faas_sandbox_zygote_start(const faas_sandbox_host_t *host,
+                              const char *runtime, int foreground,
+                              faas_error_t *err);
+int faas_sandbox_zygote_ping(const faas_sandbox_host_t *host,
+                             const char *runtime, pid_t *pid,
+                             faas_error_t *err);
+int faas_sandbox_zygote_stop(const faas_sandbox_host_t *host,
+                             const char *runtime, faas_error_t *err);
 
 #endif

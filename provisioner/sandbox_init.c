@@ -8,8 +8,14 @@
  *                       root, bring lo up, fds, rlimits, drop every
  *                       privilege, wait for "go", seccomp, exec the runtime.
  * A exits at once, so the sandbox is not a child of the caller.
+ *
+ * Zygote path (zygote.c): A asks the runtime's zygote for B instead of
+ * cloning it; the zygote clones B the same way (sbx_clone_sandbox) and B
+ * runs the same sbx_sandbox_enter(), then goes on in the already started
+ * interpreter instead of exec'ing one.
  */
 #include "sandbox_int.h"
+#include "zygote_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +32,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define NS_FLAGS                                                               \
@@ -93,14 +100,14 @@ enter_v1_cgroups(const sbx_launch_t *l)
 static int v2_pending;
 
 /* The sandbox's first process, born in the v2 cgroup and the namespaces. */
-static long
-clone_sandbox(const sbx_launch_t *l)
+long
+sbx_clone_sandbox(const sbx_launch_t *l, unsigned long long extra)
 {
     struct sbx_clone_args args;
     long                  pid;
 
     memset(&args, 0, sizeof(args));
-    args.flags = NS_FLAGS | CLONE_INTO_CGROUP;
+    args.flags = NS_FLAGS | CLONE_INTO_CGROUP | extra;
     args.exit_signal = SIGCHLD;
     args.cgroup = (uint64_t) l->cg2_fd;
     pid = syscall(SYS_clone3, &args, sizeof(args));
@@ -109,7 +116,7 @@ clone_sandbox(const sbx_launch_t *l)
     }
     /* no clone3 or no CLONE_INTO_CGROUP: the child moves itself */
     v2_pending = 1;
-    return syscall(SYS_clone, NS_FLAGS | SIGCHLD, 0, 0, 0, 0);
+    return syscall(SYS_clone, NS_FLAGS | extra | SIGCHLD, 0, 0, 0, 0);
 }
 
 static int
@@ -248,10 +255,8 @@ detach_old_root(long pid)
     return umount2(SBX_OLD_ROOT, MNT_DETACH);
 }
 
-static void sandbox_main(sbx_launch_t *l) __attribute__((noreturn));
-
-static void
-sandbox_main(sbx_launch_t *l)
+void
+sbx_sandbox_enter(sbx_launch_t *l, int (*pre_drop)(sbx_launch_t *l))
 {
     const char *what = NULL;
     char        c;
@@ -287,6 +292,9 @@ sandbox_main(sbx_launch_t *l)
     if (set_rlimits(l) < 0) {
         fail(l, "setrlimit");
     }
+    if (pre_drop != NULL && pre_drop(l) < 0) {
+        fail(l, "prepare the zygote's process");
+    }
     if (drop_privileges(l) < 0) {
         fail(l, "drop privileges");
     }
@@ -299,8 +307,81 @@ sandbox_main(sbx_launch_t *l)
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, l->seccomp, 0, 0) < 0) {
         fail(l, "load the seccomp filter");
     }
+}
+
+static void sandbox_main(sbx_launch_t *l) __attribute__((noreturn));
+
+static void
+sandbox_main(sbx_launch_t *l)
+{
+    sbx_sandbox_enter(l, NULL);
     execve(l->argv[0], l->argv, l->envp);
     fail(l, "exec the runtime");
+}
+
+/* A, zygote path: one request; the zygote clones B and answers its pid. */
+static long
+zygote_spawn(sbx_launch_t *l)
+{
+    union {
+        char           buf[CMSG_SPACE(sizeof(int) * ZYG_NFDS)];
+        struct cmsghdr align;
+    } u;
+    int fds[ZYG_NFDS] = {l->blob_fd, l->err_fd, l->go_fd, l->piv_wr, l->cg2_fd};
+    static zyg_req_t req; /* static: 4 KiB off a child's small stack */
+    zyg_ans_t        ans;
+    struct iovec     iov = {&req, sizeof(req)};
+    struct msghdr    msg;
+    struct cmsghdr  *cm;
+    size_t           got = 0, i;
+    ssize_t          n;
+
+    memset(&req, 0, sizeof(req));
+    req.magic = ZYG_MAGIC;
+    req.op = ZYG_OP_SPAWN;
+    for (i = 0; i + 1 < sizeof(req.runtimes_dir) && l->runtimes_dir[i]; i++) {
+        req.runtimes_dir[i] = l->runtimes_dir[i];
+    }
+    memset(&msg, 0, sizeof(msg));
+    memset(&u, 0, sizeof(u));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof(u.buf);
+    cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(fds));
+    memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+    if (sendmsg(l->zygote_fd, &msg, MSG_NOSIGNAL) != (ssize_t) sizeof(req)) {
+        fail(l, "zygote: send the request");
+    }
+    while (got < sizeof(ans)) {
+        n = read(l->zygote_fd, (char *) &ans + got, sizeof(ans) - got);
+        if (n <= 0) {
+            if (n == 0) {
+                errno = ECONNRESET;
+            }
+            fail(l, "zygote: no answer");
+        }
+        got += (size_t) n;
+    }
+    if (ans.pid <= 0) {
+        ans.msg[sizeof(ans.msg) - 1] = '\0';
+        errno = ans.errnum > 0 ? ans.errnum : EPROTO;
+        {
+            char   step[124] = "zygote: ";
+            size_t k = strlen(step);
+            for (i = 0; k + 1 < sizeof(step) && ans.msg[i]; i++) {
+                step[k++] = ans.msg[i];
+            }
+            step[k] = '\0';
+            fail(l, step);
+        }
+    }
+    close(l->zygote_fd);
+    close(l->blob_fd);
+    return (long) ans.pid;
 }
 
 /* Closes every fd above 2 but the launch's own: the caller's sockets and
@@ -308,9 +389,9 @@ sandbox_main(sbx_launch_t *l)
 static int
 close_others(const sbx_launch_t *l)
 {
-    int      keep[] = {l->log_fd, l->info_fd, l->go_fd, l->err_fd,
-                       l->piv_rd, l->piv_wr,  l->cg2_fd};
-    int      n = (int) (sizeof(keep) / sizeof(keep[0])), i, j, t;
+    int keep[] = {l->log_fd, l->info_fd, l->go_fd,     l->err_fd, l->piv_rd,
+                  l->piv_wr, l->cg2_fd,  l->zygote_fd, l->blob_fd};
+    int n = (int) (sizeof(keep) / sizeof(keep[0])), i, j, t;
     unsigned from = 3;
 
     for (i = 1; i < n; i++) { /* insertion sort, no libc */
@@ -370,13 +451,17 @@ sbx_child_main(sbx_launch_t *l)
     if (setsid() < 0) {
         fail(l, "setsid");
     }
-    /* Raw clone: no atfork handlers in a child of a possibly threaded daemon */
-    pid = clone_sandbox(l);
-    if (pid < 0) {
-        fail(l, "clone the sandbox with its namespaces");
-    }
-    if (pid == 0) {
-        sandbox_main(l);
+    if (l->zygote_fd >= 0) {
+        pid = zygote_spawn(l);
+    } else {
+        /* Raw clone: no atfork handlers in a child of a threaded daemon */
+        pid = sbx_clone_sandbox(l, 0);
+        if (pid < 0) {
+            fail(l, "clone the sandbox with its namespaces");
+        }
+        if (pid == 0) {
+            sandbox_main(l);
+        }
     }
     close(l->piv_wr);
     if (write(l->info_fd, &pid, sizeof(pid)) != sizeof(pid)) {

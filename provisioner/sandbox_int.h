@@ -49,6 +49,12 @@ typedef struct sbx_launch_s {
     int err_fd;  /* B -> caller: a sbx_setup_error_t; CLOEXEC */
     int piv_rd, piv_wr; /* B -> A: root pivoted, detach the old one */
     int parent_fds[3];  /* the caller's pipe ends, closed in children */
+    /* The zygote path (zygote.c): A asks the runtime's zygote for B instead
+     * of cloning it. blob_fd is a memfd holding this launch (zygote_int.h);
+     * only B reads it, never the zygote, so no sandbox's environment ever
+     * sits in the zygote's memory, which later sandboxes inherit. */
+    int zygote_fd; /* connected to the zygote, or -1 */
+    int blob_fd;   /* the launch for B, or -1 */
 } sbx_launch_t;
 
 /* What the sandbox's first process reports when a setup step fails. */
@@ -60,6 +66,16 @@ typedef struct sbx_setup_error_s {
 /* sandbox_init.c: runs in the first child; never returns. */
 void sbx_child_main(sbx_launch_t *l) __attribute__((noreturn));
 
+/* sandbox_init.c: B's side, shared by the fresh path and the zygote.
+ * sbx_clone_sandbox() clones B into the namespaces and the v2 cgroup
+ * (fork-like: returns 0 in B). sbx_sandbox_enter() runs in B: cgroups,
+ * root, hostname, lo, fds, rlimits, privileges, waits for "go", loads the
+ * seccomp filter; pre_drop (may be NULL) runs just before the privileges
+ * are dropped. It returns only on success; on failure it reports the
+ * step on err_fd and exits. */
+long sbx_clone_sandbox(const sbx_launch_t *l, unsigned long long extra);
+void sbx_sandbox_enter(sbx_launch_t *l, int (*pre_drop)(sbx_launch_t *l));
+
 /* rootfs.c: in the sandbox's mount namespace, builds and enters the root.
  * The old root stays at SBX_OLD_ROOT (a 0700 root-owned dir) for the first
  * child to detach from outside, off the critical path: the detach waits for
@@ -70,6 +86,14 @@ int sbx_rootfs_setup(const sbx_launch_t *l, const char **what);
 
 /* seccomp.c: the compiled filter (built once per process, then cached). */
 int sbx_seccomp_prog(struct sock_fprog **prog, faas_error_t *err);
+
+/* zygote.c: a connected control socket (timeouts set), or <0; the blob
+ * memfd of a launch (see zygote_int.h), or <0. */
+int sbx_zygote_connect(const faas_sandbox_host_t *host, const char *runtime,
+                       faas_error_t *err);
+int sbx_zygote_blob(const sbx_launch_t *l, faas_error_t *err);
+/* zygote.c: SIGKILLs the runtime's zygote if one holds its lock (no wait). */
+void sbx_zygote_kill(const faas_sandbox_host_t *host, const char *runtime);
 
 /* cgroup.c */
 int sbx_cgroup_path(char *buf, size_t len, const char *hier,

@@ -6,11 +6,19 @@
  *   faas-sandbox -c CFG create --function F --version N --runtime R
  *                --handler FILE.FN --code DIR [--memory MB] [--timeout MS]
  *                [--pids N] [--tmp MB] [--env K=V ...] [--ready-timeout MS]
+ *                [--zygote]
  *   faas-sandbox -c CFG destroy ID
  *   faas-sandbox -c CFG list
  *   faas-sandbox -c CFG state ID
  *   faas-sandbox -c CFG invoke ID [EVENT-JSON] [--timeout-ms N]
- *   faas-sandbox -c CFG cleanup
+ *   faas-sandbox -c CFG cleanup            (also stops the zygote)
+ *   faas-sandbox -c CFG zygote run|start|stop|status
+ *       run: exec the python3 zygote in this process (foreground);
+ *       start: start it in the background and wait until it answers;
+ *       stop: stop it; status: print its pid, exit 1 if none answers.
+ *
+ * --zygote (or "zygote": true in CFG) creates python3 sandboxes through the
+ * zygote when it answers, else the fresh way (and starts the zygote).
  *
  * Exit 0 on success, 1 with a one-line reason on stderr.
  */
@@ -49,10 +57,11 @@ usage(void)
             "       faas-sandbox -c CFG create --function F --version N "
             "--runtime python3|nodejs --handler FILE.FN --code DIR\n"
             "            [--memory MB] [--timeout MS] [--pids N] [--tmp MB] "
-            "[--env K=V ...] [--ready-timeout MS]\n"
+            "[--env K=V ...] [--ready-timeout MS] [--zygote]\n"
             "       faas-sandbox -c CFG destroy|state ID\n"
             "       faas-sandbox -c CFG invoke ID [EVENT-JSON] "
-            "[--timeout-ms N]\n");
+            "[--timeout-ms N]\n"
+            "       faas-sandbox -c CFG zygote run|start|stop|status\n");
     return 1;
 }
 
@@ -89,6 +98,11 @@ cmd_create(int argc, char **argv)
     memset(&spec, 0, sizeof(spec));
     for (i = 0; i < argc; i += 2) {
         opt = argv[i];
+        if (strcmp(opt, "--zygote") == 0) {
+            host.zygote = 1;
+            i--;
+            continue;
+        }
         val = i + 1 < argc ? argv[i + 1] : NULL;
         if (val == NULL) {
             return die("%s needs a value", opt);
@@ -320,6 +334,63 @@ cmd_invoke(int argc, char **argv)
     return 0;
 }
 
+static long long
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+cmd_zygote(const char *what)
+{
+    faas_error_t err;
+    pid_t        pid;
+    long long    deadline;
+
+    if (strcmp(what, "run") == 0 || strcmp(what, "start") == 0) {
+        if (faas_sandbox_host_init(&host, &err) < 0) {
+            return die("%s", err.msg);
+        }
+    }
+    if (strcmp(what, "run") == 0) {
+        faas_sandbox_zygote_start(&host, "python3", 1, &err);
+        return die("%s", err.msg);
+    }
+    if (strcmp(what, "start") == 0) {
+        if (faas_sandbox_zygote_start(&host, "python3", 0, &err) < 0 &&
+            err.code != EEXIST) {
+            return die("%s", err.msg);
+        }
+        deadline = mono_ms() + 20000;
+        while (faas_sandbox_zygote_ping(&host, "python3", &pid, &err) < 0) {
+            if (mono_ms() > deadline) {
+                return die("zygote not answering: %s", err.msg);
+            }
+            struct timespec ts = {0, 5000000};
+            nanosleep(&ts, NULL);
+        }
+        printf("%ld\n", (long) pid);
+        return 0;
+    }
+    if (strcmp(what, "stop") == 0) {
+        if (faas_sandbox_zygote_stop(&host, "python3", &err) < 0) {
+            return die("%s", err.msg);
+        }
+        return 0;
+    }
+    if (strcmp(what, "status") == 0) {
+        if (faas_sandbox_zygote_ping(&host, "python3", &pid, &err) < 0) {
+            return die("%s", err.msg);
+        }
+        printf("%ld\n", (long) pid);
+        return 0;
+    }
+    return usage();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -367,7 +438,14 @@ main(int argc, char **argv)
     if (strcmp(cmd, "invoke") == 0 && argc >= 2) {
         return cmd_invoke(argc - 1, argv + 1);
     }
+    if (strcmp(cmd, "zygote") == 0 && argc == 2) {
+        return cmd_zygote(argv[1]);
+    }
     if (strcmp(cmd, "cleanup") == 0 && argc == 1) {
+        if (faas_sandbox_zygote_stop(&host, "python3", &err) < 0) {
+            fprintf(stderr, "faas-sandbox: %s\n", err.msg);
+            failed++;
+        }
         if (faas_sandbox_list(&host, destroy_one, &failed, &err) < 0) {
             return die("%s", err.msg);
         }

@@ -3,11 +3,13 @@
  * <run_dir>/prov/<id>.json (what meta.json does not say: keep-alive), and
  * the one place where a sandbox is destroyed and faas:count:{rid} is DECRed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -84,6 +86,7 @@ faas_prov_sbx_free(faas_prov_t *p, faas_prov_sbx_t *s)
     faas_prov_code_release(p, s->code);
     free(s->rid);
     free(s->entry);
+    free(s->origin);
     free(s);
 }
 
@@ -128,6 +131,103 @@ faas_prov_sbx_save(faas_prov_t *p, faas_prov_sbx_t *s, faas_error_t *err)
 }
 
 
+/*
+ * CPU time used by the sandbox's processes so far (usage_usec of its cgroup
+ * v2 cpu.stat, present without any v2 controller; the layout is the one
+ * sandbox.h documents). 0, or -1 when it cannot be read.
+ */
+int
+faas_prov_sbx_cpu_usec(faas_prov_t *p, const faas_prov_sbx_t *s, uint64_t *usec)
+{
+    char                 path[4096];
+    cleanup_fclose FILE *f = NULL;
+    unsigned long long   v;
+
+    snprintf(path, sizeof(path), "/sys/fs/cgroup/unified/%s/%s/cpu.stat",
+             p->host.cgroup_root, s->id);
+    f = fopen(path, "re");
+    if (f == NULL || fscanf(f, "usage_usec %llu", &v) != 1) {
+        return -1;
+    }
+    *usec = v;
+    return 0;
+}
+
+
+/* 1 when pid is a zombie that lived in a nested pid namespace (NSpid has
+ * more than one entry): a sandbox init, never a create's helper process. */
+static int
+sandbox_zombie(long pid)
+{
+    char                 path[64], line[256];
+    cleanup_fclose FILE *f = NULL;
+    int                  zombie = 0, nested = 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "State:", 6) == 0) {
+            zombie = strchr(line, 'Z') != NULL;
+        } else if (strncmp(line, "NSpid:", 6) == 0) {
+            nested = strchr(line + 6, '\t') != strrchr(line + 6, '\t');
+        }
+    }
+    return zombie && nested;
+}
+
+
+/*
+ * Reaps the sandboxes of this host that were our children and are gone
+ * (this daemon is a child subreaper, so a sandbox it creates is re-parented
+ * to it when the create's intermediate process exits). Never waitpid(-1):
+ * the sandbox library waits for its own helper process in a worker thread.
+ * Besides the pids in the table, zombie children that lived in a nested pid
+ * namespace (sandbox inits whose create failed, or made by a zygote that
+ * died) are reaped too.
+ */
+void
+faas_prov_sbx_reap(faas_prov_t *p)
+{
+    faas_prov_sbx_t *s;
+    cleanup_closedir DIR *d = NULL;
+    struct dirent   *e;
+    char             path[320];
+    FILE            *f;
+    long             pid;
+    int              st;
+
+    for (s = p->sbx; s != NULL; s = s->next) {
+        if (s->child && s->pid > 0
+            && waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            faas_debug(NULL, "sandbox %s: reaped its init (pid %ld)", s->id,
+                       (long) s->pid);
+            s->child = 0;
+        }
+    }
+    d = opendir("/proc/self/task");
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/proc/self/task/%s/children", e->d_name);
+        f = fopen(path, "re");
+        if (f == NULL) {
+            continue;
+        }
+        while (fscanf(f, "%ld", &pid) == 1) {
+            if (sandbox_zombie(pid)
+                && waitpid((pid_t) pid, &st, WNOHANG) == (pid_t) pid) {
+                faas_debug(NULL, "reaped sandbox init pid %ld", pid);
+            }
+        }
+        fclose(f);
+    }
+}
+
+
 static void
 destroy_work(uv_work_t *w)
 {
@@ -154,8 +254,12 @@ destroy_done(uv_work_t *w, int status)
         faas_info(NULL, "sandbox %s (%s) destroyed: %s", d->sbx->id,
                   d->sbx->rid, d->why);
     }
-    snprintf(key, sizeof(key), "faas:count:{%s}", d->sbx->rid);
-    faas_prov_redis_cmd(&p->cmd, NULL, NULL, "DECR %s", key);
+    if (!d->sbx->nocount) {
+        snprintf(key, sizeof(key), "faas:count:{%s}", d->sbx->rid);
+        faas_prov_redis_cmd(&p->cmd, NULL, NULL, "DECR %s", key);
+    }
+    /* Its init, if our child, is a zombie now. */
+    faas_prov_sbx_reap(p);
     p->destroying--;
     faas_prov_sbx_free(p, d->sbx);
     free(d->why);

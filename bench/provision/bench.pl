@@ -7,9 +7,13 @@ use Faas::Test;
 use Faas::Provisioner;
 use Time::HiRes qw(time sleep);
 use POSIX qw(floor);
+use JSON::PP ();
 
 my $N = $ENV{N} // 200;
 my $CONC = $ENV{CONCURRENCY} // 8;
+# ZYGOTE=1 (run.sh --zygote): the provisioner's config says "zygote": true,
+# python3 sandboxes are forked from the zygote (started by the first create).
+my $ZYGOTE = $ENV{ZYGOTE} || grep { $_ eq '--zygote' } @ARGV;
 my $redis = start_redis();
 my $r = redis_client($redis);
 
@@ -24,16 +28,25 @@ sub run_phase {
     my $p = start_provisioner($redis, name => $name, create_concurrency => $conc,
                               memory_budget_mb => 1 << 20, grace_ms => 600000,
                               log_level => 'info', shards => 8,
-                              reconcile_ms => 3000);
+                              reconcile_ms => 3000,
+                              $ZYGOTE ? (cfg => { zygote => JSON::PP::true() }) : ());
     my ($key, $sha) = put_code($p, 'bench', 1, make_zip('handler.py' => "def handler(e, c):\n    return 'ok'\n"));
     my %req = (rid => 'bench@1', code_key => $key, code_sha256 => $sha, memory_mb => 64);
     # Warm-up: fetch the code into the cache.
     push_request($r, $p, %req);
     $r->blpop('faas:idle:{bench@1}', 30) or die 'warm-up failed';
+    if ($ZYGOTE) {  # the warm-up started the zygote: wait until it answers
+        my $f = work_dir() . "/zygote-$name.json";
+        write_json($f, { run_dir => $p->{cfg}{run_dir}, runtimes_dir => $p->{cfg}{runtimes_dir},
+                         cgroup_root => $p->{cfg}{cgroup_root} });
+        wait_until(sub { system(objs_dir() . "/faas-sandbox -c $f zygote status >/dev/null 2>&1") == 0 }, 30)
+            or die 'the zygote does not answer';
+    }
     return ($p, \%req);
 }
 
-print "bench/provision: $N requests, revision cached, python3 runtime\n";
+print "bench/provision: $N requests, revision cached, python3 runtime",
+    $ZYGOTE ? ', zygote' : '', "; ", `uptime`;
 
 # Phase 1: one at a time, latency from RPUSH to the entry on the idle list.
 my ($p, $req) = run_phase('lat', 4);
@@ -52,6 +65,12 @@ for (split /\n/, read_file($p->{log}) // '') {
     next unless /idle in (\d+) ms \(create (\d+) ms\)/;
     push @create, $2;
     push @own, $1 - $2;
+}
+if ($ZYGOTE) {
+    my $n = () = glob("$p->{cfg}{run_dir}/sbx/s-*");
+    my $z = grep { my $m = eval { json_decode(read_file($_)) }; $m && $m->{zygote} }
+            glob("$p->{cfg}{run_dir}/sbx/s-*/meta.json");
+    print "  sandboxes alive made by the zygote: $z of $n\n";
 }
 printf "  of which faas_sandbox_create: p50 %d ms  p99 %d ms; provisioner pop-to-list overhead: p50 %d ms  p99 %d ms\n",
     pct(50, @create), pct(99, @create), pct(50, @own), pct(99, @own) if @create;

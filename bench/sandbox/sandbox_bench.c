@@ -3,11 +3,15 @@
  * library (driven by bench/sandbox/run.sh).
  *
  *   faas-sandbox-bench -c CFG --code DIR [--runtime python3] [-n 200]
- *                      [--freeze-n 20000]
+ *                      [--freeze-n 20000] [--zygote] [--keep 10]
  *
  * Prints create-to-ready (create returns: socket + ping + frozen)
- * percentiles, destroy time, and the cost of one freeze+thaw pair with the
- * v1 freezer with and without the pinned frozen cgroup, and with v2.
+ * percentiles, destroy time, the memory of --keep live sandboxes (RSS and
+ * PSS of each runtime process, from /proc/PID/smaps_rollup), and the cost
+ * of one freeze+thaw pair with the v1 freezer with and without the pinned
+ * frozen cgroup, and with v2 (--freeze-n 0 skips that part).
+ * --zygote: sandboxes are forked from the python3 zygote (started and
+ * waited for first; every create is checked to have used it).
  */
 #include "cleanup.h"
 #include "config.h"
@@ -30,6 +34,69 @@ now_us(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* "Rss:" and "Pss:" of /proc/pid/smaps_rollup, in kB. */
+static int
+mem_kb(long pid, double *rss, double *pss)
+{
+    char  path[64], line[256];
+    FILE *f;
+    long  v;
+    int   got = 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/smaps_rollup", pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "Rss: %ld kB", &v) == 1) {
+            *rss = v;
+            got++;
+        } else if (sscanf(line, "Pss: %ld kB", &v) == 1) {
+            *pss = v;
+            got++;
+        }
+    }
+    fclose(f);
+    return got == 2 ? 0 : -1;
+}
+
+/* /proc/pid/schedstat: ns on a CPU, ns waiting for one (run queue). */
+static int
+sched_ns(long pid, double *run, double *wait)
+{
+    char  path[64];
+    FILE *f;
+    int   ok;
+
+    snprintf(path, sizeof(path), "/proc/%ld/schedstat", pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    ok = fscanf(f, "%lf %lf", run, wait) == 2;
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+/* 1 if meta.json of id says the zygote made it, 0 if not, -1 on error;
+ * *pid = the runtime's pid. */
+static int
+made_by_zygote(faas_sandbox_host_t *host, const char *id, long *pid)
+{
+    json_t      *meta = NULL;
+    faas_error_t err;
+    int          z;
+
+    if (faas_sandbox_meta(host, id, &meta, &err) < 0) {
+        return -1;
+    }
+    z = json_is_true(json_object_get(meta, "zygote"));
+    *pid = (long) json_integer_value(json_object_get(meta, "pid"));
+    json_decref(meta);
+    return z;
 }
 
 static int
@@ -126,7 +193,11 @@ main(int argc, char **argv)
     const char          *cfgfile = NULL, *code = NULL, *runtime = "python3";
     char                 id[FAAS_SANDBOX_ID_LEN + 1], pin[PATH_MAX];
     double              *create_ms, *destroy_ms, t0, pinned, unpinned, v2;
+    double              *cpu_ms, *wait_ms, run_ns, wait_ns;
     int                  n = 200, fn = 20000, i, failed = 0, others;
+    int                  zygote = 0, keep = 10, k;
+    pid_t                zpid = 0;
+    long                 pid;
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
@@ -139,13 +210,18 @@ main(int argc, char **argv)
             n = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--freeze-n") == 0 && i + 1 < argc) {
             fn = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc) {
+            keep = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--zygote") == 0) {
+            zygote = 1;
         } else {
             fprintf(stderr, "usage: faas-sandbox-bench -c CFG --code DIR "
-                            "[--runtime R] [-n N] [--freeze-n N]\n");
+                            "[--runtime R] [-n N] [--freeze-n N] [--zygote] "
+                            "[--keep N]\n");
             return 1;
         }
     }
-    if (cfgfile == NULL || code == NULL || n < 1 || fn < 1) {
+    if (cfgfile == NULL || code == NULL || n < 1 || fn < 0 || keep < 0) {
         fprintf(stderr, "faas-sandbox-bench: -c and --code are required\n");
         return 1;
     }
@@ -163,6 +239,20 @@ main(int argc, char **argv)
     spec.code_dir = code;
     create_ms = calloc(n, sizeof(double));
     destroy_ms = calloc(n, sizeof(double));
+    cpu_ms = calloc(n, sizeof(double));
+    wait_ms = calloc(n, sizeof(double));
+    if (zygote) {
+        host.zygote = 1;
+        faas_sandbox_zygote_start(&host, runtime, 0, &err);
+        for (i = 0; faas_sandbox_zygote_ping(&host, runtime, &zpid, &err) < 0;
+             i++) {
+            if (i > 4000) {
+                fprintf(stderr, "faas-sandbox-bench: zygote: %s\n", err.msg);
+                return 1;
+            }
+            usleep(5000);
+        }
+    }
 
     for (i = 0; i < n; i++) {
         faas_sandbox_id_new(id, NULL);
@@ -177,6 +267,15 @@ main(int argc, char **argv)
             continue;
         }
         create_ms[i] = (now_us() - t0) / 1000;
+        if (made_by_zygote(&host, id, &pid) != zygote) {
+            fprintf(stderr, "create: %s was %s made by the zygote\n", id,
+                    zygote ? "not" : "");
+            return 1;
+        }
+        if (sched_ns(pid, &run_ns, &wait_ns) == 0) {
+            cpu_ms[i] = run_ns / 1e6;
+            wait_ms[i] = wait_ns / 1e6;
+        }
         t0 = now_us();
         if (faas_sandbox_destroy(&host, id, &err) < 0) {
             fprintf(stderr, "destroy: %s\n", err.msg);
@@ -186,6 +285,8 @@ main(int argc, char **argv)
     }
     qsort(create_ms, n, sizeof(double), cmp_double);
     qsort(destroy_ms, n, sizeof(double), cmp_double);
+    qsort(cpu_ms, n, sizeof(double), cmp_double);
+    qsort(wait_ms, n, sizeof(double), cmp_double);
     printf("sandboxes created and destroyed: %d (%s)\n", n, runtime);
     printf("create-to-ready ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n",
            pct(create_ms, n, 50), pct(create_ms, n, 90), pct(create_ms, n, 99),
@@ -193,6 +294,57 @@ main(int argc, char **argv)
     printf("destroy ms:         p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n",
            pct(destroy_ms, n, 50), pct(destroy_ms, n, 90),
            pct(destroy_ms, n, 99), destroy_ms[n - 1]);
+    /* the sandbox process's own share, from /proc/PID/schedstat when
+     * create returned: on-CPU time, and time spent waiting for a CPU
+     * (high when the machine is loaded) */
+    printf("runtime process at ready, ms: on-CPU p50 %.2f p99 %.2f  "
+           "run-queue wait p50 %.2f p99 %.2f\n",
+           pct(cpu_ms, n, 50), pct(cpu_ms, n, 99), pct(wait_ms, n, 50),
+           pct(wait_ms, n, 99));
+
+    /* memory of `keep` live (frozen, idle) sandboxes side by side */
+    if (keep > 0) {
+        char(*ids)[FAAS_SANDBOX_ID_LEN + 1] = calloc(keep, sizeof(*ids));
+        double rss = 0, pss = 0, r, p;
+        int    measured = 0;
+
+        for (k = 0; k < keep; k++) {
+            faas_sandbox_id_new(ids[k], NULL);
+            if (faas_sandbox_create(&host, &spec, ids[k], &err) < 0) {
+                fprintf(stderr, "create: %s\n", err.msg);
+                return 1;
+            }
+        }
+        for (k = 0; k < keep; k++) {
+            if (made_by_zygote(&host, ids[k], &pid) >= 0 &&
+                mem_kb(pid, &r, &p) == 0) {
+                rss += r;
+                pss += p;
+                measured++;
+            }
+        }
+        for (k = 0; k < keep; k++) {
+            faas_sandbox_destroy(&host, ids[k], &err);
+        }
+        free(ids);
+        if (measured > 0) {
+            printf("memory per sandbox (%d live): RSS %.0f kB  PSS %.0f kB\n",
+                   measured, rss / measured, pss / measured);
+        }
+        if (zpid > 0 && mem_kb(zpid, &r, &p) == 0) {
+            printf("zygote process: RSS %.0f kB  PSS %.0f kB\n", r, p);
+        }
+    }
+    if (zygote) {
+        faas_sandbox_zygote_stop(&host, runtime, &err);
+    }
+    free(cpu_ms);
+    free(wait_ms);
+    if (fn == 0) {
+        free(create_ms);
+        free(destroy_ms);
+        return 0;
+    }
 
     /* freeze + thaw of one live sandbox */
     faas_sandbox_id_new(id, NULL);

@@ -81,8 +81,9 @@ for my $shard (@p2_shards) {
                                code_sha256 => $sha, memory_mb => 32,
                                shard => $shard);
 }
-# Two lease periods, plus slack for a loaded CI machine.
-ok(wait_until(sub { held('p1') == $S }, 2 * $LEASE / 1000 + 2, 0.05),
+# Two lease periods, plus generous slack for a loaded CI machine (the time
+# it took is printed, not asserted).
+ok(wait_until(sub { held('p1') == $S }, 2 * $LEASE / 1000 + 10, 0.05),
    'after kill -9 of p2, p1 leads every shard within two lease periods');
 diag(sprintf 'take-over took %.2f s (lease %.1f s)', time - $t0, $LEASE / 1000);
 ok(wait_until(sub { my $o = listed_origins(); !grep { !$o->{$_} } @queued }, 30),

@@ -1,12 +1,15 @@
 # Keep-alive: an idle sandbox unused for longer than its keep-alive is taken
 # out of its idle list and destroyed, never one that a gateway popped
-# meanwhile; a returned sandbox's keep-alive restarts. Code GC: a revision
+# meanwhile; a returned sandbox's keep-alive restarts, and so does that of
+# a sandbox that ran code although its list looked unchanged between two
+# scans (a gateway popped, invoked and returned it in between). Code GC: a revision
 # unused for code_gc_s is deleted from the cache, never while a sandbox uses it.
 use lib 't/lib';
 use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Time::HiRes qw(time);
 
 plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
     unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
@@ -17,7 +20,7 @@ my $p = start_provisioner($redis, name => 'p1', code_gc_s => 2,
                           grace_ms => 60000);
 my $cache = $p->{cfg}{cache_dir};
 my %code;
-for my $fn (qw(keep short popped gc)) {
+for my $fn (qw(keep short popped gc used)) {
     my ($k, $s) = put_code($p, $fn, 1, make_zip('handler.py' => "def handler(e, c):\n    return '$fn'\n"));
     $code{$fn} = { code_key => $k, code_sha256 => $s };
 }
@@ -44,7 +47,8 @@ write_file(freezer($pop), 'THAWED');
 
 ok(wait_until(sub { !exists_sbx($short) }, 20), 'the idle sandbox is destroyed after its keep-alive');
 is(scalar(my @l = idle_entries($r, 'short@1')), 0, 'and taken out of its idle list');
-is($r->get('faas:count:{short@1}'), 0, 'its count is decremented');
+ok(wait_until(sub { ($r->get('faas:count:{short@1}') // '') eq '0' }, 10),
+   'its count is decremented');
 ok(exists_sbx($pop), 'the popped sandbox is left alone past its keep-alive');
 is($r->get('faas:count:{popped@1}'), 1, 'and still counted');
 ok(exists_sbx($keep), 'a sandbox with the default keep-alive stays');
@@ -54,9 +58,28 @@ is_deeply([idle_entries($r, 'keep@1')], [$keep_e], 'and stays listed');
 write_file(freezer($pop), 'FROZEN');
 $r->rpush('faas:idle:{popped@1}', $pop_e);
 ok(wait_until(sub { !exists_sbx($pop) }, 20), 'once returned and idle again, it is reaped');
-is($r->get('faas:count:{popped@1}'), 0, 'count decremented');
-like(read_file($p->{log}), qr/sandbox \Q$pop\E \(popped\@1\) destroyed: keep-alive expired/,
-     'reason logged');
+# The run dir goes first, then the count and the log line: wait for them.
+ok(wait_until(sub { ($r->get('faas:count:{popped@1}') // '') eq '0' }, 10),
+   'count decremented');
+ok(wait_until(sub { prov_log_count($p, qr/sandbox \Q$pop\E \(popped\@1\) destroyed: keep-alive expired/) }, 10),
+   'reason logged');
+
+# Used between two scans: the entry never leaves its list as far as the
+# provisioner can see, but the sandbox ran code, so its keep-alive restarts
+# from then (its CPU time grew).
+my ($used_e, $used) = provision('used', keep_alive_s => 3);
+my $created = prov_log_ms($p, qr/sandbox \Q$used\E \(used\@1\) idle in/);
+# Let half its keep-alive pass (not a synchronisation: the scenario).
+ok(wait_until(sub { time * 1000 - $created > 1500 }, 10), 'half its keep-alive later');
+my $ans = prov_sbx_invoke($p, $used, '{"n":1}');
+is($ans && $ans->{ok} ? 'ok' : 'failed', 'ok', 'it is invoked while listed');
+ok(wait_until(sub { prov_log_count($p, qr/reconcile: \Q$used\E used/) }, 15),
+   'the provisioner notices that it ran');
+ok(wait_until(sub { !exists_sbx($used) }, 20), 'then reaps it after its keep-alive');
+my $noticed = prov_log_ms($p, qr/reconcile: \Q$used\E used/);
+my $reaped = prov_log_ms($p, qr/sandbox \Q$used\E \(used\@1\): idle for/);
+ok(defined $reaped && $reaped - $noticed >= 3000,
+   'counted from its use, not from its creation (' . ($reaped - $noticed) . ' ms)');
 
 # Code GC: 'short' and 'popped' have no sandbox left and are older than 2 s.
 ok(wait_until(sub { !-d "$cache/short\@1.$code{short}{code_sha256}"

@@ -20,7 +20,7 @@ our @EXPORT = qw(
     pb_provision_request crc16 shard_of start_provisioner prov_config
     push_request new_request_id make_zip make_zip_py put_code put_blob
     prov_cleanup prov_held_shards prov_sandboxes idle_entries
-    prov_log_count
+    prov_log_count prov_sbx_invoke prov_log_ms prov_zombies
 );
 
 sub varint {
@@ -190,15 +190,63 @@ sub put_blob {
            'put-code', $key, $file) == 0 or die "put-code $key failed";
 }
 
+# The faas-sandbox config of $prov's host (written once).
+sub sbx_tool_config {
+    my ($prov) = @_;
+    my $f = work_dir() . "/$prov->{pname}-sbx.json";
+    write_json($f, { run_dir => $prov->{cfg}{run_dir},
+                     cgroup_root => cgroup_root(),
+                     runtimes_dir => $prov->{cfg}{runtimes_dir} });
+    return $f;
+}
+
+# Invokes sandbox $id of $prov's host straight through its runtime
+# (faas-sandbox invoke: thaw, one call, freeze), as an agent would; returns
+# the runtime's answer (decoded) or undef.
+sub prov_sbx_invoke {
+    my ($prov, $id, $event) = @_;
+    my $cfg = sbx_tool_config($prov);
+    open(my $fh, '-|', objs_dir() . '/faas-sandbox', '-c', $cfg, 'invoke', $id,
+         $event // '{}', '--timeout-ms', '10000') or return undef;
+    my $out = do { local $/; <$fh> };
+    close $fh;
+    return undef if $? != 0;
+    return eval { json_decode($out) };
+}
+
+# Epoch ms of the first line of $h's log matching $re, or undef.
+sub prov_log_ms {
+    my ($h, $re) = @_;
+    for my $l (split /\n/, read_file($h->{log}) // '') {
+        next unless $l =~ $re;
+        my ($y, $mo, $d, $H, $M, $S, $ms) =
+            $l =~ /^(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)\.(\d+)Z/ or next;
+        require Time::Local;
+        return Time::Local::timegm($S, $M, $H, $d, $mo - 1, $y) * 1000 + $ms;
+    }
+    return undef;
+}
+
+# Zombie processes whose parent is $pid: list of "pid (comm)".
+sub prov_zombies {
+    my ($pid) = @_;
+    my @z;
+    opendir(my $dh, '/proc') or return ();
+    for my $p (grep { /^\d+$/ } readdir $dh) {
+        my $st = read_file("/proc/$p/stat") // next;
+        my ($comm, $state, $ppid) = $st =~ /^\d+ \((.*)\) (\S) (\d+)/s or next;
+        push @z, "$p ($comm)" if $state eq 'Z' && $ppid == $pid;
+    }
+    closedir $dh;
+    return @z;
+}
+
 # Destroys every sandbox of $prov's host (faas-sandbox cleanup) after the
 # daemon is stopped, so faas_finish finds nothing left.
 sub prov_cleanup {
     my ($prov) = @_;
     stop_proc($prov) if $prov->{pid};
-    my $f = work_dir() . "/$prov->{pname}-sbx.json";
-    write_json($f, { run_dir => $prov->{cfg}{run_dir},
-                     cgroup_root => cgroup_root(),
-                     runtimes_dir => $prov->{cfg}{runtimes_dir} });
+    my $f = sbx_tool_config($prov);
     system(objs_dir() . '/faas-sandbox', '-c', $f, 'cleanup');
 }
 

@@ -6,16 +6,28 @@ package Faas::Sandbox;
 #   my $cfg = sandbox_config(runtime => 'test');   # or 'real'
 #   my $id  = sbx_create($cfg, code => $dir, handler => 'h.handler');
 #   my $ans = sbx_invoke($cfg, $id, {k => 1});     # decoded JSON or undef
+#
+# Zygote mode (sandbox_config(zygote => 1), or FAAS_SANDBOX_ZYGOTE=1 in the
+# environment, which the t/sandbox/zygote_*.t files set before running the
+# fresh-path test files unchanged): the config says "zygote": true, a
+# zygote is started in the foreground (`faas-sandbox zygote run`, stopped
+# with the other servers by faas_finish), and sbx_create asserts that each
+# sandbox was made by the zygote, not by the fresh fallback.
 use strict;
 use warnings;
 use Exporter 'import';
 use File::Path qw(make_path);
 use Faas::Test;
+use JSON::PP ();
 
 our @EXPORT = qw(
     sandbox_config sbx sbx_create sbx_invoke sbx_destroy write_handler
-    cg_file real_runtime_dir
+    cg_file real_runtime_dir zygote_mode sbx_zygote_run
 );
+
+sub zygote_mode { $ENV{FAAS_SANDBOX_ZYGOTE} ? 1 : 0 }
+
+my $MAIN_PID = $$;
 
 # A one-file runtime following the brief's contract, enough for the tests:
 # imports FAAS_HANDLER from /var/task before binding FAAS_SOCKET, answers
@@ -82,15 +94,21 @@ sub sandbox_config {
     my $work = work_dir();
     my $name = $o{name} // 'sandbox';
     my $rt = $o{runtime} // 'test';
+    my $zygote = $o{zygote} // zygote_mode();
     my $rtdir;
     if ($rt eq 'real') {
         $rtdir = real_runtime_dir();
     } else {
         $rtdir = "$work/runtimes";
         write_file("$rtdir/python/bootstrap.py", $TEST_RUNTIME);
+        # the zygote belongs to the runtime directory: ship the real one
+        write_file("$rtdir/python/zygote.py",
+                   read_file(real_runtime_dir() . '/python/zygote.py'))
+            if $zygote;
     }
     my $cfg = {
-        run_dir      => "$work/run",
+        # one zygote per run_dir (it serves one runtimes_dir)
+        run_dir      => $zygote ? "$work/run-$name" : "$work/run",
         cgroup_root  => cgroup_root(),
         runtimes_dir => $rtdir,
         python       => '/usr/bin/python3',
@@ -98,9 +116,26 @@ sub sandbox_config {
         uid_count    => $o{uid_count} // 1000,
         freezer      => $o{freezer} // 'v1',
     };
+    $cfg->{zygote} = JSON::PP::true() if $zygote;
     my $file = "$work/$name.json";
     write_json($file, $cfg);
-    return { file => $file, %$cfg };
+    my $ret = { file => $file, %$cfg };
+    sbx_zygote_run($ret) if $zygote && !$o{no_zygote_start};
+    return $ret;
+}
+
+# Starts `faas-sandbox -c CFG zygote run` (a tracked server: faas_finish
+# stops it) and waits until the zygote answers. Returns its handle.
+sub sbx_zygote_run {
+    my ($cfg) = @_;
+    my $bin = $ENV{FAAS_SANDBOX_BIN} // objs_dir() . '/faas-sandbox';
+    (my $name = $cfg->{file}) =~ s{.*/|\.json$}{}g;
+    sbx($cfg, 'init');
+    my $h = spawn("zygote-$name", [$bin, '-c', $cfg->{file}, 'zygote', 'run']);
+    my $ok = wait_until(sub { (sbx($cfg, 'zygote', 'status'))[0] == 0 }, 30);
+    die "the zygote of $cfg->{file} does not answer: "
+        . (read_file($h->{log}) // '') unless $ok;
+    return $h;
 }
 
 # Runs objs/faas-sandbox -c CFG @args. Returns (exit code, stdout, stderr).
@@ -136,6 +171,15 @@ sub sbx_create {
     push @args, '--env', $_ for @{ $o{env} || [] };
     my ($rc, $out, $err) = sbx($cfg, @args);
     chomp $out;
+    if ($cfg->{zygote} && $rc == 0 && !$o{any_path}) {
+        my $m = eval { json_decode(read_file("$cfg->{run_dir}/sbx/$out/meta.json")) };
+        if ($$ == $MAIN_PID) {
+            Test::More::ok($m && $m->{zygote}, "sandbox $out was made by the zygote");
+        } elsif (!($m && $m->{zygote})) {    # a forked test process: no TAP
+            sbx($cfg, 'destroy', $out);
+            ($rc, $out, $err) = (1, '', "sandbox $out was not made by the zygote");
+        }
+    }
     return wantarray ? ($rc, $out, $err) : $out;
 }
 
