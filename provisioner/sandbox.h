@@ -12,7 +12,10 @@
  *                                  "origin_request_id","code_dir"}
  *   /sys/fs/cgroup/<hier>/<cgroup_root>/<id>   for memory, pids, cpu, freezer
  *   /sys/fs/cgroup/unified/<cgroup_root>/<id>  v2 (cgroup.freeze, cgroup.kill)
- * Sandboxes are not children of the calling process: they outlive it.
+ * Sandboxes are not children of the calling process: they outlive it. A
+ * caller that is a child subreaper (faas-provisioner is one, so that it can
+ * reap destroyed sandboxes on hosts whose pid 1 does not) gets them as
+ * children; they are re-parented to pid 1 when it dies, and keep running.
  */
 #ifndef FAAS_SANDBOX_H
 #define FAAS_SANDBOX_H
