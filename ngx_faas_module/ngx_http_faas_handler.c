@@ -1468,6 +1468,32 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
         return;
     }
 
+    if (status == FAAS__INVOKE_STATUS__OVERLOADED && !resp->sandbox_alive) {
+        /*
+         * "sandbox is busy with another call": nothing ran, and another
+         * call holds the sandbox (its entry was listed twice) and gives it
+         * back. This entry is the extra one: drop it (never push it back)
+         * and take another sandbox, as after SANDBOX_GONE.
+         */
+        ngx_log_error(NGX_LOG_WARN, call->log, 0,
+                      "faas: %s: sandbox %s is busy with another call "
+                      "(listed twice), entry dropped", call->request_id,
+                      call->entry.sandbox_id);
+        faas__invoke_response__free_unpacked(resp, NULL);
+        call->have_entry = 0;
+
+        if (r && ++call->attempts <= call->flcf->retries) {
+            ngx_http_faas_acquire(call);
+
+        } else if (r) {
+            ngx_http_faas_finish(call, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "no sandbox available");
+        }
+
+        ngx_http_faas_call_unref(call);
+        return;
+    }
+
     keep = resp->sandbox_alive;
 
     switch (status) {
@@ -1487,9 +1513,13 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
         break;
 
     case FAAS__INVOKE_STATUS__OVERLOADED:
-        /* nothing ran: the sandbox stays usable */
+        /*
+         * Nothing ran, and (sandbox_alive true, e.g. a saturated agent)
+         * this call still holds the sandbox: it goes back. (Busy with
+         * another call, sandbox_alive false, is handled above: pushing that
+         * entry back would keep the sandbox listed twice for good.)
+         */
         http = NGX_HTTP_SERVICE_UNAVAILABLE;
-        keep = 1;
         break;
 
     case FAAS__INVOKE_STATUS__BAD_REQUEST:

@@ -272,8 +272,13 @@ process(faas_prov_t *p, scan_t *sc)
             faas_prov_sbx_destroy(p, s, "in use beyond its timeout");
             continue;
         }
+        /* Unlisted and frozen for a grace period, and it has not run
+         * either: nobody holds it. A sandbox in constant use is rarely seen
+         * listed (returned entries are popped at once, or handed over
+         * inside a gateway), so its CPU time is what says it is held. */
         if (s->state == SBX_BUSY && frozen
-            && now - s->unlisted_ms > p->grace_ms) {
+            && now - s->unlisted_ms > p->grace_ms
+            && now - s->last_used_ms > p->grace_ms) {
             free(s->entry);
             s->entry = faas_prov_sbx_entry(p, s->id, NULL);
             snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
