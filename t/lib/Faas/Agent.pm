@@ -9,6 +9,7 @@ package Faas::Agent;
 #   my $resp = read_response($s);       # hash: status (name), http_status, ...
 use strict;
 use warnings;
+use Faas::Protobuf;
 use Exporter 'import';
 use IO::Socket::INET;
 use IO::Socket::UNIX;
@@ -31,28 +32,6 @@ sub status_name { $STATUS[$_[0]] // "STATUS_$_[0]" }
 
 # --- protobuf ------------------------------------------------------------
 
-sub varint {
-    my ($v) = @_;
-    my $out = '';
-    while ($v >= 0x80) {
-        $out .= chr(($v & 0x7f) | 0x80);
-        $v >>= 7;
-    }
-    return $out . chr($v);
-}
-
-sub pb_field_str {
-    my ($num, $s) = @_;
-    return '' unless defined $s && length $s;
-    return varint(($num << 3) | 2) . varint(length $s) . $s;
-}
-
-sub pb_field_int {
-    my ($num, $v) = @_;
-    return '' unless $v;
-    return varint($num << 3) . varint($v);
-}
-
 # pb_invoke_request(request_id => .., sandbox_id => .., function => ..,
 # version => .., event => .., deadline_ms => .., timeout_ms => ..,
 # memory_mb => .., user => ..)
@@ -67,46 +46,7 @@ sub pb_invoke_request {
 
 sub pb_hello { pb_field_str(1, $_[0]) }
 
-sub read_varint {
-    my ($buf, $pos) = @_;
-    my ($v, $shift) = (0, 0);
-    while (1) {
-        die "truncated varint" if $$pos >= length $$buf;
-        my $b = ord(substr($$buf, $$pos++, 1));
-        $v |= ($b & 0x7f) << $shift;
-        last unless $b & 0x80;
-        $shift += 7;
-    }
-    return $v;
-}
-
 # Generic decode: { field number => [values] } (length-delimited as bytes).
-sub pb_decode {
-    my ($buf) = @_;
-    my %f;
-    my $pos = 0;
-    while ($pos < length $buf) {
-        my $key = read_varint(\$buf, \$pos);
-        my ($num, $wt) = ($key >> 3, $key & 7);
-        my $val;
-        if ($wt == 0) {
-            $val = read_varint(\$buf, \$pos);
-        } elsif ($wt == 2) {
-            my $len = read_varint(\$buf, \$pos);
-            $val = substr($buf, $pos, $len);
-            $pos += $len;
-        } elsif ($wt == 1) {
-            $val = substr($buf, $pos, 8); $pos += 8;
-        } elsif ($wt == 5) {
-            $val = substr($buf, $pos, 4); $pos += 4;
-        } else {
-            die "wire type $wt";
-        }
-        push @{ $f{$num} }, $val;
-    }
-    return \%f;
-}
-
 sub pb_decode_response {
     my ($buf) = @_;
     my $f = pb_decode($buf);

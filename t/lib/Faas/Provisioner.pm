@@ -10,6 +10,7 @@ package Faas::Provisioner;
 #   my ($k, $v) = $r->blpop("faas:idle:{echo\@1}", "faas:err:{echo\@1}:$rq", 30);
 use strict;
 use warnings;
+use Faas::Protobuf;
 use Exporter 'import';
 use File::Path qw(make_path);
 use Digest::SHA qw(sha256_hex);
@@ -23,42 +24,20 @@ our @EXPORT = qw(
     prov_log_count prov_sbx_invoke prov_log_ms prov_zombies
 );
 
-sub varint {
-    my ($v) = @_;
-    my $out = '';
-    while ($v >= 0x80) {
-        $out .= chr(($v & 0x7f) | 0x80);
-        $v >>= 7;
-    }
-    return $out . chr($v);
-}
-
-sub fstr {
-    my ($num, $s) = @_;
-    return '' unless defined $s && length $s;
-    return varint(($num << 3) | 2) . varint(length $s) . $s;
-}
-
-sub fint {
-    my ($num, $v) = @_;
-    return '' unless $v;
-    return varint($num << 3) . varint($v);
-}
-
 # ProvisionRequest (proto/faas.proto) from a hash of its fields; env is a
 # hash ref (a protobuf map: repeated entries {1: key, 2: value}).
 sub pb_provision_request {
     my (%r) = @_;
     my $env = '';
     for my $k (sort keys %{ $r{env} || {} }) {
-        $env .= fstr(12, fstr(1, $k) . fstr(2, $r{env}{$k}));
+        $env .= pb_field_str(12, pb_field_str(1, $k) . pb_field_str(2, $r{env}{$k}));
     }
-    return fstr(1, $r{rid}) . fstr(2, $r{function}) . fint(3, $r{version})
-         . fstr(4, $r{origin_request_id}) . fstr(5, $r{runtime})
-         . fstr(6, $r{handler}) . fstr(7, $r{code_key})
-         . fstr(8, $r{code_sha256}) . fint(9, $r{memory_mb})
-         . fint(10, $r{timeout_ms}) . fint(11, $r{keep_alive_s}) . $env
-         . fint(13, $r{enqueued_ms});
+    return pb_field_str(1, $r{rid}) . pb_field_str(2, $r{function}) . pb_field_int(3, $r{version})
+         . pb_field_str(4, $r{origin_request_id}) . pb_field_str(5, $r{runtime})
+         . pb_field_str(6, $r{handler}) . pb_field_str(7, $r{code_key})
+         . pb_field_str(8, $r{code_sha256}) . pb_field_int(9, $r{memory_mb})
+         . pb_field_int(10, $r{timeout_ms}) . pb_field_int(11, $r{keep_alive_s}) . $env
+         . pb_field_int(13, $r{enqueued_ms});
 }
 
 # CRC16-CCITT (XMODEM), the one Redis Cluster uses.

@@ -8,6 +8,7 @@ package Faas::Registry;
 #   $r->{status}, $r->{json}, $r->{body}
 use strict;
 use warnings;
+use Faas::Protobuf;
 use Exporter 'import';
 use IO::Socket::UNIX;
 use MIME::Base64 qw(encode_base64);
@@ -215,24 +216,15 @@ my %REC = (
     cold_start_us => [10, 'v'], memory_bytes => [11, 'v'], log_key => [12, 's'],
     agent_host => [13, 's'], timestamp_ms => [14, 'v'], sandbox_id => [15, 's'],
 );
-sub varint {
-    my ($n) = @_;
-    my $out = '';
-    while ($n >= 0x80) {
-        $out .= chr(($n & 0x7f) | 0x80);
-        $n = int($n / 128);
-    }
-    return $out . chr($n);
-}
 sub exec_record {
     my (%f) = @_;
     my $out = '';
     for my $k (sort { $REC{$a}[0] <=> $REC{$b}[0] } keys %f) {
         my ($num, $type) = @{ $REC{$k} or die "no field $k" };
         if ($type eq 's') {
-            $out .= varint($num << 3 | 2) . varint(length $f{$k}) . $f{$k};
+            $out .= pb_varint($num << 3 | 2) . pb_varint(length $f{$k}) . $f{$k};
         } else {
-            $out .= varint($num << 3) . varint($f{$k});
+            $out .= pb_varint($num << 3) . pb_varint($f{$k});
         }
     }
     return $out;
