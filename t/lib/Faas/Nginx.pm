@@ -265,31 +265,10 @@ sub http_request {
 # in order. Each item: [method, uri, %options].
 sub http_parallel {
     my ($port, @reqs) = @_;
-    my @kids;
-    for my $i (0 .. $#reqs) {
-        pipe(my $r, my $w) or die "pipe: $!";
-        my $pid = fork() // die "fork: $!";
-        if ($pid == 0) {
-            close $r;
-            my ($m, $u, %o) = @{ $reqs[$i] };
-            my $res = http_request($port, $m, $u, %o);
-            print $w json_encode($res // { status => 0, aborted => 1 });
-            close $w;
-            POSIX::_exit(0);
-        }
-        close $w;
-        push @kids, [$pid, $r];
-    }
-    my @out;
-    for my $k (@kids) {
-        my $fh = $k->[1];
-        local $/;
-        my $txt = <$fh>;
-        close $fh;
-        waitpid($k->[0], 0);
-        push @out, ($txt ? json_decode($txt) : { status => 0 });
-    }
-    return @out;
+    return map { $_ // { status => 0 } } in_parallel(map {
+        my ($m, $u, %o) = @$_;
+        sub { http_request($port, $m, $u, %o) // { status => 0, aborted => 1 } }
+    } @reqs);
 }
 
 # Starts one request in a child process; http_collect returns its answer

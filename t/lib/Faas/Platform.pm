@@ -159,30 +159,10 @@ sub https {
 # Runs the requests at once (one process each); answers in order.
 sub https_parallel {
     my ($p, @reqs) = @_;
-    my @kids;
-    for my $q (@reqs) {
-        pipe(my $r, my $w) or die "pipe: $!";
-        my $pid = fork() // die "fork: $!";
-        if ($pid == 0) {
-            close $r;
-            my ($m, $u, %o) = @$q;
-            print $w json_encode(https($p, $m, $u, %o));
-            close $w;
-            POSIX::_exit(0);
-        }
-        close $w;
-        push @kids, [$pid, $r];
-    }
-    my @out;
-    for my $k (@kids) {
-        my $fh = $k->[1];
-        local $/;
-        my $txt = <$fh>;
-        close $fh;
-        waitpid($k->[0], 0);
-        push @out, ($txt ? json_decode($txt) : { status => 0 });
-    }
-    return @out;
+    return map { $_ // { status => 0 } } in_parallel(map {
+        my ($m, $u, %o) = @$_;
+        sub { https($p, $m, $u, %o) }
+    } @reqs);
 }
 
 # Whatever a test left running is stopped before Faas::Test's leak check

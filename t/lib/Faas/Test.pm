@@ -31,7 +31,7 @@ our @EXPORT = qw(
     spawn stop_proc kill_proc proc_alive wait_until wait_port wait_path
     start_redis redis_client start_s3rver start_daemon
     write_file read_file write_json json_encode json_decode
-    faas_finish sandbox_leaks
+    faas_finish sandbox_leaks in_parallel
 );
 
 my $ROOT = abs_path(dirname(__FILE__) . '/../../..');
@@ -267,6 +267,35 @@ sub start_daemon {
             or die "$name did not listen on $o{wait_port}, see $h->{log}";
     }
     return $h;
+}
+
+# Runs each code ref in its own child process, all at once, and returns
+# their results (JSON-serialisable values; undef when a child died) in order.
+sub in_parallel {
+    my (@subs) = @_;
+    my @kids;
+    for my $sub (@subs) {
+        pipe(my $r, my $w) or die "pipe: $!";
+        my $pid = fork() // die "fork: $!";
+        if ($pid == 0) {
+            close $r;
+            print $w $JSON->encode([$sub->()]);
+            close $w;
+            POSIX::_exit(0);
+        }
+        close $w;
+        push @kids, [$pid, $r];
+    }
+    my @out;
+    for my $k (@kids) {
+        my $fh = $k->[1];
+        local $/;
+        my $txt = <$fh>;
+        close $fh;
+        waitpid($k->[0], 0);
+        push @out, $txt ? $JSON->decode($txt)->[0] : undef;
+    }
+    return @out;
 }
 
 # --- leak check ----------------------------------------------------------
