@@ -52,6 +52,8 @@ static void ngx_http_faas_fn_done(ngx_http_faas_fn_t *fn, ngx_int_t rc,
 static void ngx_http_faas_body_done(ngx_http_request_t *r);
 static void ngx_http_faas_cleanup(void *data);
 static void ngx_http_faas_acquire(ngx_http_faas_call_t *call);
+static ngx_int_t ngx_http_faas_parse_entry(ngx_http_faas_call_t *call,
+    const char *s, size_t len);
 static void ngx_http_faas_lpop_done(redisReply *reply, void *data);
 static void ngx_http_faas_provision(ngx_http_faas_call_t *call);
 static void ngx_http_faas_pipe_done(redisReply *reply, void *data);
@@ -718,6 +720,34 @@ ngx_http_faas_body_done(ngx_http_request_t *r)
 }
 
 
+/*
+ * Parses an idle entry into call->entry. A bad entry is logged and dropped:
+ * NGX_DECLINED when the call may take another one, NGX_ERROR when it has
+ * used up its retries (the call is then finished with 502).
+ */
+static ngx_int_t
+ngx_http_faas_parse_entry(ngx_http_faas_call_t *call, const char *s,
+    size_t len)
+{
+    faas_error_t  err;
+
+    if (faas_entry_parse(s, len, &call->entry, &err) == 0) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, call->log, 0,
+                  "faas: %s: dropped a bad entry of %s: %s",
+                  call->request_id, call->idle_key, err.msg);
+
+    if (++call->attempts > call->flcf->retries) {
+        ngx_http_faas_finish(call, NGX_HTTP_BAD_GATEWAY, "no usable sandbox");
+        return NGX_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 static void
 ngx_http_faas_acquire(ngx_http_faas_call_t *call)
 {
@@ -768,7 +798,7 @@ ngx_http_faas_lpop_done(redisReply *reply, void *data)
 {
     ngx_http_faas_call_t  *call = data;
 
-    faas_error_t  err;
+    ngx_int_t     rc;
 
     if (call->r == NULL) {
         if (reply && reply->type == REDIS_REPLY_STRING) {
@@ -787,19 +817,12 @@ ngx_http_faas_lpop_done(redisReply *reply, void *data)
     }
 
     if (reply->type == REDIS_REPLY_STRING) {
-        if (faas_entry_parse(reply->str, reply->len, &call->entry, &err) < 0)
-        {
-            ngx_log_error(NGX_LOG_ERR, call->log, 0,
-                          "faas: %s: dropped a bad entry of %s: %s",
-                          call->request_id, call->idle_key, err.msg);
+        rc = ngx_http_faas_parse_entry(call, reply->str, reply->len);
 
-            if (++call->attempts > call->flcf->retries) {
-                ngx_http_faas_finish(call, NGX_HTTP_BAD_GATEWAY,
-                                     "no usable sandbox");
-                return;
+        if (rc != NGX_OK) {
+            if (rc == NGX_DECLINED) {
+                ngx_http_faas_acquire(call);
             }
-
-            ngx_http_faas_acquire(call);
             return;
         }
 
@@ -1047,7 +1070,7 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
     u_char        msg[FAAS_REASON_MAX + 64];
     char          reason[FAAS_REASON_MAX];
     redisReply   *k, *v;
-    faas_error_t  err;
+    ngx_int_t     rc;
 
     call->waiting = 0;
 
@@ -1102,18 +1125,12 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
         return;
     }
 
-    if (faas_entry_parse(v->str, v->len, &call->entry, &err) < 0) {
-        ngx_log_error(NGX_LOG_ERR, call->log, 0,
-                      "faas: %s: dropped a bad entry of %s: %s",
-                      call->request_id, call->idle_key, err.msg);
+    rc = ngx_http_faas_parse_entry(call, v->str, v->len);
 
-        if (++call->attempts > call->flcf->retries) {
-            ngx_http_faas_finish(call, NGX_HTTP_BAD_GATEWAY,
-                                 "no usable sandbox");
-            return;
+    if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED) {
+            ngx_http_faas_wait(call);
         }
-
-        ngx_http_faas_wait(call);
         return;
     }
 
@@ -2113,7 +2130,7 @@ ngx_http_faas_wq_blpop_done(redisReply *reply, void *data)
     const char            *argv[3];
     size_t                 lens[3];
     redisReply            *v;
-    faas_error_t           err;
+    ngx_int_t              rc;
     ngx_queue_t           *q;
     ngx_http_faas_call_t  *call;
 
@@ -2186,16 +2203,10 @@ ngx_http_faas_wq_blpop_done(redisReply *reply, void *data)
     ngx_http_faas_wq_leave(call);
     wq->blpop--;
 
-    if (faas_entry_parse(v->str, v->len, &call->entry, &err) < 0) {
-        ngx_log_error(NGX_LOG_ERR, call->log, 0,
-                      "faas: %s: dropped a bad entry of %s: %s",
-                      call->request_id, call->idle_key, err.msg);
+    rc = ngx_http_faas_parse_entry(call, v->str, v->len);
 
-        if (++call->attempts > call->flcf->retries) {
-            ngx_http_faas_finish(call, NGX_HTTP_BAD_GATEWAY,
-                                 "no usable sandbox");
-
-        } else {
+    if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED) {
             ngx_http_faas_wq_join(call);
         }
 
