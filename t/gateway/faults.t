@@ -16,13 +16,7 @@ my $redis = start_redis();
 my $r = redis_client($redis);
 my $agent = start_agent();
 my $ep = "unix:$agent->{socket}";
-my $code = write_handler('slow', 'handler.py' => <<'PY');
-import time
-def handler(event, context):
-    s = float((event.get("queryStringParameters") or {}).get("s", "0"))
-    time.sleep(s)
-    return {"statusCode": 200, "body": "slept %s" % s}
-PY
+my $code = write_slow_handler('slow');
 my $sid = sandbox_create($agent, function => 'slow', code => $code);
 $r->hset('faas:fn:slow', rid => 'slow@1', name => 'slow', version => 1,
          owner => 'alice', runtime => 'python3', handler => 'handler.handler',

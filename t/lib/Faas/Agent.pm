@@ -23,7 +23,7 @@ our @EXPORT = qw(
     start_agent agent_connect send_frame send_request read_frame read_response
     invoke_once faas_invoke have_sandboxes sandbox_config sandbox_create
     sandbox_destroy sandbox_list sandbox_state sandbox_procs write_handler
-    new_rid status_name
+    new_rid status_name write_slow_handler
 );
 
 my @STATUS = qw(OK FUNCTION_ERROR TIMEOUT SANDBOX_GONE SANDBOX_CRASHED
@@ -273,6 +273,19 @@ sub run_tool {
 }
 
 # write_handler('name', 'handler.py' => 'code', ...) -> code dir
+# A Python function that sleeps ?s=<seconds> and says so: the long call
+# of the gateway's fault tests.
+sub write_slow_handler {
+    my ($name) = @_;
+    return write_handler($name, 'handler.py' => <<'PY');
+import time
+def handler(event, context):
+    s = float((event.get("queryStringParameters") or {}).get("s", "0"))
+    time.sleep(s)
+    return {"statusCode": 200, "body": "slept %s" % s}
+PY
+}
+
 sub write_handler {
     my ($name, %files) = @_;
     my $dir = work_dir() . "/code/$name";
