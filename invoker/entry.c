@@ -144,18 +144,12 @@ faas_entry_format(char *buf, size_t size, const char *sandbox_id,
 
 
 int
-faas_entry_start_type(const faas_entry_t *e, const char *request_id,
-                      int from_blpop)
+faas_entry_start_type(const faas_entry_t *e, int from_blpop)
 {
     if (!from_blpop) {
         return FAAS_START_WARM;
     }
-    if (e->origin[0] != '\0' && request_id != NULL
-        && strcmp(e->origin, request_id) == 0)
-    {
-        return FAAS_START_COLD;
-    }
-    return FAAS_START_STOLEN;
+    return e->origin[0] != '\0' ? FAAS_START_COLD : FAAS_START_STOLEN;
 }
 
 

@@ -52,11 +52,13 @@ int faas_entry_format(char *buf, size_t size, const char *sandbox_id,
                       const char *endpoint, const char *origin);
 
 /*
- * The start type of an invocation served by e: WARM when taken by LPOP,
- * COLD when taken by BLPOP and e's origin is request_id, STOLEN otherwise.
+ * The start type of an invocation served by e: WARM when taken at once
+ * (LPOP); after a wait (BLPOP or a hand-off), COLD when e is a fresh
+ * sandbox (its origin is the request it was provisioned for, whichever
+ * waiting request takes it) and STOLEN when e was returned by another
+ * request (origin "-"): that request's cold start was hidden.
  */
-int faas_entry_start_type(const faas_entry_t *e, const char *request_id,
-                          int from_blpop);
+int faas_entry_start_type(const faas_entry_t *e, int from_blpop);
 
 /* "cold", "warm", "stolen" (or "-" for anything else). */
 const char *faas_start_type_name(int type);

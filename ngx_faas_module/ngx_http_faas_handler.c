@@ -4,12 +4,15 @@
  *
  *   JWT / access key -> metadata (cache or HGETALL) -> body -> LPOP idle
  *     hit:  WARM
- *     miss: INCR count + LLEN both shard queues (pipelined), RPUSH a
- *           ProvisionRequest to the shorter queue (unless at max
- *           concurrency), then BLPOP idle + faas:err:{rid}:<request-id>:
- *           COLD (our own sandbox) or STOLEN (one returned by another
- *           request), a reason (502) or nothing in time (503)
- *           At max concurrency (INCR above the limit), the call instead
+ *     miss: reserve a count slot (INCR below max concurrency, one Lua
+ *           script, so the count never exceeds the limit even for a
+ *           moment) + LLEN both shard queues (pipelined), RPUSH a
+ *           ProvisionRequest to the shorter queue, then BLPOP idle +
+ *           faas:err:{rid}:<request-id>:
+ *           COLD (a fresh sandbox, ours or one provisioned for another
+ *           waiting request) or STOLEN (one returned by another request),
+ *           a reason (502) or nothing in time (503)
+ *           At max concurrency (no slot reserved), the call instead
  *           joins this worker's wait queue of the revision: one BLPOP per
  *           worker serves the queue in order, and new calls join it at once
  *           while it is not empty (no LPOP/INCR/LLEN/DECR each).
@@ -27,7 +30,7 @@
  * Everything asynchronous hangs off an ngx_http_faas_call_t with its own
  * pool and reference count; the request's cleanup handler only detaches
  * it. A callback that finds the call detached undoes what it holds: a
- * popped entry is pushed back, an INCR is taken back, a finished agent call
+ * popped entry is pushed back, a reserved slot is given back, a finished agent call
  * still returns its sandbox and writes its record.
  */
 #include "ngx_http_faas_module.h"
@@ -88,7 +91,21 @@ static void ngx_http_faas_records_add(uint8_t *buf, size_t len,
     u_char *request_id);
 
 
-/* one INCR + two LLEN replies, pipelined */
+/*
+ * INCR faas:count:{rid} unless it is at max concurrency (ARGV[1], 0 for
+ * none): the new count, or 0 when no slot was reserved. A count that
+ * drifted below zero restarts at 1.
+ */
+static const char  ngx_http_faas_reserve_lua[] =
+    "local max = tonumber(ARGV[1]) "
+    "if max > 0 and tonumber(redis.call('get', KEYS[1]) or '0') >= max "
+    "then return 0 end "
+    "local n = redis.call('incr', KEYS[1]) "
+    "if n < 1 then redis.call('set', KEYS[1], 1) n = 1 end "   /* drift */
+    "return n";
+
+
+/* one count reservation + two LLEN replies, pipelined */
 typedef struct {
     ngx_http_faas_call_t      *call;
     ngx_uint_t                 pending;
@@ -101,7 +118,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_faas_pipe_t      *pipe;
-    ngx_uint_t                 which;          /* 0 INCR, 1 and 2 LLEN */
+    ngx_uint_t                 which;       /* 0 reserve, 1 and 2 LLEN */
 } ngx_http_faas_pipe_op_t;
 
 
@@ -840,9 +857,11 @@ ngx_http_faas_lpop_done(redisReply *reply, void *data)
 static void
 ngx_http_faas_provision(ngx_http_faas_call_t *call)
 {
+    int                       argc, n;
+    u_char                   *p, max[NGX_INT_T_LEN];
     ngx_uint_t                i;
-    const char               *argv[2];
-    size_t                    lens[2];
+    const char               *argv[5];
+    size_t                    lens[5];
     ngx_http_faas_pipe_t     *pipe;
     ngx_http_faas_pipe_op_t  *ops;
 
@@ -864,25 +883,32 @@ ngx_http_faas_provision(ngx_http_faas_call_t *call)
     pipe->call = call;
     call->refs++;
 
+    p = ngx_sprintf(max, "%ui", call->fn->max_concurrency);
+
     for (i = 0; i < 3; i++) {
         ops[i].pipe = pipe;
         ops[i].which = i;
 
         if (i == 0) {
-            argv[0] = "INCR";
-            lens[0] = 4;
-            argv[1] = call->count_key;
+            argv[0] = "EVAL";
+            argv[1] = ngx_http_faas_reserve_lua;
+            argv[2] = "1";
+            argv[3] = call->count_key;
+            argv[4] = (char *) max;
+            argc = 5;
 
         } else {
             argv[0] = "LLEN";
-            lens[0] = 4;
             argv[1] = call->queue_key[i - 1];
+            argc = 2;
         }
 
-        lens[1] = ngx_strlen(argv[1]);
+        for (n = 0; n < argc; n++) {
+            lens[n] = (n == 4) ? (size_t) (p - max) : ngx_strlen(argv[n]);
+        }
 
-        if (ngx_http_faas_redis_command(ngx_http_faas_pipe_done, &ops[i], 2,
-                                        argv, lens)
+        if (ngx_http_faas_redis_command(ngx_http_faas_pipe_done, &ops[i],
+                                        argc, argv, lens)
             != NGX_OK)
         {
             pipe->failed = 1;
@@ -937,7 +963,7 @@ ngx_http_faas_pipe_done(redisReply *reply, void *data)
 
     } else if (op->which == 0) {
         pipe->count = reply->integer;
-        call->incremented = 1;
+        call->incremented = (reply->integer > 0);
 
     } else {
         pipe->len[op->which - 1] = reply->integer;
@@ -966,11 +992,8 @@ ngx_http_faas_pipe_done(redisReply *reply, void *data)
 
     call->refs--;
 
-    if (fn->max_concurrency && pipe->count > (long long) fn->max_concurrency)
-    {
-        /* at the limit: take the INCR back and wait for a returned one */
-        ngx_http_faas_decr(call);
-        call->incremented = 0;
+    if (!call->incremented) {
+        /* at the limit: wait for a returned one */
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, call->log, 0,
                        "faas: %s: at max concurrency %ui, waiting",
                        call->request_id, fn->max_concurrency);
@@ -1135,8 +1158,7 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
     }
 
     call->have_entry = 1;
-    call->start_type = faas_entry_start_type(&call->entry,
-                                             (char *) call->request_id, 1);
+    call->start_type = faas_entry_start_type(&call->entry, 1);
     call->cold_us = ngx_http_faas_now_us() - call->t_wait_us;
 
     ngx_http_faas_invoke(call);
@@ -2147,7 +2169,7 @@ ngx_http_faas_wq_blpop_done(redisReply *reply, void *data)
         /*
          * Nothing came back within the BLPOP's timeout: sandboxes may have
          * gone (destroyed, crashed), so the first waiter checks the count
-         * again (INCR; a cold start if it is below the limit now, else it
+         * again (a cold start if it is below the limit now, else it
          * queues again); the others wait on.
          */
         call = NULL;
@@ -2221,8 +2243,7 @@ ngx_http_faas_wq_blpop_done(redisReply *reply, void *data)
 
     call->refs--;
     call->have_entry = 1;
-    call->start_type = faas_entry_start_type(&call->entry,
-                                             (char *) call->request_id, 1);
+    call->start_type = faas_entry_start_type(&call->entry, 1);
     call->cold_us = ngx_http_faas_now_us() - call->t_wait_us;
 
     ngx_http_faas_wq_gc(wq);
@@ -2319,8 +2340,7 @@ ngx_http_faas_handoff_run(ngx_event_t *ev)
     }
 
     call->refs--;
-    call->start_type = faas_entry_start_type(&call->entry,
-                                             (char *) call->request_id, 1);
+    call->start_type = faas_entry_start_type(&call->entry, 1);
     call->cold_us = ngx_http_faas_now_us() - call->t_wait_us;
 
     ngx_http_faas_invoke(call);

@@ -111,9 +111,9 @@ test_entry(void)
     is_str(e.path, "/run/faas/agent.sock", "socket path");
     is_str(e.endpoint, "unix:/run/faas/agent.sock", "endpoint kept");
     is_str(e.origin, "", "no origin");
-    is_int(faas_entry_start_type(&e, rid, 0), FAAS_START_WARM, "LPOP: warm");
-    is_int(faas_entry_start_type(&e, rid, 1), FAAS_START_STOLEN,
-           "BLPOP without origin: stolen");
+    is_int(faas_entry_start_type(&e, 0), FAAS_START_WARM, "LPOP: warm");
+    is_int(faas_entry_start_type(&e, 1), FAAS_START_STOLEN,
+           "BLPOP of a returned sandbox (no origin): stolen");
 
     s = "s-0123456789abcdef|tcp:10.0.0.5:7070|0123456789abcdef0123456789abcdef";
     is_int(PARSE(s), 0, "tcp entry parses");
@@ -121,10 +121,10 @@ test_entry(void)
     is_str(e.host, "10.0.0.5", "host");
     is_int(e.port, 7070, "port");
     is_str(e.origin, rid, "origin");
-    is_int(faas_entry_start_type(&e, rid, 1), FAAS_START_COLD,
-           "BLPOP with own origin: cold");
-    is_int(faas_entry_start_type(&e, "ffffffffffffffffffffffffffffffff", 1),
-           FAAS_START_STOLEN, "BLPOP with another origin: stolen");
+    is_int(faas_entry_start_type(&e, 1), FAAS_START_COLD,
+           "BLPOP of a fresh sandbox (an origin): cold");
+    is_int(faas_entry_start_type(&e, 0), FAAS_START_WARM,
+           "LPOP of a fresh sandbox: warm (nothing waited for)");
     is_int(PARSE("s-0123456789abcdef|tcp:[::1]:80|-"), 0, "tcp v6 parses");
     is_str(e.host, "::1", "v6 host without brackets");
 
