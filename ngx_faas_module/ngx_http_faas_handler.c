@@ -8,7 +8,8 @@
  *           script, so the count never exceeds the limit even for a
  *           moment) + LLEN both shard queues (pipelined), RPUSH a
  *           ProvisionRequest to the shorter queue, then BLPOP idle +
- *           faas:err:{rid}:<request-id>:
+ *           faas:err:{rid}:<request-id> (in slices; after an empty one the
+ *           call asks again if the revision has no sandbox at all):
  *           COLD (a fresh sandbox, ours or one provisioned for another
  *           waiting request) or STOLEN (one returned by another request),
  *           a reason (502) or nothing in time (503)
@@ -143,6 +144,14 @@ typedef struct {
 
 
 #define NGX_HTTP_FAAS_WQ_BLPOP_S  1
+
+/*
+ * A call waiting for a cold start BLPOPs in slices of this length; after
+ * an empty slice it asks for a sandbox again if the revision has none at
+ * all (its own was taken by another call and every sandbox has died
+ * since: nothing would ever come back).
+ */
+#define NGX_HTTP_FAAS_COLD_SLICE_MS  1000
 
 /*
  * A sandbox a call is done with goes straight to the first waiter of the
@@ -865,12 +874,20 @@ ngx_http_faas_provision(ngx_http_faas_call_t *call)
     ngx_http_faas_pipe_t     *pipe;
     ngx_http_faas_pipe_op_t  *ops;
 
-    call->t_wait_us = ngx_http_faas_now_us();
+    if (call->reask) {
+        /* the reservation only if the revision has no sandbox at all */
+        p = ngx_sprintf(max, "1");
 
-    if (call->incremented) {
-        /* a retry after SANDBOX_GONE: our request is already queued */
-        ngx_http_faas_wait(call);
-        return;
+    } else {
+        call->t_wait_us = ngx_http_faas_now_us();
+
+        if (call->incremented) {
+            /* a retry after SANDBOX_GONE: our request is already queued */
+            ngx_http_faas_wait(call);
+            return;
+        }
+
+        p = ngx_sprintf(max, "%ui", call->fn->max_concurrency);
     }
 
     pipe = ngx_pcalloc(call->pool, sizeof(ngx_http_faas_pipe_t));
@@ -882,8 +899,6 @@ ngx_http_faas_provision(ngx_http_faas_call_t *call)
 
     pipe->call = call;
     call->refs++;
-
-    p = ngx_sprintf(max, "%ui", call->fn->max_concurrency);
 
     for (i = 0; i < 3; i++) {
         ops[i].pipe = pipe;
@@ -992,6 +1007,16 @@ ngx_http_faas_pipe_done(redisReply *reply, void *data)
 
     call->refs--;
 
+    if (!call->incremented && call->reask) {
+        /* sandboxes exist or are on their way: wait on */
+        call->reask = 0;
+        call->incremented = 1;
+        ngx_http_faas_wait(call);
+        return;
+    }
+
+    call->reask = 0;
+
     if (!call->incremented) {
         /* at the limit: wait for a returned one */
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, call->log, 0,
@@ -1057,7 +1082,19 @@ ngx_http_faas_wait(ngx_http_faas_call_t *call)
     const char  *argv[4];
     size_t       lens[4];
 
-    timeout = call->flcf->cold_start_timeout;
+    if (call->wait_deadline == 0) {
+        call->wait_deadline = ngx_current_msec
+                              + call->flcf->cold_start_timeout;
+    }
+
+    timeout = call->wait_deadline - ngx_current_msec;
+
+    if ((ngx_msec_int_t) timeout <= 0) {
+        timeout = 1;
+
+    } else if (timeout > NGX_HTTP_FAAS_COLD_SLICE_MS) {
+        timeout = NGX_HTTP_FAAS_COLD_SLICE_MS;
+    }
 
     p = ngx_sprintf(tbuf, "%M.%03M", timeout / 1000, timeout % 1000);
 
@@ -1122,6 +1159,16 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         ngx_http_faas_finish(call, NGX_HTTP_SERVICE_UNAVAILABLE,
                              "Redis is unavailable");
+        return;
+    }
+
+    if ((k == NULL || v == NULL) && reply->type == REDIS_REPLY_NIL
+        && (ngx_msec_int_t) (call->wait_deadline - ngx_current_msec) > 0)
+    {
+        /* an empty slice: ask again if nothing is left, else wait on */
+        call->reask = 1;
+        call->incremented = 0;
+        ngx_http_faas_provision(call);
         return;
     }
 

@@ -118,6 +118,8 @@ struct ngx_http_faas_call_s {
     ngx_int_t                  start_type;
     ngx_uint_t                 attempts;
     ngx_uint_t                 incremented;
+    ngx_uint_t                 reask;          /* re-asking after a slice */
+    ngx_msec_t                 wait_deadline;  /* end of the cold wait */
     ngx_uint_t                 waiting;        /* a BLPOP is in flight */
     void                      *wq;             /* in a local wait queue */
     ngx_queue_t                wq_link;

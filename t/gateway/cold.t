@@ -157,6 +157,35 @@ my %sbx = map { $_->{15}[0] => 1 } grep { ($_->{2}[0] // '') eq 'limited' }
 ok(keys %sbx >= 1 && keys %sbx <= 2, 'served by at most 2 sandboxes (' . scalar(keys %sbx) . ')');
 ok(scalar(prov_sandboxes($prov)) <= 3 + 2, 'no more sandboxes than allowed exist');
 
+# A cold start whose new sandbox another consumer takes (a call of another
+# gateway, here a BLPOP of the test that came first), and which then dies:
+# the revision has no sandbox left, so the waiting call asks again after an
+# empty slice of its wait instead of waiting out faas_cold_start_timeout.
+($key, $sha) = put_code($prov, 'orphan', 1, $zip);
+fn_meta('orphan', code_key => $key, code_sha256 => $sha);
+my $thief = fork() // die;
+if ($thief == 0) {
+    my $rr = redis_client($redis);
+    my $got = $rr->blpop('faas:idle:{orphan@1}', 30);
+    write_file("$w/thief", $got ? $got->[1] : '');
+    POSIX::_exit(0);
+}
+ok(wait_until(sub { grep { /cmd=blpop/ } $r->client_list }, 10), 'another consumer waits first');
+my $orphan = http_start($port, 'GET', '/fn/orphan/a');
+ok(wait_until(sub { -s "$w/thief" }, 20), '... and takes the new sandbox');
+waitpid($thief, 0);
+my ($stolen_id) = (read_file("$w/thief") // '') =~ /^(s-[0-9a-f]+)\|/;
+ok($stolen_id, '... an idle entry') or diag read_file("$w/thief");
+# (killed while frozen, it dies when thawed, as an OOM kill would end it)
+kill('KILL', sandbox_procs($stolen_id));
+write_file('/sys/fs/cgroup/freezer/' . cgroup_root() . "/$stolen_id/freezer.state", 'THAWED');
+$res = http_collect($orphan);
+is($res->{status}, 200, 'the sandbox dies: the waiting call asks again and is served')
+    or diag explain $res;
+is($res->{headers}{'x-faas-start'}, 'cold', '... cold, by a sandbox made for it');
+ok(wait_until(sub { ($r->get('faas:count:{orphan@1}') // 0) == 1 }, 10),
+   '... count 1: the dead sandbox was taken off, the new one counted');
+
 # a failed cold start: the reason reaches the request, with 502
 fn_meta('broken', code_key => 'code/broken/1/missing.zip', code_sha256 => 'ab' x 32);
 $res = http_request($port, 'GET', '/fn/broken');
