@@ -127,7 +127,7 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         "uid_base", "uid_count", "shards", "lease_ms", "heartbeat_ms",
         "memory_budget_mb", "keep_alive_s", "code_gc_s", "reconcile_ms",
         "reconcile_grace_ms", "create_concurrency", "max_pending",
-        "err_ttl_s", NULL,
+        "err_ttl_s", "zygote_idle_s", NULL,
     };
     const char *freezer;
     long long   v;
@@ -192,8 +192,11 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
     p->host.cgroup_root = faas_config_string(p->cfg, "cgroup_root", "faas");
     p->host.python = faas_config_string(p->cfg, "python", "/usr/bin/python3");
     p->host.node = faas_config_string(p->cfg, "node", "/usr/bin/node");
-    /* "zygote": true: python3 sandboxes forked from a zygote (sandbox.h) */
-    p->host.zygote = json_is_true(json_object_get(p->cfg, "zygote"));
+    /* python3 sandboxes forked from a zygote per function (sandbox.h) */
+    p->host.zygote = FAAS_ZYGOTE_FUNCTION;
+    if (faas_sandbox_zygote_config(&p->host, p->cfg, err) < 0) {
+        return -1;
+    }
     p->host.zygote_lib = faas_config_string(p->cfg, "zygote_lib", NULL);
     freezer = faas_config_string(p->cfg, "freezer", "v1");
     if (strcmp(freezer, "v1") == 0) {
@@ -316,6 +319,11 @@ main(int argc, char **argv)
               p.host_id, p.endpoint, p.shards, p.memory_budget_mb);
 
     uv_run(p.loop, UV_RUN_DEFAULT);
+    /* the zygotes are caches: the next provisioner starts its own */
+    if (faas_sandbox_zygote_stop_all(&p.host, &err) < 0) {
+        faas_err(NULL, "stopping the zygotes: %s", err.msg);
+    }
+    faas_prov_sbx_reap(&p);
     faas_blob_close(p.store);
     json_decref(p.cfg);
     return 0;

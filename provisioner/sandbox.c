@@ -98,11 +98,8 @@ faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,
     }
     host->uid_base = (uid_t) base;
     host->uid_count = (unsigned) count;
-    if (json_object_get(cfg, "zygote") != NULL) {
-        if (!json_is_boolean(json_object_get(cfg, "zygote"))) {
-            return faas_error_set(err, 0, "config: zygote must be a boolean");
-        }
-        host->zygote = json_is_true(json_object_get(cfg, "zygote"));
+    if (faas_sandbox_zygote_config(host, cfg, err) < 0) {
+        return -1;
     }
     host->zygote_lib = faas_config_string(cfg, "zygote_lib", NULL);
     fz = faas_config_string(cfg, "freezer", "v1");
@@ -966,6 +963,9 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
     }
     l->zygote_fd = zygote_fd;
     l->blob_fd = blob_fd;
+    if (host->zygote == FAAS_ZYGOTE_FUNCTION) {
+        snprintf(l->zygote_key, sizeof(l->zygote_key), "%s", spec->function);
+    }
     ino = ino_watch(dir, &wd, err);
     if (ino < 0) {
         strs_free(&st);
@@ -1085,37 +1085,90 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
     return ret;
 }
 
-/*
- * The zygote's control socket when host->zygote is set and the runtime's
- * zygote answers, else -1. A zygote that does not answer is (re)started in
- * the background, at most once a second per process; this create goes the
- * fresh way.
- */
+int
+faas_sandbox_zygote_config(faas_sandbox_host_t *host, const json_t *cfg,
+                           faas_error_t *err)
+{
+    json_t     *v = json_object_get(cfg, "zygote");
+    const char *s = json_string_value(v);
+    long long   idle;
+
+    if (json_is_boolean(v)) {
+        host->zygote = json_is_true(v) ? FAAS_ZYGOTE_SHARED : FAAS_ZYGOTE_OFF;
+    } else if (s != NULL && strcmp(s, "off") == 0) {
+        host->zygote = FAAS_ZYGOTE_OFF;
+    } else if (s != NULL && strcmp(s, "shared") == 0) {
+        host->zygote = FAAS_ZYGOTE_SHARED;
+    } else if (s != NULL && strcmp(s, "function") == 0) {
+        host->zygote = FAAS_ZYGOTE_FUNCTION;
+    } else if (v != NULL) {
+        return faas_error_set(err, 0,
+                              "config: zygote must be \"off\", \"shared\", "
+                              "\"function\" or a boolean");
+    }
+    if (host->zygote_idle_s == 0) {
+        host->zygote_idle_s = 60;
+    }
+    v = json_object_get(cfg, "zygote_idle_s");
+    if (v != NULL) {
+        idle = json_is_integer(v) ? json_integer_value(v) : -1;
+        if (idle < 1 || idle > 86400) {
+            return faas_error_set(err, 0,
+                                  "config: zygote_idle_s must be 1..86400");
+        }
+        host->zygote_idle_s = (unsigned) idle;
+    }
+    return 0;
+}
+
+/* Start times of zygotes, by a hash of their key: a zygote that does not
+ * come up is not started again more than once a second. */
+#define ZSTART_SLOTS 64
+
 static int
-zygote_socket(const faas_sandbox_host_t *host, const char *runtime)
+zygote_may_start(const char *key)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static long long       last_start;
-    faas_error_t           zerr;
-    long long              now;
-    int                    fd, start = 0;
+    static long long       last[ZSTART_SLOTS];
+    unsigned               h = 5381, slot;
+    long long              now = now_ms();
+    int                    start = 0;
 
-    if (!host->zygote || strcmp(runtime, "python3") != 0) {
-        return -1;
+    for (; key != NULL && *key; key++) {
+        h = h * 33 + (unsigned char) *key;
     }
-    fd = sbx_zygote_connect(host, runtime, &zerr);
-    if (fd >= 0) {
-        return fd;
-    }
-    now = now_ms();
+    slot = h % ZSTART_SLOTS;
     pthread_mutex_lock(&lock);
-    if (last_start == 0 || now - last_start >= 1000) {
-        last_start = now;
+    if (last[slot] == 0 || now - last[slot] >= 1000) {
+        last[slot] = now;
         start = 1;
     }
     pthread_mutex_unlock(&lock);
-    if (start) {
-        faas_sandbox_zygote_start(host, runtime, 0, &zerr);
+    return start;
+}
+
+/*
+ * The zygote's control socket when host->zygote is set and the zygote for
+ * this sandbox (the shared one, or its function's) answers, else -1. A
+ * zygote that does not answer is (re)started in the background, at most
+ * once a second; this create goes the fresh way.
+ */
+static int
+zygote_socket(const faas_sandbox_host_t *host, const char *runtime,
+              const char *key)
+{
+    faas_error_t zerr;
+    int          fd;
+
+    if (host->zygote == FAAS_ZYGOTE_OFF || strcmp(runtime, "python3") != 0) {
+        return -1;
+    }
+    fd = sbx_zygote_connect(host, runtime, key, &zerr);
+    if (fd >= 0) {
+        return fd;
+    }
+    if (zygote_may_start(key)) {
+        sbx_zygote_start(host, runtime, key, &zerr);
     }
     return -1;
 }
@@ -1132,6 +1185,7 @@ faas_sandbox_create(const faas_sandbox_host_t *host,
     char                dir[PATH_MAX], bootstrap[PATH_MAX];
     faas_error_t        derr;
     int                 ret, zfd, zyg_failed = 0;
+    const char         *zkey;
 
     if (!faas_sandbox_id_valid(id)) {
         return faas_error_set(err, EINVAL, "invalid sandbox id");
@@ -1145,7 +1199,8 @@ faas_sandbox_create(const faas_sandbox_host_t *host,
         return faas_error_set(err, ENAMETOOLONG, "socket path under %s",
                               host->run_dir);
     }
-    zfd = zygote_socket(host, spec.runtime);
+    zkey = host->zygote == FAAS_ZYGOTE_FUNCTION ? spec.function : NULL;
+    zfd = zygote_socket(host, spec.runtime, zkey);
     sbx_path(dir, sizeof(dir), host, id, NULL);
     if (mkdir(dir, 0700) < 0) {
         if (zfd >= 0) {
@@ -1159,7 +1214,7 @@ faas_sandbox_create(const faas_sandbox_host_t *host,
          * that did not answer in time is wedged: kill it, the next create
          * starts another */
         if (zyg_failed == EAGAIN || zyg_failed == ETIMEDOUT) {
-            sbx_zygote_kill(host, spec.runtime);
+            sbx_zygote_kill(host, spec.runtime, zkey);
         }
         faas_sandbox_destroy(host, id, &derr);
         if (mkdir(dir, 0700) < 0) {

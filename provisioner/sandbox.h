@@ -42,9 +42,11 @@ typedef struct faas_sandbox_host_s {
     uid_t             uid_base;     /* sandboxes run as uid_base + slot */
     unsigned          uid_count;    /* number of slots */
     enum faas_freezer freezer;      /* which freezer to use */
-    int               zygote;       /* config "zygote": true: python3
-                                       sandboxes are forked from a zygote
-                                       when one answers (zygote.c) */
+    int               zygote;       /* FAAS_ZYGOTE_*: python3 sandboxes
+                                       are forked from a zygote when one
+                                       answers (zygote.c) */
+    unsigned          zygote_idle_s; /* a per-function zygote exits after
+                                        this long without a spawn */
     const char       *zygote_lib;   /* config "zygote_lib": the _faas_zygote
                                        extension; default: next to the
                                        running binary */
@@ -153,12 +155,29 @@ int faas_cgroup_oom_killed(faas_cgroup_t *cg);
 /* Number of processes still in the sandbox. */
 int faas_cgroup_nprocs(faas_cgroup_t *cg);
 
+/* Which zygote forks python3 sandboxes (config "zygote"). */
+enum {
+    FAAS_ZYGOTE_OFF = 0,      /* false / "off": every sandbox the fresh way */
+    FAAS_ZYGOTE_SHARED = 1,   /* true / "shared": one zygote per host for
+                                 every function: its sandboxes share the
+                                 zygote's ASLR layout and hash secret */
+    FAAS_ZYGOTE_FUNCTION = 2, /* "function": a zygote per function, so only
+                                 sandboxes of one function share them */
+};
+
+/* Reads "zygote" (a boolean or "off" | "shared" | "function") and
+ * "zygote_idle_s" from cfg into host; absent keys keep host's values. */
+int faas_sandbox_zygote_config(faas_sandbox_host_t *host, const json_t *cfg,
+                               faas_error_t *err);
+
 /*
  * Runtime zygotes (zygote.c; python3 only: nodejs cannot fork safely).
  * With host->zygote set, faas_sandbox_create forks python3 sandboxes from
- * the zygote of run_dir; when none answers it starts one in the background
- * and builds that sandbox the fresh way. meta.json says "zygote": true for
- * a zygote-made sandbox.
+ * the zygote of run_dir (shared) or of the sandbox's function (per
+ * function); when none answers it starts one in the background and builds
+ * that sandbox the fresh way. meta.json says "zygote": true for a
+ * zygote-made sandbox. A per-function zygote exits after zygote_idle_s
+ * without a spawn. The functions below act on the shared zygote.
  *
  * faas_sandbox_zygote_start: starts the zygote; in the background (returns
  * at once, the zygote answers a few ms later), or with foreground set by
@@ -176,5 +195,9 @@ int faas_sandbox_zygote_ping(const faas_sandbox_host_t *host,
                              faas_error_t *err);
 int faas_sandbox_zygote_stop(const faas_sandbox_host_t *host,
                              const char *runtime, faas_error_t *err);
+/* Stops every zygote of run_dir, shared and per function; returns how many
+ * ran, or -1 when one would not exit. */
+int faas_sandbox_zygote_stop_all(const faas_sandbox_host_t *host,
+                                 faas_error_t *err);
 
 #endif

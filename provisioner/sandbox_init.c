@@ -342,6 +342,9 @@ zygote_spawn(sbx_launch_t *l)
     for (i = 0; i + 1 < sizeof(req.runtimes_dir) && l->runtimes_dir[i]; i++) {
         req.runtimes_dir[i] = l->runtimes_dir[i];
     }
+    for (i = 0; i + 1 < sizeof(req.key) && l->zygote_key[i]; i++) {
+        req.key[i] = l->zygote_key[i];
+    }
     memset(&msg, 0, sizeof(msg));
     memset(&u, 0, sizeof(u));
     msg.msg_iov = &iov;

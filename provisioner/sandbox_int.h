@@ -10,6 +10,7 @@
 #define FAAS_SANDBOX_INT_H
 
 #include "sandbox.h"
+#include "zygote_int.h"
 #include <limits.h>
 #include <linux/filter.h>
 
@@ -54,6 +55,7 @@ typedef struct sbx_launch_s {
      * only B reads it, never the zygote, so no sandbox's environment ever
      * sits in the zygote's memory, which later sandboxes inherit. */
     int zygote_fd; /* connected to the zygote, or -1 */
+    char zygote_key[ZYG_KEY_MAX]; /* the function of a per-function zygote */
     int blob_fd;   /* the launch for B, or -1 */
 } sbx_launch_t;
 
@@ -90,10 +92,15 @@ int sbx_seccomp_prog(struct sock_fprog **prog, faas_error_t *err);
 /* zygote.c: a connected control socket (timeouts set), or <0; the blob
  * memfd of a launch (see zygote_int.h), or <0. */
 int sbx_zygote_connect(const faas_sandbox_host_t *host, const char *runtime,
-                       faas_error_t *err);
+                       const char *key, faas_error_t *err);
+/* zygote.c: starts the zygote of key (NULL: the shared one) in the
+ * background; -EEXIST when it runs. */
+int sbx_zygote_start(const faas_sandbox_host_t *host, const char *runtime,
+                     const char *key, faas_error_t *err);
 int sbx_zygote_blob(const sbx_launch_t *l, faas_error_t *err);
 /* zygote.c: SIGKILLs the runtime's zygote if one holds its lock (no wait). */
-void sbx_zygote_kill(const faas_sandbox_host_t *host, const char *runtime);
+void sbx_zygote_kill(const faas_sandbox_host_t *host, const char *runtime,
+                     const char *key);
 
 /* cgroup.c */
 int sbx_cgroup_path(char *buf, size_t len, const char *hier,

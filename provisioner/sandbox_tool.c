@@ -11,7 +11,7 @@
  *   faas-sandbox -c CFG list
  *   faas-sandbox -c CFG state ID
  *   faas-sandbox -c CFG invoke ID [EVENT-JSON] [--timeout-ms N]
- *   faas-sandbox -c CFG cleanup            (also stops the zygote)
+ *   faas-sandbox -c CFG cleanup            (also stops the zygotes)
  *   faas-sandbox -c CFG zygote run|start|stop|status
  *       run: exec the python3 zygote in this process (foreground);
  *       start: start it in the background and wait until it answers;
@@ -99,7 +99,7 @@ cmd_create(int argc, char **argv)
     for (i = 0; i < argc; i += 2) {
         opt = argv[i];
         if (strcmp(opt, "--zygote") == 0) {
-            host.zygote = 1;
+            host.zygote = FAAS_ZYGOTE_SHARED;
             i--;
             continue;
         }
@@ -442,7 +442,7 @@ main(int argc, char **argv)
         return cmd_zygote(argv[1]);
     }
     if (strcmp(cmd, "cleanup") == 0 && argc == 1) {
-        if (faas_sandbox_zygote_stop(&host, "python3", &err) < 0) {
+        if (faas_sandbox_zygote_stop_all(&host, &err) < 0) {
             fprintf(stderr, "faas-sandbox: %s\n", err.msg);
             failed++;
         }

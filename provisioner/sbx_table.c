@@ -155,13 +155,15 @@ faas_prov_sbx_cpu_usec(faas_prov_t *p, const faas_prov_sbx_t *s, uint64_t *usec)
 
 
 /* 1 when pid is a zombie that lived in a nested pid namespace (NSpid has
- * more than one entry): a sandbox init, never a create's helper process. */
+ * more than one entry): a sandbox init, never a create's helper process.
+ * Or an exited zygote (named faas-zygote, see zygote_ext.c): double-forked
+ * by the sandbox library, it is re-parented to this subreaper. */
 static int
 sandbox_zombie(long pid)
 {
     char                 path[64], line[256];
     cleanup_fclose FILE *f = NULL;
-    int                  zombie = 0, nested = 0;
+    int                  zombie = 0, nested = 0, zygote = 0;
 
     snprintf(path, sizeof(path), "/proc/%ld/status", pid);
     f = fopen(path, "re");
@@ -173,9 +175,11 @@ sandbox_zombie(long pid)
             zombie = strchr(line, 'Z') != NULL;
         } else if (strncmp(line, "NSpid:", 6) == 0) {
             nested = strchr(line + 6, '\t') != strrchr(line + 6, '\t');
+        } else if (strcmp(line, "Name:\tfaas-zygote\n") == 0) {
+            zygote = 1;
         }
     }
-    return zombie && nested;
+    return zombie && (nested || zygote);
 }
 
 

@@ -42,6 +42,7 @@
 #define ZYG_IO_TIMEOUT_S 5
 
 typedef struct zpaths_s {
+    char key[ZYG_KEY_MAX]; /* "" for the shared zygote */
     char dir[PATH_MAX];
     char sock[PATH_MAX];
     char lock[PATH_MAX];
@@ -50,11 +51,28 @@ typedef struct zpaths_s {
     char ext[PATH_MAX];
 } zpaths_t;
 
-static int
-zpaths(const faas_sandbox_host_t *host, const char *runtime, zpaths_t *p,
-       faas_error_t *err)
+/* The file name of a zygote: "python" (shared) or "fn-<hash of key>". */
+static void
+zname(const char *key, char *buf, size_t len)
 {
-    char   exe[PATH_MAX], *slash;
+    uint64_t    h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
+    const char *c;
+
+    if (key == NULL || key[0] == '\0') {
+        snprintf(buf, len, "python");
+        return;
+    }
+    for (c = key; *c; c++) {
+        h = (h ^ (unsigned char) *c) * 0x100000001b3ULL;
+    }
+    snprintf(buf, len, "fn-%016llx", (unsigned long long) h);
+}
+
+static int
+zpaths(const faas_sandbox_host_t *host, const char *runtime, const char *key,
+       zpaths_t *p, faas_error_t *err)
+{
+    char   exe[PATH_MAX], *slash, name[32];
     size_t n;
 
     if (runtime == NULL || strcmp(runtime, "python3") != 0) {
@@ -62,14 +80,19 @@ zpaths(const faas_sandbox_host_t *host, const char *runtime, zpaths_t *p,
                               "no zygote for runtime %s (python3 only)",
                               runtime ? runtime : "(none)");
     }
+    if (key != NULL && strlen(key) >= sizeof(p->key)) {
+        return faas_error_set(err, ENAMETOOLONG, "zygote key");
+    }
+    snprintf(p->key, sizeof(p->key), "%s", key != NULL ? key : "");
+    zname(key, name, sizeof(name));
     if (snprintf(p->dir, sizeof(p->dir), "%s/sbx/" ZDIR, host->run_dir) >=
             (int) sizeof(p->dir) ||
-        snprintf(p->sock, sizeof(p->sock), "%s/python.sock", p->dir) >=
+        snprintf(p->sock, sizeof(p->sock), "%s/%s.sock", p->dir, name) >=
             (int) sizeof(((struct sockaddr_un *) 0)->sun_path)) {
         return faas_error_set(err, ENAMETOOLONG, "zygote socket path");
     }
-    snprintf(p->lock, sizeof(p->lock), "%.4000s/python.lock", p->dir);
-    snprintf(p->log, sizeof(p->log), "%.4000s/python.log", p->dir);
+    snprintf(p->lock, sizeof(p->lock), "%.4000s/%s.lock", p->dir, name);
+    snprintf(p->log, sizeof(p->log), "%.4000s/%s.log", p->dir, name);
     snprintf(p->script, sizeof(p->script), "%.4000s/python/zygote.py",
              host->runtimes_dir);
     if (host->zygote_lib != NULL) {
@@ -114,12 +137,12 @@ zconnect(const zpaths_t *p, faas_error_t *err)
 
 int
 sbx_zygote_connect(const faas_sandbox_host_t *host, const char *runtime,
-                   faas_error_t *err)
+                   const char *key, faas_error_t *err)
 {
     zpaths_t p;
     int      ret;
 
-    if ((ret = zpaths(host, runtime, &p, err)) < 0) {
+    if ((ret = zpaths(host, runtime, key, &p, err)) < 0) {
         return ret;
     }
     return zconnect(&p, err);
@@ -135,7 +158,7 @@ faas_sandbox_zygote_ping(const faas_sandbox_host_t *host, const char *runtime,
     size_t            got = 0;
     ssize_t           n;
 
-    fd = sbx_zygote_connect(host, runtime, err);
+    fd = sbx_zygote_connect(host, runtime, NULL, err);
     if (fd < 0) {
         return fd;
     }
@@ -250,6 +273,7 @@ exec_zygote(const faas_sandbox_host_t *host, const zpaths_t *p, int lock_fd,
             int to_log)
 {
     char         fdnum[16];
+    char         idle[16];
     char        *argv[] = {(char *) host->python,
                            "-I",
                            "-S",
@@ -258,6 +282,8 @@ exec_zygote(const faas_sandbox_host_t *host, const zpaths_t *p, int lock_fd,
                            (char *) host->runtimes_dir,
                            (char *) p->ext,
                            fdnum,
+                           p->key[0] ? (char *) p->key : "-",
+                           idle,
                            NULL};
     static char *envp[ZYG_ENV_PAD + 4];
     int          fd, i;
@@ -289,6 +315,8 @@ exec_zygote(const faas_sandbox_host_t *host, const zpaths_t *p, int lock_fd,
     syscall(SYS_close_range, 3U, (unsigned) fd - 1, 0U);
     syscall(SYS_close_range, (unsigned) fd + 1, ~0U, 0U);
     snprintf(fdnum, sizeof(fdnum), "%d", fd);
+    /* the shared zygote stays; a function's goes when no longer used */
+    snprintf(idle, sizeof(idle), "%u", p->key[0] ? host->zygote_idle_s : 0);
     if (chdir("/") < 0) {
         _exit(127);
     }
@@ -297,9 +325,9 @@ exec_zygote(const faas_sandbox_host_t *host, const zpaths_t *p, int lock_fd,
     _exit(127);
 }
 
-int
-faas_sandbox_zygote_start(const faas_sandbox_host_t *host, const char *runtime,
-                          int foreground, faas_error_t *err)
+static int
+zygote_start(const faas_sandbox_host_t *host, const char *runtime,
+             const char *key, int foreground, faas_error_t *err)
 {
     zpaths_t          p;
     cleanup_close int lock_fd = -1;
@@ -307,7 +335,7 @@ faas_sandbox_zygote_start(const faas_sandbox_host_t *host, const char *runtime,
     pid_t             pid;
     int               ret, status, saved;
 
-    if ((ret = zpaths(host, runtime, &p, err)) < 0) {
+    if ((ret = zpaths(host, runtime, key, &p, err)) < 0) {
         return ret;
     }
     if (access(p.script, R_OK) < 0) {
@@ -363,6 +391,20 @@ faas_sandbox_zygote_start(const faas_sandbox_host_t *host, const char *runtime,
     return 0;
 }
 
+int
+faas_sandbox_zygote_start(const faas_sandbox_host_t *host, const char *runtime,
+                          int foreground, faas_error_t *err)
+{
+    return zygote_start(host, runtime, NULL, foreground, err);
+}
+
+int
+sbx_zygote_start(const faas_sandbox_host_t *host, const char *runtime,
+                 const char *key, faas_error_t *err)
+{
+    return zygote_start(host, runtime, key, 0, err);
+}
+
 static long long
 now_ms(void)
 {
@@ -395,13 +437,14 @@ lock_pid(int fd)
 }
 
 void
-sbx_zygote_kill(const faas_sandbox_host_t *host, const char *runtime)
+sbx_zygote_kill(const faas_sandbox_host_t *host, const char *runtime,
+                const char *key)
 {
     zpaths_t          p;
     cleanup_close int fd = -1;
     long              pid;
 
-    if (zpaths(host, runtime, &p, NULL) < 0) {
+    if (zpaths(host, runtime, key, &p, NULL) < 0) {
         return;
     }
     fd = open(p.lock, O_RDONLY | O_CLOEXEC);
@@ -414,26 +457,23 @@ sbx_zygote_kill(const faas_sandbox_host_t *host, const char *runtime)
     }
 }
 
-int
-faas_sandbox_zygote_stop(const faas_sandbox_host_t *host, const char *runtime,
-                         faas_error_t *err)
+/* Stops the zygote of p (SIGTERM, then SIGKILL): 1 if one ran, 0 if not. */
+static int
+stop_paths(const zpaths_t *p, faas_error_t *err)
 {
-    zpaths_t          p;
     cleanup_close int fd = -1;
     long long         deadline;
     long              pid = 0;
-    int               ret, sig = SIGTERM;
+    int               sig = SIGTERM, ran = 0;
 
-    if ((ret = zpaths(host, runtime, &p, err)) < 0) {
-        return ret;
-    }
-    fd = open(p.lock, O_RDWR | O_CLOEXEC);
+    fd = open(p->lock, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         return errno == ENOENT ? 0
-                               : faas_error_set(err, errno, "open %s", p.lock);
+                               : faas_error_set(err, errno, "open %s", p->lock);
     }
     deadline = now_ms() + 10000;
     while (!lock_free(fd)) {
+        ran = 1;
         if (pid <= 0) {
             pid = lock_pid(fd); /* the zygote writes it once started */
         }
@@ -452,9 +492,60 @@ faas_sandbox_zygote_stop(const faas_sandbox_host_t *host, const char *runtime,
             nanosleep(&ts, NULL);
         }
     }
-    unlink(p.sock);
-    unlink(p.lock);
-    unlink(p.log);
+    unlink(p->sock);
+    unlink(p->lock);
+    unlink(p->log);
+    rmdir(p->dir); /* fails while other zygotes' files are there */
+    return ran;
+}
+
+int
+faas_sandbox_zygote_stop(const faas_sandbox_host_t *host, const char *runtime,
+                         faas_error_t *err)
+{
+    zpaths_t p;
+    int      ret;
+
+    if ((ret = zpaths(host, runtime, NULL, &p, err)) < 0) {
+        return ret;
+    }
+    ret = stop_paths(&p, err);
+    return ret < 0 ? ret : 0;
+}
+
+int
+faas_sandbox_zygote_stop_all(const faas_sandbox_host_t *host,
+                             faas_error_t *err)
+{
+    cleanup_closedir DIR *d = NULL;
+    struct dirent        *e;
+    zpaths_t              p;
+    size_t                n;
+    int                   ret, count = 0;
+
+    if (zpaths(host, "python3", NULL, &p, err) < 0) {
+        return -1;
+    }
+    d = opendir(p.dir);
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : faas_error_set(err, errno, "%s", p.dir);
+    }
+    while ((e = readdir(d)) != NULL) {
+        n = strlen(e->d_name);
+        if (n < 6 || n > 40 || strcmp(e->d_name + n - 5, ".lock") != 0) {
+            continue;
+        }
+        snprintf(p.lock, sizeof(p.lock), "%.4000s/%s", p.dir, e->d_name);
+        snprintf(p.sock, sizeof(p.sock), "%.*s.sock",
+                 (int) (strlen(p.lock) - 5), p.lock);
+        snprintf(p.log, sizeof(p.log), "%.*s.log", (int) (strlen(p.lock) - 5),
+                 p.lock);
+        ret = stop_paths(&p, err);
+        if (ret < 0) {
+            return -1;
+        }
+        count += ret;
+    }
     rmdir(p.dir);
-    return 0;
+    return count;
 }

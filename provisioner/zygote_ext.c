@@ -77,6 +77,9 @@ zyg_init(PyObject *self, PyObject *args)
     if (read_areas() < 0) {
         return PyErr_Format(PyExc_OSError, "cannot read /proc/self/stat");
     }
+    /* how the provisioner (a subreaper) tells an exited zygote from its
+     * other children, to reap it */
+    prctl(PR_SET_NAME, "faas-zygote", 0, 0, 0);
     Py_RETURN_NONE;
 }
 
@@ -291,6 +294,7 @@ zyg_enter(PyObject *self, PyObject *args)
     if (sigaction(SIGCHLD, &sa, NULL) < 0) {
         zfail("zygote: reset SIGCHLD");
     }
+    prctl(PR_SET_NAME, "python3", 0, 0, 0); /* as a fresh one's */
     read_blob();
     sbx_sandbox_enter(&zl, fix_proc_self);
     /* exec would have made the process dumpable again after the uid

@@ -16,7 +16,9 @@ plan skip_all => 'objs/faas-provisioner, faas-agent or the sandboxes are not bui
 
 my $redis = start_redis();
 my $r = redis_client($redis);
-my %o = (name => 'p1', grace_ms => 600000);
+# (the fresh path: zygote-made sandboxes are the zygote's children, see
+# t/provisioner/zygote.t)
+my %o = (name => 'p1', grace_ms => 600000, cfg => { zygote => 'off' });
 my $p = start_provisioner($redis, %o);
 my ($key, $sha) = put_code($p, 'z', 1, make_zip('handler.py' => <<'PY'));
 import time

@@ -1,5 +1,9 @@
 # The Python runtime's zygote (provisioner/zygote.c starts it):
-#   /usr/bin/python3 -I -S zygote.py SOCKET RUNTIMES_DIR EXTENSION LOCK_FD
+#   /usr/bin/python3 -I -S zygote.py SOCKET RUNTIMES_DIR EXTENSION LOCK_FD \
+#                                    KEY IDLE_S
+# KEY is the function whose sandboxes it makes ("-": the shared zygote, for
+# every function); such a zygote exits after IDLE_S seconds without a
+# spawn (0: never).
 # It starts the interpreter and imports the runtime's modules once, then
 # forks every new python3 sandbox: a sandbox made here skips the ~12 ms of
 # interpreter start and the runtime's imports. User code is never imported
@@ -25,7 +29,7 @@ import _imp
 import gc
 
 SANDBOX_DIR = '/opt/faas/runtimes/python'   # runtimes_dir inside sandboxes
-REQ_SIZE = 8 + 4096                         # zyg_req_t (zygote_int.h)
+REQ_SIZE = 8 + 4096 + 64                    # zyg_req_t (zygote_int.h)
 ANS_FMT_SIZE = 8 + 4 + 196                  # zyg_ans_t
 MAGIC = 0x595a4146
 OP_PING, OP_SPAWN, NFDS = 1, 2, 5
@@ -206,7 +210,7 @@ def peer_waits(conn):
         return False
 
 
-def serve(ext, boot, sock_path, runtimes_dir):
+def serve(ext, boot, sock_path, runtimes_dir, key, idle_s):
     for p in (sock_path + '.new', sock_path):
         try:
             posix.unlink(p)
@@ -218,10 +222,19 @@ def serve(ext, boot, sock_path, runtimes_dir):
     srv.listen(128)
     posix.rename(sock_path + '.new', sock_path)
     want_dir = runtimes_dir.encode()
+    want_key = b'' if key == '-' else key.encode()
+    if idle_s > 0:
+        srv.settimeout(idle_s)
     gc.collect()
     gc.freeze()     # no collector writes into pages the sandboxes share
     while True:
-        fd, _ = srv._accept()
+        try:
+            fd, _ = srv._accept()
+        except TimeoutError:
+            # unused for idle_s: the next create starts another one
+            posix.unlink(sock_path)
+            log('idle for %d s: exiting' % idle_s)
+            raise SystemExit(0)
         conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd)
         fds = []
         try:
@@ -231,9 +244,12 @@ def serve(ext, boot, sock_path, runtimes_dir):
                 answer(conn, 0, 71, 'malformed request')    # EPROTO
                 continue
             op = int.from_bytes(data[4:8], 'little')
-            rdir = data[8:].split(b'\0', 1)[0]
+            rdir = data[8:8 + 4096].split(b'\0', 1)[0]
             if rdir != want_dir:
                 answer(conn, 0, 22, 'zygote serves another runtimes dir')
+                continue
+            if data[8 + 4096:].split(b'\0', 1)[0] != want_key:
+                answer(conn, 0, 22, 'zygote serves another function')
                 continue
             if op == OP_PING:
                 answer(conn, posix.getpid())
@@ -270,7 +286,7 @@ def serve(ext, boot, sock_path, runtimes_dir):
 
 
 def main():
-    sock_path, runtimes_dir, ext_path, lock_fd = sys.argv[1:5]
+    sock_path, runtimes_dir, ext_path, lock_fd, key, idle_s = sys.argv[1:7]
     lock_fd = int(lock_fd)
     posix.ftruncate(lock_fd, 0)
     posix.pwrite(lock_fd, b'%d\n' % posix.getpid(), 0)
@@ -279,7 +295,7 @@ def main():
     boot = preload(runtimes_dir)
     sys.stdout.flush()
     sys.stderr.flush()
-    serve(ext, boot, sock_path, runtimes_dir)
+    serve(ext, boot, sock_path, runtimes_dir, key, int(idle_s))
 
 
 if __name__ == '__main__':

@@ -374,6 +374,18 @@ sub stop_all {
     for my $h (reverse @PROCS) {
         stop_proc($h, 'TERM', 5) if $h->{pid};
     }
+    stop_zygotes();
+}
+
+# Zygotes of this file's run dirs: a provisioner stops its own when it
+# exits, but one killed with -9 leaves them to their idle timeout.
+sub stop_zygotes {
+    return unless defined $WORK;
+    for my $c (glob('/proc/[0-9]*/cmdline')) {
+        my ($pid) = $c =~ m{/proc/(\d+)/};
+        my $cmd = read_file($c) // next;
+        kill('KILL', $pid) if $cmd =~ /zygote\.py\0\Q$WORK\E\//;
+    }
 }
 
 # Stops every server, asserts that nothing leaked, then done_testing().
