@@ -1121,27 +1121,50 @@ faas_sandbox_zygote_config(faas_sandbox_host_t *host, const json_t *cfg,
     return 0;
 }
 
-/* Start times of zygotes, by a hash of their key: a zygote that does not
- * come up is not started again more than once a second. */
-#define ZSTART_SLOTS 64
+/*
+ * Whether a create that found no zygote should start one. A function's
+ * zygote is started by its second create within zygote_idle_s, not its
+ * first: a function that only ever gets one sandbox costs no zygote (an
+ * interpreter start and ~6 MiB). A zygote that does not come up is not
+ * started again more than once a second. Per process, by a hash of the key
+ * (a collision only delays a start).
+ */
+#define ZSTART_SLOTS 256
+
+typedef struct zstart_s {
+    unsigned  hash;
+    long long seen;  /* the last create that found no zygote */
+    long long start; /* the last start */
+} zstart_t;
 
 static int
-zygote_may_start(const char *key)
+zygote_may_start(const faas_sandbox_host_t *host, const char *key)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static long long       last[ZSTART_SLOTS];
-    unsigned               h = 5381, slot;
+    static zstart_t        slots[ZSTART_SLOTS];
+    unsigned               h = 5381;
     long long              now = now_ms();
+    zstart_t              *z;
     int                    start = 0;
+    const char            *c;
 
-    for (; key != NULL && *key; key++) {
-        h = h * 33 + (unsigned char) *key;
+    for (c = key; c != NULL && *c; c++) {
+        h = h * 33 + (unsigned char) *c;
     }
-    slot = h % ZSTART_SLOTS;
+    z = &slots[h % ZSTART_SLOTS];
     pthread_mutex_lock(&lock);
-    if (last[slot] == 0 || now - last[slot] >= 1000) {
-        last[slot] = now;
+    if (key != NULL && (z->hash != h || z->seen == 0 ||
+                        now - z->seen > host->zygote_idle_s * 1000LL)) {
+        /* the first sighting of this function (lately) */
+        z->hash = h;
+        z->seen = now;
+        z->start = 0;
+    } else if (z->start == 0 || now - z->start >= 1000) {
+        z->seen = now;
+        z->start = now;
         start = 1;
+    } else {
+        z->seen = now;
     }
     pthread_mutex_unlock(&lock);
     return start;
@@ -1150,8 +1173,8 @@ zygote_may_start(const char *key)
 /*
  * The zygote's control socket when host->zygote is set and the zygote for
  * this sandbox (the shared one, or its function's) answers, else -1. A
- * zygote that does not answer is (re)started in the background, at most
- * once a second; this create goes the fresh way.
+ * zygote that does not answer is (re)started in the background (see
+ * zygote_may_start); this create goes the fresh way.
  */
 static int
 zygote_socket(const faas_sandbox_host_t *host, const char *runtime,
@@ -1167,7 +1190,7 @@ zygote_socket(const faas_sandbox_host_t *host, const char *runtime,
     if (fd >= 0) {
         return fd;
     }
-    if (zygote_may_start(key)) {
+    if (zygote_may_start(host, key)) {
         sbx_zygote_start(host, runtime, key, &zerr);
     }
     return -1;

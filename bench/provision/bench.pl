@@ -11,9 +11,12 @@ use JSON::PP ();
 
 my $N = $ENV{N} // 200;
 my $CONC = $ENV{CONCURRENCY} // 8;
-# ZYGOTE=1 (run.sh --zygote): the provisioner's config says "zygote": true,
-# python3 sandboxes are forked from the zygote (started by the first create).
-my $ZYGOTE = $ENV{ZYGOTE} || grep { $_ eq '--zygote' } @ARGV;
+# ZYGOTE=off|shared|function (run.sh --zygote=MODE): the provisioner's
+# "zygote" setting; default: the provisioner's own default, "function" (the
+# second create of the function starts its zygote, later ones fork from it).
+my ($arg) = map { /^--zygote=(\w+)$/ ? $1 : () } @ARGV;
+my $ZYGOTE = $arg // $ENV{ZYGOTE} // 'function';
+$ZYGOTE = 'shared' if $ZYGOTE eq '1';
 my $redis = start_redis();
 my $r = redis_client($redis);
 
@@ -29,24 +32,24 @@ sub run_phase {
                               memory_budget_mb => 1 << 20, grace_ms => 600000,
                               log_level => 'info', shards => 8,
                               reconcile_ms => 3000,
-                              $ZYGOTE ? (cfg => { zygote => JSON::PP::true() }) : ());
+                              cfg => { zygote => $ZYGOTE });
     my ($key, $sha) = put_code($p, 'bench', 1, make_zip('handler.py' => "def handler(e, c):\n    return 'ok'\n"));
     my %req = (rid => 'bench@1', code_key => $key, code_sha256 => $sha, memory_mb => 64);
-    # Warm-up: fetch the code into the cache.
-    push_request($r, $p, %req);
-    $r->blpop('faas:idle:{bench@1}', 30) or die 'warm-up failed';
-    if ($ZYGOTE) {  # the warm-up started the zygote: wait until it answers
-        my $f = work_dir() . "/zygote-$name.json";
-        write_json($f, { run_dir => $p->{cfg}{run_dir}, runtimes_dir => $p->{cfg}{runtimes_dir},
-                         cgroup_root => $p->{cfg}{cgroup_root} });
-        wait_until(sub { system(objs_dir() . "/faas-sandbox -c $f zygote status >/dev/null 2>&1") == 0 }, 30)
+    # Warm-up: fetch the code into the cache (and, with a zygote, start it:
+    # a function's zygote is started by its second create).
+    for (1 .. 2) {
+        push_request($r, $p, %req);
+        $r->blpop('faas:idle:{bench@1}', 30) or die 'warm-up failed';
+    }
+    if ($ZYGOTE ne 'off') {  # wait until the zygote listens
+        wait_until(sub { glob("$p->{cfg}{run_dir}/sbx/.zygote/*.sock") }, 30)
             or die 'the zygote does not answer';
     }
     return ($p, \%req);
 }
 
-print "bench/provision: $N requests, revision cached, python3 runtime",
-    $ZYGOTE ? ', zygote' : '', "; ", `uptime`;
+print "bench/provision: $N requests, revision cached, python3 runtime, ",
+    "zygote \"$ZYGOTE\"; ", `uptime`;
 
 # Phase 1: one at a time, latency from RPUSH to the entry on the idle list.
 my ($p, $req) = run_phase('lat', 4);
@@ -66,7 +69,7 @@ for (split /\n/, read_file($p->{log}) // '') {
     push @create, $2;
     push @own, $1 - $2;
 }
-if ($ZYGOTE) {
+if ($ZYGOTE ne 'off') {
     my $n = () = glob("$p->{cfg}{run_dir}/sbx/s-*");
     my $z = grep { my $m = eval { json_decode(read_file($_)) }; $m && $m->{zygote} }
             glob("$p->{cfg}{run_dir}/sbx/s-*/meta.json");

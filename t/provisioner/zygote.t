@@ -1,11 +1,13 @@
 # The provisioner's default: a python3 zygote per function. The first
-# sandbox of a function is made the fresh way and starts its zygote; the
-# next ones are forked from it. Sandboxes of different functions never
+# sandbox of a function is made the fresh way, and so is the second, which
+# starts the function's zygote (a function that gets one sandbox costs no
+# zygote); the next ones are forked from it. Sandboxes of different functions never
 # share a zygote, so never its address layout or its str hash secret. An
 # unused zygote exits after zygote_idle_s and is reaped; the provisioner
 # stops its zygotes when it exits.
 use lib 't/lib';
 use Test::More;
+use Time::HiRes qw(sleep);
 use Faas::Test;
 use Faas::Provisioner;
 
@@ -61,9 +63,13 @@ sub invoke {
 # --- za: fresh first, then from its zygote ---------------------------------
 my $a1 = provision('za');
 ok(!meta($a1)->{zygote}, 'the first sandbox of a function is made the fresh way');
-my %z;
+sleep 1;
+my %z = zygote_pids();
+is(scalar(keys %z), 0, '... and starts no zygote');
+my $a0 = provision('za');
+ok(!meta($a0)->{zygote}, 'the second one too');
 ok(wait_until(sub { %z = zygote_pids(); keys(%z) == 1 && zygote_up((keys %z)[0]) }, 20),
-   '... and starts the function\'s zygote');
+   '... and it starts the function\'s zygote');
 my ($za_lock) = keys %z;
 my $za_pid = $z{$za_lock};
 my @a = map { provision('za') } 1 .. 2;
@@ -73,6 +79,7 @@ is(meta($a[0])->{function}, 'za', '... and run the function');
 # --- zb: a zygote of its own ------------------------------------------------
 my $b1 = provision('zb');
 ok(!meta($b1)->{zygote}, 'another function: not from the first one\'s zygote');
+$b1 = provision('zb');
 ok(wait_until(sub { %z = zygote_pids(); keys(%z) == 2 }, 20), '... it gets its own zygote');
 my ($zb_lock) = grep { $_ ne $za_lock } keys %z;
 ok(wait_until(sub { zygote_up($zb_lock) }, 20), '... which answers');
@@ -98,6 +105,7 @@ ok(!-e ($za_lock =~ s/\.lock$/.sock/r), '... their sockets are gone');
 is(invoke($a[0])->{hash}, $v{$a[0]}{hash}, 'their sandboxes live on');
 my $a4 = provision('za');
 ok(!meta($a4)->{zygote}, 'the next create of the function goes the fresh way');
+$a4 = provision('za');
 ok(wait_until(sub { %z = zygote_pids(); keys(%z) == 1 }, 20), '... and starts a new zygote');
 
 # --- the provisioner stops its zygotes when it exits ------------------------
