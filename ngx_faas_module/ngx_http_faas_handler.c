@@ -84,6 +84,7 @@ static void ngx_http_faas_ignore(redisReply *reply, void *data);
 static void ngx_http_faas_wq_join(ngx_http_faas_call_t *call);
 static void ngx_http_faas_wq_leave(ngx_http_faas_call_t *call);
 static void ngx_http_faas_wq_blpop(void *wq);
+static void ngx_http_faas_wq_retry(ngx_event_t *ev);
 static void ngx_http_faas_wq_blpop_done(redisReply *reply, void *data);
 static void ngx_http_faas_wq_timeout(ngx_event_t *ev);
 static ngx_uint_t ngx_http_faas_wq_handoff(ngx_http_faas_call_t *call);
@@ -132,15 +133,24 @@ typedef struct {
  * it at once (the function is known to be at its limit). A sandbox a call
  * is done with goes to the first waiter directly (see
  * ngx_http_faas_wq_handoff), within limits, so that the other workers and
- * gateways still get their share through Redis.
+ * gateways still get their share through Redis. Calls that asked for a
+ * cold start wait here too when every BLPOP connection is taken.
  */
 typedef struct {
     ngx_queue_t                link;           /* in ngx_http_faas_wqs */
     ngx_queue_t                waiters;        /* of ngx_http_faas_call_t */
     ngx_uint_t                 nwaiters;
+    ngx_uint_t                 nlimited;       /* waiters at max concurrency
+                                                  (not for a connection) */
     ngx_uint_t                 blpop;          /* the BLPOP is in flight */
+    ngx_event_t                retry;          /* no BLPOP connection free */
     char                       idle_key[FAAS_KEY_MAX];
 } ngx_http_faas_wq_t;
+
+/* how soon a wait queue tries again for a BLPOP connection */
+#define NGX_HTTP_FAAS_WQ_RETRY_MS  20
+
+static ngx_http_faas_wq_t *ngx_http_faas_wq_get(const char *idle_key);
 
 
 #define NGX_HTTP_FAAS_WQ_BLPOP_S  1
@@ -790,7 +800,7 @@ ngx_http_faas_acquire(ngx_http_faas_call_t *call)
         {
             wq = ngx_queue_data(q, ngx_http_faas_wq_t, link);
 
-            if (wq->nwaiters
+            if (wq->nlimited
                 && ngx_strcmp(wq->idle_key, call->idle_key) == 0)
             {
                 /* the function is at its limit: wait behind the others */
@@ -1112,6 +1122,22 @@ ngx_http_faas_wait(ngx_http_faas_call_t *call)
 
     rc = ngx_http_faas_redis_blpop(ngx_http_faas_blpop_done, call, 4, argv,
                                    lens, timeout);
+
+    if (rc == NGX_BUSY && ngx_http_faas_wq_get(call->idle_key) != NULL) {
+        /*
+         * Every BLPOP connection is taken: wait in this worker's queue of
+         * the revision instead, served by one BLPOP for all and by the
+         * sandboxes calls of this worker are done with. (A failed cold
+         * start's reason is then seen only if the queue's count check
+         * brings the call back here.)
+         */
+        call->refs--;
+        call->waiting = 0;
+        call->wq_busy = 1;
+        ngx_http_faas_wq_join(call);
+        return;
+    }
+
     if (rc != NGX_OK) {
         call->refs--;
         call->waiting = 0;
@@ -2071,6 +2097,10 @@ ngx_http_faas_wq_get(const char *idle_key)
 
     ngx_memcpy(wq->idle_key, idle_key, len + 1);
     ngx_queue_init(&wq->waiters);
+    wq->retry.handler = ngx_http_faas_wq_retry;
+    wq->retry.data = wq;
+    wq->retry.log = ngx_cycle->log;
+    wq->retry.cancelable = 1;
     ngx_queue_insert_tail(&ngx_http_faas_wqs, &wq->link);
 
     return wq;
@@ -2082,6 +2112,10 @@ static void
 ngx_http_faas_wq_gc(ngx_http_faas_wq_t *wq)
 {
     if (wq->nwaiters == 0 && !wq->blpop) {
+        if (wq->retry.timer_set) {
+            ngx_del_timer(&wq->retry);
+        }
+
         ngx_queue_remove(&wq->link);
         ngx_free(wq);
     }
@@ -2106,10 +2140,23 @@ ngx_http_faas_wq_join(ngx_http_faas_call_t *call)
     ngx_queue_insert_tail(&wq->waiters, &call->wq_link);
     wq->nwaiters++;
 
+    if (!call->wq_busy) {
+        wq->nlimited++;
+    }
+
     call->wq_timer.handler = ngx_http_faas_wq_timeout;
     call->wq_timer.data = call;
     call->wq_timer.log = call->log;
-    ngx_add_timer(&call->wq_timer, call->flcf->cold_start_timeout);
+
+    if (call->wait_deadline
+        && (ngx_msec_int_t) (call->wait_deadline - ngx_current_msec) > 0)
+    {
+        /* a cold start's wait goes on here: what is left of it */
+        ngx_add_timer(&call->wq_timer, call->wait_deadline - ngx_current_msec);
+
+    } else {
+        ngx_add_timer(&call->wq_timer, call->flcf->cold_start_timeout);
+    }
 
     ngx_http_faas_wq_blpop(wq);
 }
@@ -2123,6 +2170,12 @@ ngx_http_faas_wq_leave(ngx_http_faas_call_t *call)
 
     ngx_queue_remove(&call->wq_link);
     wq->nwaiters--;
+
+    if (!call->wq_busy) {
+        wq->nlimited--;
+    }
+
+    call->wq_busy = 0;
     call->wq = NULL;
     call->waiting = 0;
 
@@ -2181,13 +2234,31 @@ ngx_http_faas_wq_blpop(void *data)
 
     rc = ngx_http_faas_redis_blpop(ngx_http_faas_wq_blpop_done, wq, 3, argv,
                                    lens, NGX_HTTP_FAAS_WQ_BLPOP_S * 1000);
+
+    if (rc == NGX_BUSY) {
+        /* the waiters keep their timers and get local hand-offs meanwhile */
+        if (!wq->retry.timer_set) {
+            ngx_add_timer(&wq->retry, NGX_HTTP_FAAS_WQ_RETRY_MS);
+        }
+        return;
+    }
+
     if (rc != NGX_OK) {
-        ngx_http_faas_wq_fail(wq, rc == NGX_BUSY ? "too many waiting requests"
-                                                 : "Redis is unavailable");
+        ngx_http_faas_wq_fail(wq, "Redis is unavailable");
         return;
     }
 
     wq->blpop = 1;
+}
+
+
+static void
+ngx_http_faas_wq_retry(ngx_event_t *ev)
+{
+    ngx_http_faas_wq_t  *wq = ev->data;
+
+    ngx_http_faas_wq_blpop(wq);
+    ngx_http_faas_wq_gc(wq);
 }
 
 

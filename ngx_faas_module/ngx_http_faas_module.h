@@ -122,6 +122,8 @@ struct ngx_http_faas_call_s {
     ngx_msec_t                 wait_deadline;  /* end of the cold wait */
     ngx_uint_t                 waiting;        /* a BLPOP is in flight */
     void                      *wq;             /* in a local wait queue */
+    ngx_uint_t                 wq_busy;        /* there for a BLPOP
+                                                  connection, not the limit */
     ngx_queue_t                wq_link;
     ngx_event_t                wq_timer;
     ngx_event_t                handoff;        /* posted: run with entry */

@@ -41,7 +41,7 @@ seq -f 'cold-%03g' 1 "$N" | xargs -P "$DEPLOY_JOBS" -I{} bash -c \
 echo "deployed $N functions in $(echo "$(date +%s.%N) - $t0" | bc) s ($DEPLOY_JOBS at a time)"
 bench_load
 
-CSV=$RESULTS/cold$([[ $RUNTIME == nodejs ]] && echo -nodejs).csv
+CSV=$RESULTS/cold$([[ $RUNTIME == nodejs ]] && echo -nodejs || true).csv
 : >"$BW/calls.txt"
 for ((i = 1; i <= N; i++)); do
     fn=$(printf 'cold-%03d' "$i")
