@@ -163,7 +163,7 @@ prepare() {
     (($(id -u) == 0)) || die "run needs root (sandboxes use namespaces and cgroups)"
     local b
     for b in faas-registry faas-provisioner faas-agent faas-sandbox faasctl \
-             ngx_http_faas_module.so; do
+             ngx_http_faas_module.so _faas_zygote.so; do
         [[ -e $OBJS/$b ]] || die "$OBJS/$b is missing: build first (./build.sh build)"
     done
     [[ -x $NGINX ]] || die "$NGINX is missing: ./build.sh deps installs it"

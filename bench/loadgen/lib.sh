@@ -53,8 +53,10 @@ bench_init() {
     trap 'echo "bench/$BNAME: stopped: line $LINENO: $BASH_COMMAND failed" >&2' ERR
     trap 'exit 130' INT TERM
     local b
+    # (_faas_zygote.so: the provisioner's python3 zygotes load it from
+    # next to the provisioner's binary)
     for b in faas-registry faas-provisioner faas-agent faas-sandbox faasctl \
-             ngx_http_faas_module.so faas-loadgen; do
+             ngx_http_faas_module.so faas-loadgen _faas_zygote.so; do
         [[ -e $BROOT/objs/$b ]] || { echo "bench/$BNAME: objs/$b missing: ./build.sh build" >&2; exit 2; }
         cp "$BROOT/objs/$b" "$BW/objs/$b.tmp" && mv "$BW/objs/$b.tmp" "$BW/objs/$b"
     done
