@@ -964,7 +964,9 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
     l->zygote_fd = zygote_fd;
     l->blob_fd = blob_fd;
     if (host->zygote == FAAS_ZYGOTE_FUNCTION) {
-        snprintf(l->zygote_key, sizeof(l->zygote_key), "%s", spec->function);
+        /* the revision: a rid never names two codes (nor two owners) */
+        snprintf(l->zygote_key, sizeof(l->zygote_key), "%s@%u", spec->function,
+                 spec->version);
     }
     ino = ino_watch(dir, &wd, err);
     if (ino < 0) {
@@ -1208,7 +1210,8 @@ faas_sandbox_create(const faas_sandbox_host_t *host,
     char                dir[PATH_MAX], bootstrap[PATH_MAX];
     faas_error_t        derr;
     int                 ret, zfd, zyg_failed = 0;
-    const char         *zkey;
+    char                zkey_buf[ZYG_KEY_MAX];
+    const char         *zkey = NULL;
 
     if (!faas_sandbox_id_valid(id)) {
         return faas_error_set(err, EINVAL, "invalid sandbox id");
@@ -1222,7 +1225,11 @@ faas_sandbox_create(const faas_sandbox_host_t *host,
         return faas_error_set(err, ENAMETOOLONG, "socket path under %s",
                               host->run_dir);
     }
-    zkey = host->zygote == FAAS_ZYGOTE_FUNCTION ? spec.function : NULL;
+    if (host->zygote == FAAS_ZYGOTE_FUNCTION) {
+        snprintf(zkey_buf, sizeof(zkey_buf), "%s@%u", spec.function,
+                 spec.version);
+        zkey = zkey_buf;
+    }
     zfd = zygote_socket(host, spec.runtime, zkey);
     sbx_path(dir, sizeof(dir), host, id, NULL);
     if (mkdir(dir, 0700) < 0) {

@@ -161,8 +161,10 @@ enum {
     FAAS_ZYGOTE_SHARED = 1,   /* true / "shared": one zygote per host for
                                  every function: its sandboxes share the
                                  zygote's ASLR layout and hash secret */
-    FAAS_ZYGOTE_FUNCTION = 2, /* "function": a zygote per function, so only
-                                 sandboxes of one function share them */
+    FAAS_ZYGOTE_FUNCTION = 2, /* "function": a zygote per function revision
+                                 (function@version, never reused), so only
+                                 sandboxes of one function's code, hence
+                                 of one owner, share them */
 };
 
 /* Reads "zygote" (a boolean or "off" | "shared" | "function") and

@@ -55,7 +55,7 @@ typedef struct sbx_launch_s {
      * only B reads it, never the zygote, so no sandbox's environment ever
      * sits in the zygote's memory, which later sandboxes inherit. */
     int zygote_fd; /* connected to the zygote, or -1 */
-    char zygote_key[ZYG_KEY_MAX]; /* the function of a per-function zygote */
+    char zygote_key[ZYG_KEY_MAX]; /* the revision of a per-function zygote */
     int blob_fd;   /* the launch for B, or -1 */
 } sbx_launch_t;
 

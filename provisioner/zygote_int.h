@@ -4,7 +4,7 @@
  * provisioner/runtimes/python/zygote.py).
  *
  * Control socket (<run_dir>/sbx/.zygote/python.sock for the shared zygote,
- * fn-<FNV-1a 64 of the function, hex>.sock for a function's; stream, root
+ * fn-<FNV-1a 64 of the revision, hex>.sock for a revision's; stream, root
  * only; a zygote refuses requests whose key is not its own, so a hash
  * collision only sends that function the fresh way):
  *   request  zyg_req_t; for ZYG_OP_SPAWN with five fds (SCM_RIGHTS):
@@ -28,14 +28,14 @@
 #define ZYG_OP_PING 1
 #define ZYG_OP_SPAWN 2
 #define ZYG_NFDS 5
-#define ZYG_KEY_MAX 64 /* a function name, [a-z][a-z0-9-]{0,62} */
+#define ZYG_KEY_MAX 80 /* a revision, <function>@<version> */
 
 typedef struct zyg_req_s {
     uint32_t magic;
     uint32_t op;
     char     runtimes_dir[PATH_MAX]; /* must be the zygote's own */
     char     key[ZYG_KEY_MAX];       /* must be the zygote's own: its
-                                        function, "" for the shared one */
+                                        revision, "" for the shared one */
 } zyg_req_t;
 
 typedef struct zyg_ans_s {

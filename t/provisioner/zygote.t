@@ -1,6 +1,6 @@
-# The provisioner's default: a python3 zygote per function. The first
-# sandbox of a function is made the fresh way, and so is the second, which
-# starts the function's zygote (a function that gets one sandbox costs no
+# The provisioner's default: a python3 zygote per function revision. The
+# first sandbox of a revision is made the fresh way, and so is the second,
+# which starts the revision's zygote (one that gets one sandbox costs no
 # zygote); the next ones are forked from it. Sandboxes of different functions never
 # share a zygote, so never its address layout or its str hash secret. An
 # unused zygote exits after zygote_idle_s and is reaped; the provisioner
@@ -27,15 +27,16 @@ def handler(event, context):
     return {"hash": hash("faas-zygote"), "libc": libc[0] if libc else None}
 PY
 my %code;
-for my $fn (qw(za zb)) {
-    $code{$fn} = [put_code($p, $fn, 1, $zip)];
+for my $rid (qw(za@1 zb@1 za@2)) {
+    my ($fn, $v) = split /@/, $rid;
+    $code{$rid} = [put_code($p, $fn, $v, $zip)];
 }
 
 sub provision {
     my ($fn) = @_;
-    my $rid = "$fn\@1";
-    my $id = push_request($r, $p, rid => $rid, code_key => $code{$fn}[0],
-                          code_sha256 => $code{$fn}[1], memory_mb => 32);
+    my $rid = $fn =~ /@/ ? $fn : "$fn\@1";
+    my $id = push_request($r, $p, rid => $rid, code_key => $code{$rid}[0],
+                          code_sha256 => $code{$rid}[1], memory_mb => 32);
     my ($entry, $err);
     wait_until(sub {
         ($entry) = grep { (split /\|/)[2] eq $id } idle_entries($r, $rid);
@@ -87,12 +88,21 @@ my $b2 = provision('zb');
 ok(meta($b2)->{zygote}, '... and forks its next sandboxes');
 isnt($z{$zb_lock}, $za_pid, 'two functions, two zygote processes');
 
+# A new version of za: its own zygote too (a revision never names two codes).
+provision('za@2') for 1 .. 2;
+ok(wait_until(sub { %z = zygote_pids(); keys(%z) == 3 }, 20), 'a new version gets a zygote of its own');
+my ($v2_lock) = grep { $_ ne $za_lock && $_ ne $zb_lock } keys %z;
+ok(wait_until(sub { zygote_up($v2_lock) }, 20), '... which answers');
+my $c2 = provision('za@2');
+ok(meta($c2)->{zygote}, '... and forks that version\'s sandboxes');
+
 # What the sandboxes can see of each other through a shared zygote.
-my %v = map { $_ => invoke($_) } ($a1, @a, $b1, $b2);
+my %v = map { $_ => invoke($_) } ($a1, @a, $b1, $b2, $c2);
 ok(!grep({ !$_ || !defined $_->{hash} || !$_->{libc} } values %v), 'every sandbox answers')
     or diag explain \%v;
 isnt($v{$a[0]}{hash}, $v{$b2}{hash}, 'zygote-made sandboxes of two functions: different hash secrets');
 isnt($v{$a[0]}{libc}, $v{$b2}{libc}, '... and different address layouts');
+isnt($v{$a[0]}{hash}, $v{$c2}{hash}, 'two versions of one function: different hash secrets too');
 is($v{$a[0]}{hash}, $v{$a[1]}{hash},
    'two sandboxes of one function forked from its zygote share them (the trade-off, within one function)');
 

@@ -1,9 +1,9 @@
 # The Python runtime's zygote (provisioner/zygote.c starts it):
 #   /usr/bin/python3 -I -S zygote.py SOCKET RUNTIMES_DIR EXTENSION LOCK_FD \
 #                                    KEY IDLE_S
-# KEY is the function whose sandboxes it makes ("-": the shared zygote, for
-# every function); such a zygote exits after IDLE_S seconds without a
-# spawn (0: never).
+# KEY is the revision (function@version) whose sandboxes it makes ("-": the
+# shared zygote, for every function); such a zygote exits after IDLE_S
+# seconds without a spawn (0: never).
 # It starts the interpreter and imports the runtime's modules once, then
 # forks every new python3 sandbox: a sandbox made here skips the ~12 ms of
 # interpreter start and the runtime's imports. User code is never imported
@@ -29,7 +29,7 @@ import _imp
 import gc
 
 SANDBOX_DIR = '/opt/faas/runtimes/python'   # runtimes_dir inside sandboxes
-REQ_SIZE = 8 + 4096 + 64                    # zyg_req_t (zygote_int.h)
+REQ_SIZE = 8 + 4096 + 80                    # zyg_req_t (zygote_int.h)
 ANS_FMT_SIZE = 8 + 4 + 196                  # zyg_ans_t
 MAGIC = 0x595a4146
 OP_PING, OP_SPAWN, NFDS = 1, 2, 5
