@@ -291,10 +291,31 @@ function errorAnswer(id, err, logs) {
   return { id, ok: false, error: err, logs };
 }
 
+// The timers and immediates of the "nothing left pending" checks below, of
+// any invocation: they are not the handler's. (One still pending from an
+// earlier invocation once made a baseline look higher than what the
+// handler left, and the answer came before context.succeed.)
+let ownTimeouts = 0;
+let ownImmediates = 0;
+
 function resourceCounts() {
   const m = new Map();
   for (const r of process.getActiveResourcesInfo()) m.set(r, (m.get(r) || 0) + 1);
+  if (ownTimeouts) m.set('Timeout', (m.get('Timeout') || 0) - ownTimeouts);
+  if (ownImmediates) m.set('Immediate', (m.get('Immediate') || 0) - ownImmediates);
   return m;
+}
+
+// Runs fn in an immediate (where the immediate itself is no longer listed
+// as active), after delay ms when delay > 0.
+function ownSoon(fn, delay) {
+  const immediate = () => {
+    ownImmediates++;
+    setImmediate(() => { ownImmediates--; fn(); });
+  };
+  if (!delay) { immediate(); return; }
+  ownTimeouts++;
+  setTimeout(() => { ownTimeouts--; immediate(); }, delay);
 }
 
 function invoke(req) {
@@ -385,13 +406,13 @@ function invoke(req) {
       for (const [k, n] of now) {
         if (n > (baseline.get(k) || 0)) {
           delay = Math.min(delay ? delay * 2 : 1, 16);
-          setTimeout(() => setImmediate(check), delay);
+          ownSoon(check, delay);
           return;
         }
       }
       finish(false, null);
     };
-    setImmediate(check);
+    ownSoon(check, 0);
   });
 }
 
