@@ -29,16 +29,9 @@ PY
 
 sub provision {
     my ($rid, %f) = @_;
-    my $id = push_request($r, $p, rid => $rid, code_key => $key,
-                          code_sha256 => $sha, memory_mb => 32, %f);
-    # The entry made for this request (the list may hold others).
-    my ($err, $entry);
-    wait_until(sub {
-        ($entry) = grep { (split /\|/)[2] eq $id } idle_entries($r, $rid);
-        $err = $r->lpop("faas:err:{$rid}:$id");
-        return $entry || $err;
-    }, 30);
-    return $entry ? ("faas:idle:{$rid}", $entry) : ('err', $err // '');
+    my ($entry, $err) = provision_wait($r, $p, rid => $rid, code_key => $key,
+                                       code_sha256 => $sha, memory_mb => 32, %f);
+    return $entry ? ("faas:idle:{$rid}", $entry) : ('err', $err);
 }
 sub sid { (split /\|/, $_[0])[0] }
 sub exists_sbx { -d "$p->{cfg}{run_dir}/sbx/$_[0]" }

@@ -35,15 +35,9 @@ for my $rid (qw(za@1 zb@1 za@2)) {
 sub provision {
     my ($fn) = @_;
     my $rid = $fn =~ /@/ ? $fn : "$fn\@1";
-    my $id = push_request($r, $p, rid => $rid, code_key => $code{$rid}[0],
-                          code_sha256 => $code{$rid}[1], memory_mb => 32);
-    my ($entry, $err);
-    wait_until(sub {
-        ($entry) = grep { (split /\|/)[2] eq $id } idle_entries($r, $rid);
-        $err = $r->lpop("faas:err:{$rid}:$id");
-        return $entry || $err;
-    }, 30);
-    die "provisioning $rid failed: " . ($err // 'timeout') unless $entry;
+    my ($entry, $err) = provision_wait($r, $p, rid => $rid, code_key => $code{$rid}[0],
+                                       code_sha256 => $code{$rid}[1], memory_mb => 32);
+    die "provisioning $rid failed: $err" unless $entry;
     return (split /\|/, $entry)[0];
 }
 sub meta { json_decode(read_file("$p->{cfg}{run_dir}/sbx/$_[0]/meta.json") // '{}') }

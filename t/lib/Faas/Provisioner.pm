@@ -19,7 +19,7 @@ use Faas::Test;
 
 our @EXPORT = qw(
     pb_provision_request crc16 shard_of start_provisioner prov_config
-    push_request new_request_id make_zip make_zip_py put_code put_blob
+    push_request provision_wait new_request_id make_zip make_zip_py put_code put_blob
     prov_cleanup prov_held_shards prov_sandboxes idle_entries
     prov_log_count prov_sbx_invoke prov_log_ms prov_zombies
 );
@@ -126,6 +126,21 @@ sub push_request {
     $r->incr("faas:count:{$f{rid}}") unless $f{no_incr};
     $r->rpush("faas:prov:q:$shard", pb_provision_request(%f));
     return $f{origin_request_id};
+}
+
+# push_request, then waits (30 s) for the outcome of that request: its idle
+# entry (the list may hold others) or the reason on its error key. Returns
+# (entry, undef) or (undef, reason).
+sub provision_wait {
+    my ($r, $prov, %f) = @_;
+    my $id = push_request($r, $prov, %f);
+    my ($entry, $err);
+    wait_until(sub {
+        ($entry) = grep { (split /\|/)[2] eq $id } idle_entries($r, $f{rid});
+        $err = $r->lpop("faas:err:{$f{rid}}:$id");
+        return $entry || $err;
+    }, 30);
+    return ($entry, $entry ? undef : $err // 'no outcome within 30 s');
 }
 
 # A zip of %files (name => content) made by Python's zipfile; returns the
