@@ -18,5 +18,8 @@ for n in "${names[@]}"; do
         exit 2
     fi
     echo "=== bench/$n ($(date -u +%FT%TZ), $(nproc) vCPUs, $(uname -r))"
-    bench/$n/run.sh 2>&1 | tee "bench/results/$n.txt"
+    out=bench/results/$n.txt
+    # RUNTIME=nodejs bench/run.sh cold: beside the python3 figures
+    [[ $n == cold && ${RUNTIME:-python3} == nodejs ]] && out=bench/results/cold-nodejs.txt
+    bench/$n/run.sh 2>&1 | tee "$out"
 done
