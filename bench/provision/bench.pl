@@ -98,3 +98,4 @@ if ($got < $N) {
         $N - $got, $N, $p->{log};
 }
 prov_cleanup($p);
+faas_finish();
