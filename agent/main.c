@@ -69,7 +69,6 @@ raise_nofile(void)
 static int
 load_config(faas_agent_t *a, const char *path, faas_error_t *err)
 {
-    const char *freezer;
     long long   v;
 
     a->cfg = faas_config_load(path, err);
@@ -92,16 +91,8 @@ load_config(faas_agent_t *a, const char *path, faas_error_t *err)
     a->host.node = faas_config_string(a->cfg, "node", "/usr/bin/node");
     a->host.uid_base = (uid_t) faas_config_int(a->cfg, "uid_base", 100000);
     a->host.uid_count = (unsigned) faas_config_int(a->cfg, "uid_count", 65536);
-    freezer = faas_config_string(a->cfg, "freezer", "v1");
-    if (strcmp(freezer, "v1") == 0) {
-        a->host.freezer = FAAS_FREEZER_V1;
-    } else if (strcmp(freezer, "v2") == 0) {
-        a->host.freezer = FAAS_FREEZER_V2;
-    } else {
-        return faas_error_set(err, 0,
-                              "config: freezer must be \"v1\" or "
-                              "\"v2\", not \"%s\"",
-                              freezer);
+    if (faas_sandbox_freezer_config(&a->host, a->cfg, err) < 0) {
+        return -1;
     }
     a->tcp_listen = faas_config_string(a->cfg, "tcp_listen", NULL);
     a->token = faas_config_string(a->cfg, "token", NULL);

@@ -1561,36 +1561,21 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
 
     status = resp->status;
 
-    if (status == FAAS__INVOKE_STATUS__SANDBOX_GONE) {
-        ngx_log_error(NGX_LOG_WARN, call->log, 0,
-                      "faas: %s: sandbox %s is gone, entry dropped",
-                      call->request_id, call->entry.sandbox_id);
-        faas__invoke_response__free_unpacked(resp, NULL);
-        call->have_entry = 0;
-
-        if (r && ++call->attempts <= call->flcf->retries) {
-            ngx_http_faas_acquire(call);
-
-        } else if (r) {
-            ngx_http_faas_finish(call, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "no sandbox available");
-        }
-
-        ngx_http_faas_call_unref(call);
-        return;
-    }
-
-    if (status == FAAS__INVOKE_STATUS__OVERLOADED && !resp->sandbox_alive) {
+    if (status == FAAS__INVOKE_STATUS__SANDBOX_GONE
+        || (status == FAAS__INVOKE_STATUS__OVERLOADED && !resp->sandbox_alive))
+    {
         /*
-         * "sandbox is busy with another call": nothing ran, and another
-         * call holds the sandbox (its entry was listed twice) and gives it
-         * back. This entry is the extra one: drop it (never push it back)
-         * and take another sandbox, as after SANDBOX_GONE.
+         * Nothing ran, and this entry must not go back: the sandbox is
+         * gone, or it is "busy with another call" (its entry was listed
+         * twice, and the call that holds it gives it back). Drop the entry
+         * and take another sandbox.
          */
         ngx_log_error(NGX_LOG_WARN, call->log, 0,
-                      "faas: %s: sandbox %s is busy with another call "
-                      "(listed twice), entry dropped", call->request_id,
-                      call->entry.sandbox_id);
+                      "faas: %s: sandbox %s %s, entry dropped",
+                      call->request_id, call->entry.sandbox_id,
+                      status == FAAS__INVOKE_STATUS__SANDBOX_GONE
+                      ? "is gone"
+                      : "is busy with another call (listed twice)");
         faas__invoke_response__free_unpacked(resp, NULL);
         call->have_entry = 0;
 

@@ -129,7 +129,6 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         "reconcile_grace_ms", "create_concurrency", "max_pending",
         "err_ttl_s", "zygote_idle_s", NULL,
     };
-    const char *freezer;
     long long   v;
     int         rc;
 
@@ -198,13 +197,8 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         return -1;
     }
     p->host.zygote_lib = faas_config_string(p->cfg, "zygote_lib", NULL);
-    freezer = faas_config_string(p->cfg, "freezer", "v1");
-    if (strcmp(freezer, "v1") == 0) {
-        p->host.freezer = FAAS_FREEZER_V1;
-    } else if (strcmp(freezer, "v2") == 0) {
-        p->host.freezer = FAAS_FREEZER_V2;
-    } else {
-        return faas_error_set(err, 0, "config: freezer must be v1 or v2");
+    if (faas_sandbox_freezer_config(&p->host, p->cfg, err) < 0) {
+        return -1;
     }
     if (p->max_pending < p->create_concurrency) {
         p->max_pending = p->create_concurrency;

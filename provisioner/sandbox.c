@@ -72,7 +72,6 @@ faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,
         "run_dir", "cgroup_root", "runtimes_dir", "python",
         "node",    "freezer",     "zygote_lib",   NULL};
     static const char *const ints[] = {"uid_base", "uid_count", NULL};
-    const char              *fz;
     long long                base, count;
     int                      ret;
 
@@ -102,14 +101,8 @@ faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,
         return -1;
     }
     host->zygote_lib = faas_config_string(cfg, "zygote_lib", NULL);
-    fz = faas_config_string(cfg, "freezer", "v1");
-    if (strcmp(fz, "v1") == 0) {
-        host->freezer = FAAS_FREEZER_V1;
-    } else if (strcmp(fz, "v2") == 0) {
-        host->freezer = FAAS_FREEZER_V2;
-    } else {
-        return faas_error_set(err, 0,
-                              "config: freezer must be \"v1\" or \"v2\"");
+    if (faas_sandbox_freezer_config(host, cfg, err) < 0) {
+        return -1;
     }
     if (strchr(host->cgroup_root, '/') != NULL ||
         host->cgroup_root[0] == '\0' || host->cgroup_root[0] == '.') {
@@ -1085,6 +1078,24 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
         }
     }
     return ret;
+}
+
+int
+faas_sandbox_freezer_config(faas_sandbox_host_t *host, const json_t *cfg,
+                            faas_error_t *err)
+{
+    const char *fz = faas_config_string(cfg, "freezer", "v1");
+
+    if (strcmp(fz, "v1") == 0) {
+        host->freezer = FAAS_FREEZER_V1;
+    } else if (strcmp(fz, "v2") == 0) {
+        host->freezer = FAAS_FREEZER_V2;
+    } else {
+        return faas_error_set(err, 0,
+                              "config: freezer must be v1 or v2, not \"%s\"",
+                              fz);
+    }
+    return 0;
 }
 
 int

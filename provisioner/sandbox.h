@@ -167,6 +167,10 @@ enum {
                                  of one owner, share them */
 };
 
+/* Reads "freezer" ("v1", the default, or "v2") from cfg into host. */
+int faas_sandbox_freezer_config(faas_sandbox_host_t *host, const json_t *cfg,
+                                faas_error_t *err);
+
 /* Reads "zygote" (a boolean or "off" | "shared" | "function") and
  * "zygote_idle_s" from cfg into host; absent keys keep host's values. */
 int faas_sandbox_zygote_config(faas_sandbox_host_t *host, const json_t *cfg,

@@ -48,11 +48,8 @@ struct sbx_clone_args {
         stack_size, tls, set_tid, set_tid_size, cgroup;
 };
 
-static void fail(const sbx_launch_t *l, const char *step)
-    __attribute__((noreturn));
-
-static void
-fail(const sbx_launch_t *l, const char *step)
+void
+sbx_report_failure(int err_fd, const char *step)
 {
     sbx_setup_error_t e;
     size_t            n = strlen(step);
@@ -63,10 +60,19 @@ fail(const sbx_launch_t *l, const char *step)
         n = sizeof(e.step) - 1;
     }
     memcpy(e.step, step, n);
-    if (write(l->err_fd, &e, sizeof(e)) < 0) {
+    if (err_fd >= 0 && write(err_fd, &e, sizeof(e)) < 0) {
         /* nothing more to do */
     }
     _exit(127);
+}
+
+static void fail(const sbx_launch_t *l, const char *step)
+    __attribute__((noreturn));
+
+static void
+fail(const sbx_launch_t *l, const char *step)
+{
+    sbx_report_failure(l->err_fd, step);
 }
 
 static int
@@ -417,8 +423,8 @@ close_others(const sbx_launch_t *l)
     return (int) syscall(SYS_close_range, from, ~0U, 0U);
 }
 
-static void
-reset_signals(void)
+void
+sbx_reset_signals(void)
 {
     struct sigaction sa;
     sigset_t         none;
@@ -447,7 +453,7 @@ sbx_child_main(sbx_launch_t *l)
     }
     /* The caller blocked every signal around fork(): reset the handlers it
      * may have (they would run the daemon's code here), then unblock. */
-    reset_signals();
+    sbx_reset_signals();
     if (close_others(l) < 0) {
         fail(l, "close the caller's fds");
     }

@@ -67,6 +67,12 @@ typedef struct sbx_setup_error_s {
 
 /* sandbox_init.c: runs in the first child; never returns. */
 void sbx_child_main(sbx_launch_t *l) __attribute__((noreturn));
+/* In a child: writes a sbx_setup_error_t (errno, step) to err_fd (if >= 0)
+ * and exits 127. */
+void sbx_report_failure(int err_fd, const char *step)
+    __attribute__((noreturn));
+/* Every signal back to its default disposition, none blocked. */
+void sbx_reset_signals(void);
 
 /* sandbox_init.c: B's side, shared by the fresh path and the zygote.
  * sbx_clone_sandbox() clones B into the namespaces and the v2 cgroup

@@ -249,24 +249,6 @@ sbx_zygote_blob(const sbx_launch_t *l, faas_error_t *err)
     return steal_fd(&fd);
 }
 
-static void
-reset_signals(void)
-{
-    struct sigaction sa;
-    sigset_t         none;
-    int              sig;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    for (sig = 1; sig < _NSIG; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP) {
-            sigaction(sig, &sa, NULL);
-        }
-    }
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 /* In the (grand)child: stdio, fds, exec the zygote. Never returns. */
 static void
 exec_zygote(const faas_sandbox_host_t *host, const zpaths_t *p, int lock_fd,
@@ -295,7 +277,7 @@ exec_zygote(const faas_sandbox_host_t *host, const zpaths_t *p, int lock_fd,
         envp[i] = "";
     }
     envp[i] = NULL;
-    reset_signals();
+    sbx_reset_signals();
     if (to_log) {
         fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {

@@ -46,19 +46,7 @@ static int  read_areas(void);
 static void
 zfail(const char *step)
 {
-    sbx_setup_error_t e;
-    size_t            n = strlen(step);
-
-    memset(&e, 0, sizeof(e));
-    e.errnum = errno;
-    if (n >= sizeof(e.step)) {
-        n = sizeof(e.step) - 1;
-    }
-    memcpy(e.step, step, n);
-    if (zfds[1] >= 0 && write(zfds[1], &e, sizeof(e)) < 0) {
-        /* nothing more to do */
-    }
-    _exit(127);
+    sbx_report_failure(zfds[1], step);
 }
 
 static PyObject *

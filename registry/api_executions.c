@@ -197,12 +197,8 @@ faas_api_executions(faas_registry_t *reg, faas_http_req_t *req,
                                " before a next_before value or a timestamp"
                                " in ms", LIST_MAX);
     }
-    c = faas_db_acquire(reg->db, &err);
+    c = faas_fn_open(reg, req->user, name, &err);
     if (c == NULL) {
-        return faas_http_fail(resp, &err);
-    }
-    if (faas_fn_authorize(c, reg, req->user, name, &err) < 0) {
-        faas_db_release(reg->db, c, faas_db_broken(&err));
         return faas_http_fail(resp, &err);
     }
     if (rid[0] == '\0') {

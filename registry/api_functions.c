@@ -380,6 +380,19 @@ faas_fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
 }
 
 
+MYSQL *
+faas_fn_open(faas_registry_t *reg, const char *user, const char *name,
+             faas_error_t *err)
+{
+    MYSQL *c = faas_db_acquire(reg->db, err);
+
+    if (c != NULL && faas_fn_authorize(c, reg, user, name, err) < 0) {
+        release(reg, &c, err);
+    }
+    return c;
+}
+
+
 /* Reserves the next version number of name (committed on its own). */
 static long long
 reserve_version(MYSQL *c, const char *name, faas_error_t *err)
@@ -706,12 +719,11 @@ fn_put_code(faas_registry_t *reg, faas_http_req_t *req, const char *name,
                                "code is larger than %zu bytes",
                                reg->max_upload_bytes);
     }
-    c = faas_db_acquire(reg->db, &err);
+    c = faas_fn_open(reg, req->user, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
-    if (faas_fn_authorize(c, reg, req->user, name, &err) < 0
-        || (fn = faas_fn_load(c, name, &err)) == NULL) {
+    if ((fn = faas_fn_load(c, name, &err)) == NULL) {
         release(reg, &c, &err);
         return faas_http_fail(resp, &err);
     }
@@ -797,12 +809,11 @@ fn_patch(faas_registry_t *reg, faas_http_req_t *req, const char *name,
     if (check_fields(body, allowed, &err) < 0) {
         return faas_http_error(resp, 400, "invalid", "%s", err.msg);
     }
-    c = faas_db_acquire(reg->db, &err);
+    c = faas_fn_open(reg, req->user, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
-    if (faas_fn_authorize(c, reg, req->user, name, &err) < 0
-        || (fn = faas_fn_load(c, name, &err)) == NULL) {
+    if ((fn = faas_fn_load(c, name, &err)) == NULL) {
         release(reg, &c, &err);
         return faas_http_fail(resp, &err);
     }
@@ -874,13 +885,12 @@ fn_delete(faas_registry_t *reg, faas_http_req_t *req, const char *name,
     int          rc;
 
     faas_error_clear(&err);
-    c = faas_db_acquire(reg->db, &err);
+    c = faas_fn_open(reg, req->user, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
-    if (faas_fn_authorize(c, reg, req->user, name, &err) < 0
-        || faas_db_query(c, &res, &err, "SELECT DISTINCT code_key FROM"
-                         " versions WHERE name = %s", name) < 0) {
+    if (faas_db_query(c, &res, &err, "SELECT DISTINCT code_key FROM"
+                      " versions WHERE name = %s", name) < 0) {
         release(reg, &c, &err);
         return faas_http_fail(resp, &err);
     }
@@ -931,12 +941,11 @@ fn_get(faas_registry_t *reg, faas_http_req_t *req, const char *name,
     json_t      *fn;
 
     faas_error_clear(&err);
-    c = faas_db_acquire(reg->db, &err);
+    c = faas_fn_open(reg, req->user, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
-    if (faas_fn_authorize(c, reg, req->user, name, &err) < 0
-        || (fn = faas_fn_load(c, name, &err)) == NULL) {
+    if ((fn = faas_fn_load(c, name, &err)) == NULL) {
         release(reg, &c, &err);
         return faas_http_fail(resp, &err);
     }
@@ -1002,16 +1011,15 @@ fn_versions(faas_registry_t *reg, faas_http_req_t *req, const char *name,
     json_t      *list;
 
     faas_error_clear(&err);
-    c = faas_db_acquire(reg->db, &err);
+    c = faas_fn_open(reg, req->user, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
-    if (faas_fn_authorize(c, reg, req->user, name, &err) < 0
-        || faas_db_query(c, &res, &err, "SELECT version, runtime, handler,"
-                         " memory_mb, timeout_ms, keep_alive_s, code_key,"
-                         " code_sha256, code_size, DATE_FORMAT(created_at,"
-                         " '%%Y-%%m-%%dT%%H:%%i:%%sZ') FROM versions WHERE"
-                         " name = %s ORDER BY version DESC", name) < 0) {
+    if (faas_db_query(c, &res, &err, "SELECT version, runtime, handler,"
+                      " memory_mb, timeout_ms, keep_alive_s, code_key,"
+                      " code_sha256, code_size, DATE_FORMAT(created_at,"
+                      " '%%Y-%%m-%%dT%%H:%%i:%%sZ') FROM versions WHERE"
+                      " name = %s ORDER BY version DESC", name) < 0) {
         release(reg, &c, &err);
         return faas_http_fail(resp, &err);
     }

@@ -116,12 +116,9 @@ faas_api_keys(faas_registry_t *reg, faas_http_req_t *req, const char *name,
         return faas_http_error(resp, 405, "method_not_allowed",
                                "method not allowed here");
     }
-    c = faas_db_acquire(reg->db, &err);
+    c = faas_fn_open(reg, req->user, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
-    }
-    if (faas_fn_authorize(c, reg, req->user, name, &err) < 0) {
-        goto fail;
     }
     if (*rest == '\0' && strcmp(req->method, "GET") == 0) {
         if (faas_db_query(c, &res, &err, "SELECT id, prefix,"

@@ -220,6 +220,11 @@ int faas_api_executions(faas_registry_t *reg, faas_http_req_t *req,
 int faas_fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
                       const char *name, faas_error_t *err);
 
+/* A pooled connection once name is authorized for user, or NULL (err set:
+ * no connection, or faas_fn_authorize's error). */
+MYSQL *faas_fn_open(faas_registry_t *reg, const char *user, const char *name,
+                    faas_error_t *err);
+
 /*
  * The function's current state (functions joined with its current version)
  * as a new JSON object, or NULL with FAAS_E_NOTFOUND / another error.
