@@ -162,19 +162,10 @@ ok(wait_until(sub { $r->llen('faas:records') == 0 }, 60), 'drained when MySQL is
 is(count(), 255 + $N + 10, 'and stored');
 
 # --- paging across records that share a timestamp skips none ---
-$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
-    name => 'tie', runtime => 'python3', handler => 'app.handler',
-    code => { file => 'app.py', content => py_fn() } });
-$r->rpush('faas:records', rec($_, function => 'tie', timestamp_ms => $T0 + 77)) for 20001 .. 20007;
-ok(wait_until(sub { $r->llen('faas:records') == 0 }, 30), 'same-millisecond records drained');
-my (@tie, $cur);
-for (1 .. 10) {
-    $res = api($reg, 'GET', '/v1/functions/tie/executions?limit=3' . ($cur ? "&before=$cur" : ''),
-               user => 'alice');
-    push @tie, map { $_->{request_id} } @{ $res->{json}{executions} };
-    last unless defined($cur = $res->{json}{next_before});
-}
-is_deeply(\@tie, [ map { rid($_) } reverse 20001 .. 20007 ],
+my ($drained, $tie) = same_ms_pages($reg, $r, 'tie',
+    map { rec($_, function => 'tie', timestamp_ms => $T0 + 77) } 20001 .. 20007);
+ok($drained, 'same-millisecond records drained');
+is_deeply($tie, [ map { rid($_) } reverse 20001 .. 20007 ],
           'pages of 3 over 7 records of one millisecond: all, in order, once');
 
 stop_proc($reg);

@@ -17,7 +17,7 @@ use Faas::Test;
 
 our @EXPORT = qw(start_registry registry_config api make_zip b64 py_fn
                  restart_redis_same_port exec_record
-                 start_mongo_standin mongo_docs);
+                 start_mongo_standin mongo_docs same_ms_pages);
 
 sub registry_config {
     my (%o) = @_;
@@ -228,6 +228,26 @@ sub exec_record {
         }
     }
     return $out;
+}
+
+# Creates function $name (owner alice), queues @records (all of one
+# millisecond) on faas:records and pages through its executions 3 at a
+# time. Returns (drained within 30 s, [request ids in page order]).
+sub same_ms_pages {
+    my ($reg, $r, $name, @records) = @_;
+    api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+        name => $name, runtime => 'python3', handler => 'app.handler',
+        code => { file => 'app.py', content => py_fn() } });
+    $r->rpush('faas:records', $_) for @records;
+    my $drained = wait_until(sub { $r->llen('faas:records') == 0 }, 30);
+    my (@ids, $cur);
+    for (1 .. 10) {
+        my $res = api($reg, 'GET', "/v1/functions/$name/executions?limit=3"
+                                   . ($cur ? "&before=$cur" : ''), user => 'alice');
+        push @ids, map { $_->{request_id} } @{ $res->{json}{executions} };
+        last unless defined($cur = $res->{json}{next_before});
+    }
+    return ($drained, \@ids);
 }
 
 sub py_fn {
