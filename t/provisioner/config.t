@@ -32,6 +32,8 @@ my @cases = (
     [ sub { $_[0]{lease_ms} = 'long' }, qr/config: lease_ms must be/, 'lease_ms not an integer' ],
     [ sub { $_[0]{freezer} = 'v3' }, qr/config: freezer must be v1 or v2/, 'bad freezer' ],
     [ sub { $_[0]{create_concurrency} = 1000 }, qr/create_concurrency must be in/, 'concurrency too high' ],
+    [ sub { $_[0]{zygote} = 'per-user' }, qr/zygote must be "off", "shared", "function" or a boolean/, 'unknown zygote mode' ],
+    [ sub { $_[0]{zygote_idle_s} = 0 }, qr/zygote_idle_s must be 1\.\.86400/, 'zygote_idle_s 0' ],
 );
 for my $c (@cases) {
     my %cfg = %$good;

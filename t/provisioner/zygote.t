@@ -8,6 +8,8 @@
 use lib 't/lib';
 use Test::More;
 use Time::HiRes qw(sleep);
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
 use Faas::Test;
 use Faas::Provisioner;
 
@@ -89,6 +91,27 @@ my ($v2_lock) = grep { $_ ne $za_lock && $_ ne $zb_lock } keys %z;
 ok(wait_until(sub { zygote_up($v2_lock) }, 20), '... which answers');
 my $c2 = provision('za@2');
 ok(meta($c2)->{zygote}, '... and forks that version\'s sandboxes');
+
+# A zygote answers requests for its own revision only (so a collision of
+# the socket names' hashes could only send a revision the fresh way).
+sub zygote_ping {
+    my ($lock, $key) = @_;
+    my $s = IO::Socket::UNIX->new(Peer => $lock =~ s/\.lock$/.sock/r, Type => SOCK_STREAM)
+        or return undef;
+    print $s pack('V V a4096 a80', 0x595a4146, 1, $p->{cfg}{runtimes_dir}, $key);
+    my $ans = '';
+    while (length($ans) < 208) {
+        my $n = sysread($s, $ans, 208 - length($ans), length($ans)) or last;
+    }
+    close $s;
+    my ($pid, $errnum, $msg) = unpack('q< l< Z196', $ans);
+    return { pid => $pid, errnum => $errnum, msg => $msg };
+}
+my $ping = zygote_ping($za_lock, 'za@1');
+is($ping && $ping->{pid}, $za_pid, 'a zygote answers a request with its own revision');
+$ping = zygote_ping($za_lock, 'zb@1');
+ok($ping && $ping->{pid} == 0, '... and refuses another revision\'s');
+like($ping && $ping->{msg}, qr/zygote serves another revision/, '... saying so');
 
 # What the sandboxes can see of each other through a shared zygote.
 my %v = map { $_ => invoke($_) } ($a1, @a, $b1, $b2, $c2);

@@ -249,7 +249,7 @@ def serve(ext, boot, sock_path, runtimes_dir, key, idle_s):
                 answer(conn, 0, 22, 'zygote serves another runtimes dir')
                 continue
             if data[8 + 4096:].split(b'\0', 1)[0] != want_key:
-                answer(conn, 0, 22, 'zygote serves another function')
+                answer(conn, 0, 22, 'zygote serves another revision')
                 continue
             if op == OP_PING:
                 answer(conn, posix.getpid())
