@@ -1374,7 +1374,7 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
         return;
     }
     if (a->stopping) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__OVERLOADED, 503, 1,
+        answer_now(c, req, FAAS__INVOKE_STATUS__AGENT_DRAINING, 503, 1,
                    "agent is shutting down");
         return;
     }
@@ -1407,7 +1407,7 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
     }
     if (s->cur != NULL) {
         /* sandbox_alive false: whoever holds it gives it back */
-        answer_now(c, req, FAAS__INVOKE_STATUS__OVERLOADED, 503, 0,
+        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_BUSY, 503, 0,
                    "sandbox %s is busy with another call", s->id);
         return;
     }

@@ -423,7 +423,8 @@ handle_response(tconn_t *c, const uint8_t *frame, size_t len)
     }
     s->busy = 0;
     give_sandbox(s->sbx, r->sandbox_alive ||
-                             r->status == FAAS__INVOKE_STATUS__OVERLOADED);
+                             r->status == FAAS__INVOKE_STATUS__OVERLOADED ||
+                             r->status == FAAS__INVOKE_STATUS__SANDBOX_BUSY);
     faas__invoke_response__free_unpacked(r, NULL);
     if (T.done >= T.n) {
         finish();

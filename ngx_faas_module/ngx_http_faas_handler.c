@@ -1510,11 +1510,7 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
         return;
     }
 
-    if (resp && resp->status == FAAS__INVOKE_STATUS__OVERLOADED
-        && resp->error
-        && ngx_strncmp(resp->error, "agent is shutting down",
-                       sizeof("agent is shutting down") - 1) == 0)
-    {
+    if (resp && resp->status == FAAS__INVOKE_STATUS__AGENT_DRAINING) {
         /* nothing ran; a new agent is expected on the same endpoint */
         faas__invoke_response__free_unpacked(resp, NULL);
         ngx_http_faas_agent_unreachable(call, "agent is shutting down");
@@ -1562,7 +1558,7 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
     status = resp->status;
 
     if (status == FAAS__INVOKE_STATUS__SANDBOX_GONE
-        || (status == FAAS__INVOKE_STATUS__OVERLOADED && !resp->sandbox_alive))
+        || status == FAAS__INVOKE_STATUS__SANDBOX_BUSY)
     {
         /*
          * Nothing ran, and this entry must not go back: the sandbox is
@@ -1611,10 +1607,9 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
 
     case FAAS__INVOKE_STATUS__OVERLOADED:
         /*
-         * Nothing ran, and (sandbox_alive true, e.g. a saturated agent)
-         * this call still holds the sandbox: it goes back. (Busy with
-         * another call, sandbox_alive false, is handled above: pushing that
-         * entry back would keep the sandbox listed twice for good.)
+         * Nothing ran (a saturated agent) and this call still holds the
+         * sandbox: it goes back. (SANDBOX_BUSY is handled above: pushing
+         * that entry back would keep the sandbox listed twice for good.)
          */
         http = NGX_HTTP_SERVICE_UNAVAILABLE;
         break;

@@ -245,7 +245,8 @@ static ngx_http_variable_t  ngx_http_faas_vars[] = {
 
 static const char  *ngx_http_faas_status_names[] = {
     "OK", "FUNCTION_ERROR", "TIMEOUT", "SANDBOX_GONE", "SANDBOX_CRASHED",
-    "OVERLOADED", "BAD_REQUEST", "UNAUTHORIZED"
+    "OVERLOADED", "BAD_REQUEST", "UNAUTHORIZED", "AGENT_DRAINING",
+    "SANDBOX_BUSY"
 };
 
 

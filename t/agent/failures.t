@@ -128,7 +128,7 @@ for (1 .. 3) {
     push @order, $x->{request_id};
     $by{$x->{request_id}} = $x;
 }
-is($by{slow2}{status}, 'OVERLOADED', 'second request for a busy sandbox: OVERLOADED');
+is($by{slow2}{status}, 'SANDBOX_BUSY', 'second request for a busy sandbox: SANDBOX_BUSY');
 ok(!$by{slow2}{sandbox_alive}, '... sandbox_alive false: its holder returns it, not this caller');
 is($by{slow1}{status}, 'OK', 'the first one completes');
 is($by{other}{status}, 'OK', 'another sandbox on the same connection is served meanwhile');

@@ -27,7 +27,8 @@ our @EXPORT = qw(
 );
 
 my @STATUS = qw(OK FUNCTION_ERROR TIMEOUT SANDBOX_GONE SANDBOX_CRASHED
-                OVERLOADED BAD_REQUEST UNAUTHORIZED);
+                OVERLOADED BAD_REQUEST UNAUTHORIZED AGENT_DRAINING
+                SANDBOX_BUSY);
 sub status_name { $STATUS[$_[0]] // "STATUS_$_[0]" }
 
 # --- protobuf ------------------------------------------------------------
