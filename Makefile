@@ -22,7 +22,7 @@ PKGS := hiredis jansson libcurl openssl libzip libseccomp libmicrohttpd libuv \
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC \
-          $(SANFLAGS) -Icommon -Iinvoker -Iprovisioner -I$(OBJS)/proto \
+          $(SANFLAGS) -Icommon -Iinvoker -Isandbox -I$(OBJS)/proto \
           $(PKG_CFLAGS)
 LDFLAGS := $(SANFLAGS)
 
@@ -35,8 +35,10 @@ TESTS :=
 .PHONY: all clean
 all: bins
 
-include proto/build.mk
-include $(sort $(filter-out proto/build.mk,$(wildcard */build.mk)))
+# The libraries first: the programs' rules name them as prerequisites.
+LIB_MKS := proto/build.mk common/build.mk invoker/build.mk sandbox/build.mk
+include $(LIB_MKS)
+include $(sort $(filter-out $(LIB_MKS),$(wildcard */build.mk)))
 include $(sort $(wildcard t/*/build.mk))
 
 bins: $(BINS) $(TESTS)

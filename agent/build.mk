@@ -1,25 +1,18 @@
 # agent/: the faas-agent daemon and the faas-invoke client tool.
-# faas-agent needs the sandbox library (provisioner/sandbox.mk) and the blob
-# store (common/blob.c); until both exist only faas-invoke is built.
+# faas-agent links the sandbox library (sandbox/) to thaw and freeze.
 AGENT_SRCS := agent/main.c agent/server.c agent/invoke.c agent/logs.c \
               agent/auth.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(OBJS)/%.o)
 AGENT_LIBS = $(call lib,$(PKGS)) -lcap -lm
 
-$(OBJS)/faas-agent: $(AGENT_OBJS) $(OBJS)/libfaassandbox.a \
-                    $(OBJS)/libfaascommon.a
+$(OBJS)/faas-agent: $(AGENT_OBJS) $(LIBFAASSANDBOX) $(LIBFAASCOMMON)
 	@echo "  LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $(AGENT_OBJS) -Wl,--start-group \
-	    $(OBJS)/libfaassandbox.a $(OBJS)/libfaascommon.a -Wl,--end-group \
+	    $(LIBFAASSANDBOX) $(LIBFAASCOMMON) -Wl,--end-group \
 	    $(AGENT_LIBS)
 
-$(OBJS)/faas-invoke: $(OBJS)/agent/invoke_tool.o $(OBJS)/libfaascommon.a
+$(OBJS)/faas-invoke: $(OBJS)/agent/invoke_tool.o $(LIBFAASCOMMON)
 	@echo "  LD $@"
-	@$(CC) $(LDFLAGS) -o $@ $< $(OBJS)/libfaascommon.a $(AGENT_LIBS)
+	@$(CC) $(LDFLAGS) -o $@ $< $(LIBFAASCOMMON) $(AGENT_LIBS)
 
-BINS += $(OBJS)/faas-invoke
-ifneq ($(wildcard provisioner/sandbox.mk),)
-ifneq ($(wildcard common/blob.c),)
-BINS += $(OBJS)/faas-agent
-endif
-endif
+BINS += $(OBJS)/faas-agent $(OBJS)/faas-invoke

@@ -205,7 +205,7 @@ prepare() {
     # faas-sandbox (used by `stop` to destroy what is left) reads these keys.
     render /dev/stdin >"$VAR/conf/sandbox.json" <<'EOF'
 { "run_dir": "@VAR@/sbx", "cgroup_root": "@CGROUP_ROOT@",
-  "runtimes_dir": "@ROOT@/provisioner/runtimes" }
+  "runtimes_dir": "@ROOT@/runtimes" }
 EOF
 }
 

@@ -1,5 +1,3 @@
-# provisioner/: the sandbox library (sandbox.mk) and the faas-provisioner
-# daemon (daemon.mk) keep their rules in separate fragments.
--include provisioner/sandbox.mk
--include provisioner/daemon.mk
--include provisioner/runtimes/runtimes.mk
+# provisioner/: the faas-provisioner daemon (daemon.mk); the sandbox library
+# it links lives in sandbox/, the runtimes in runtimes/.
+include provisioner/daemon.mk

@@ -27,7 +27,7 @@ N64=${N64:-100000}
 PIN0=${PIN0:-0}
 # A/B runs: another faas-agent binary and runtimes directory
 AGENT=${AGENT:-$OBJS/faas-agent}
-RUNTIMES=${RUNTIMES:-$ROOT/provisioner/runtimes}
+RUNTIMES=${RUNTIMES:-$ROOT/runtimes}
 CONNS=${CONNS:-8}
 SPIN_US=${SPIN_US:-0}   # the agent's spin_us (poll for a lone call's answer)
 

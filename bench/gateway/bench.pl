@@ -44,7 +44,7 @@ my $r = redis_client($redis);
 # the optimised agent (the harness defaults to the AddressSanitizer build)
 # FREEZER=v1 (default) or v2: which freezer the agent and sandboxes use
 my $FREEZER = $ENV{FREEZER} // 'v1';
-my $RUNTIMES = $ENV{RUNTIMES} // faas_root() . '/provisioner/runtimes';
+my $RUNTIMES = $ENV{RUNTIMES} // faas_root() . '/runtimes';
 my $agent = start_agent(log_level => 'warn', exe => $ENV{AGENT} // objs_dir() . '/faas-agent',
                         cfg => { spin_us => ($ENV{SPIN_US} // 0) + 0,
                                  freezer => $FREEZER, runtimes_dir => $RUNTIMES });

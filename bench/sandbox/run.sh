@@ -33,11 +33,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-RUNTIMES=$ROOT/provisioner/runtimes
+RUNTIMES=$ROOT/runtimes
 if [[ -f $RUNTIMES/python/bootstrap.py ]]; then
     echo "runtime: the real python runtime ($RUNTIMES/python/bootstrap.py)"
 else
-    echo "runtime: provisioner/runtimes/python missing: using a minimal stand-in"
+    echo "runtime: runtimes/python missing: using a minimal stand-in"
     RUNTIMES=$WORK/runtimes
     mkdir -p "$RUNTIMES/python"
     cat >"$RUNTIMES/python/bootstrap.py" <<'PY'

@@ -1,6 +1,6 @@
 # Hostile handlers, invoked through faas-sandbox: each assertion is
 # something a function must not be able to do. Runs with the test runtime
-# and, when provisioner/runtimes/python exists, with the real one.
+# and, when runtimes/python exists, with the real one.
 use lib 't/lib';
 use Test::More;
 use Faas::Test;

@@ -1,5 +1,5 @@
-# The python3 zygote itself (provisioner/zygote.c, zygote_ext.c,
-# provisioner/runtimes/python/zygote.py): start/status/stop, the --zygote
+# The python3 zygote itself (sandbox/zygote.c, zygote_ext.c,
+# runtimes/python/zygote.py): start/status/stop, the --zygote
 # option and the "zygote" config key, the fresh path as the fallback when
 # the zygote is dead, stopped or unusable (and its restart in the
 # background), that zygote-made sandboxes outlive their zygote, that no

@@ -85,7 +85,7 @@ sub start_agent {
     my $cfg = {
         run_dir     => $run,
         cgroup_root => cgroup_root(),
-        runtimes_dir => faas_root() . '/provisioner/runtimes',
+        runtimes_dir => faas_root() . '/runtimes',
         socket      => $o{socket} // "$w/$name.sock",
         spool_dir   => $o{spool_dir} // "$w/$name-spool",
         log_level   => $o{log_level} // 'debug',
@@ -242,7 +242,7 @@ sub faas_invoke {
 sub have_sandboxes {
     my $root = faas_root();
     return -x "$root/objs/faas-sandbox"
-        && -f "$root/provisioner/runtimes/python/bootstrap.py";
+        && -f "$root/runtimes/python/bootstrap.py";
 }
 
 # The faas-sandbox config sharing run_dir/cgroup_root with $agent.
@@ -252,7 +252,7 @@ sub sandbox_config {
     return $file if -f $file;
     write_json($file, {
         run_dir => $agent->{run_dir}, cgroup_root => cgroup_root(),
-        runtimes_dir => faas_root() . '/provisioner/runtimes',
+        runtimes_dir => faas_root() . '/runtimes',
     });
     system(objs_dir() . '/faas-sandbox', '-c', $file, 'init') == 0
         or die "faas-sandbox init failed";

@@ -73,7 +73,7 @@ sub prov_config {
         run_dir        => $o{run_dir} // "$w/$name/run",
         cache_dir      => $o{cache_dir} // "$w/$name/cache",
         cgroup_root    => cgroup_root(),
-        runtimes_dir   => faas_root() . '/provisioner/runtimes',
+        runtimes_dir   => faas_root() . '/runtimes',
         store_url      => $o{store_url} // "file://$w/store",
         redis          => $redis->{addr},
         shards         => $o{shards} // 8,

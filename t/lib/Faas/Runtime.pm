@@ -1,5 +1,5 @@
 package Faas::Runtime;
-# Test helpers for the runtime bootstraps (provisioner/runtimes/*): start one
+# Test helpers for the runtime bootstraps (runtimes/*): start one
 # as a plain process (no sandbox) with the launch environment of the
 # contract, pointed at a task directory and a socket under work_dir(), and a
 # client that speaks the runtime's frames (4-byte big-endian length + JSON).
@@ -30,7 +30,7 @@ my $SEQ = 0;
 # The runtimes every test runs against.
 sub runtime_langs { qw(python node) }
 
-sub runtimes_dir { faas_root() . '/provisioner/runtimes' }
+sub runtimes_dir { faas_root() . '/runtimes' }
 
 # Faas::Runtime->start(lang => 'python'|'node', handler => 'file.fn',
 #     files => { relpath => content }, env => { extra env },

@@ -1,7 +1,7 @@
 package Faas::Sandbox;
 # Helpers for the sandbox tests (t/sandbox/): a config for objs/faas-sandbox
 # under work_dir(), a tiny stand-alone Python runtime (so these tests do not
-# depend on provisioner/runtimes), and wrappers around the tool.
+# depend on runtimes), and wrappers around the tool.
 #
 #   my $cfg = sandbox_config(runtime => 'test');   # or 'real'
 #   my $id  = sbx_create($cfg, code => $dir, handler => 'h.handler');
@@ -85,10 +85,10 @@ while True:
     c.close()
 PY
 
-sub real_runtime_dir { faas_root() . '/provisioner/runtimes' }
+sub real_runtime_dir { faas_root() . '/runtimes' }
 
 # Writes <work>/<name>.json for faas-sandbox. runtime => 'test' (default)
-# uses the tiny runtime above, 'real' the project's provisioner/runtimes.
+# uses the tiny runtime above, 'real' the project's runtimes.
 sub sandbox_config {
     my (%o) = @_;
     my $work = work_dir();

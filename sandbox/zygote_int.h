@@ -1,7 +1,7 @@
 /*
  * The wire format between the sandbox library and a runtime's zygote
  * (zygote.c: the library side; zygote_ext.c: the zygote's C side, loaded by
- * provisioner/runtimes/python/zygote.py).
+ * runtimes/python/zygote.py).
  *
  * Control socket (<run_dir>/sbx/.zygote/python.sock for the shared zygote,
  * fn-<FNV-1a 64 of the revision, hex>.sock for a revision's; stream, root

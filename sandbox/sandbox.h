@@ -36,7 +36,7 @@ enum faas_freezer {
 typedef struct faas_sandbox_host_s {
     const char       *run_dir;      /* e.g. /var/lib/faas/run */
     const char       *cgroup_root;  /* name under each hierarchy, e.g. "faas" */
-    const char       *runtimes_dir; /* provisioner/runtimes */
+    const char       *runtimes_dir; /* runtimes */
     const char       *python;       /* /usr/bin/python3 */
     const char       *node;         /* /usr/bin/node */
     uid_t             uid_base;     /* sandboxes run as uid_base + slot */
@@ -70,8 +70,9 @@ typedef struct faas_sandbox_spec_s {
 } faas_sandbox_spec_t;
 
 /*
- * Fills host from a daemon config object (keys run_dir, cgroup_root,
- * runtimes_dir, python, node, uid_base, uid_count, freezer; brief defaults).
+ * Fills host from a daemon config object (keys run_dir and runtimes_dir,
+ * required; cgroup_root "faas", python, node, uid_base 100000, uid_count
+ * 65536, freezer, zygote, zygote_idle_s, zygote_lib).
  * The strings point into cfg, which must outlive host.
  */
 int faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,

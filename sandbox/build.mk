@@ -1,7 +1,7 @@
-# The sandbox library (libfaassandbox.a) and the faas-sandbox tool.
-SANDBOX_SRCS := provisioner/sandbox.c provisioner/cgroup.c \
-                provisioner/rootfs.c provisioner/seccomp.c \
-                provisioner/sandbox_init.c provisioner/zygote.c
+# sandbox/: the sandbox library (libfaassandbox.a), which the provisioner
+# and the agent link, and the faas-sandbox tool.
+SANDBOX_SRCS := sandbox/sandbox.c sandbox/cgroup.c sandbox/rootfs.c \
+                sandbox/seccomp.c sandbox/sandbox_init.c sandbox/zygote.c
 SANDBOX_OBJS := $(SANDBOX_SRCS:%.c=$(OBJS)/%.o)
 LIBFAASSANDBOX := $(OBJS)/libfaassandbox.a
 
@@ -10,7 +10,7 @@ $(LIBFAASSANDBOX): $(SANDBOX_OBJS)
 
 FAAS_LIBS += $(LIBFAASSANDBOX)
 
-$(OBJS)/faas-sandbox: $(OBJS)/provisioner/sandbox_tool.o $(LIBFAASSANDBOX) \
+$(OBJS)/faas-sandbox: $(OBJS)/sandbox/sandbox_tool.o $(LIBFAASSANDBOX) \
                       $(LIBFAASCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBFAASSANDBOX) $(LIBFAASCOMMON) \
 	    $(call lib,jansson libseccomp) -lcap -lpthread
@@ -28,14 +28,14 @@ BINS += $(OBJS)/faas-sandbox-bench
 # The Python zygote's C extension (zygote.c, zygote_ext.c): the child side
 # of the sandbox library, loaded into /usr/bin/python3, so never built with
 # the sanitizers (SANFLAGS) even in objs/asan/.
-ZYGOTE_EXT_SRCS := provisioner/zygote_ext.c provisioner/sandbox_init.c \
-                   provisioner/rootfs.c
-$(OBJS)/_faas_zygote.so: $(ZYGOTE_EXT_SRCS) provisioner/sandbox_int.h \
-                         provisioner/zygote_int.h provisioner/sandbox.h
+ZYGOTE_EXT_SRCS := sandbox/zygote_ext.c sandbox/sandbox_init.c \
+                   sandbox/rootfs.c
+$(OBJS)/_faas_zygote.so: $(ZYGOTE_EXT_SRCS) sandbox/sandbox_int.h \
+                         sandbox/zygote_int.h sandbox/sandbox.h
 	@mkdir -p $(dir $@)
 	@echo "  CCLD $@"
 	@$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC \
-	    -shared -fvisibility=hidden -Icommon -Iprovisioner \
+	    -shared -fvisibility=hidden -Icommon -Isandbox \
 	    $(shell pkg-config --cflags python3 jansson) \
 	    -o $@ $(ZYGOTE_EXT_SRCS)
 

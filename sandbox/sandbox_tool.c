@@ -1,6 +1,6 @@
 /*
  * faas-sandbox: the sandbox library from the command line, for tests and
- * benches (see the brief's "sandbox tool" contract).
+ * benches.
  *
  *   faas-sandbox -c CFG init
  *   faas-sandbox -c CFG create --function F --version N --runtime R

@@ -1,4 +1,4 @@
-# The Python runtime's zygote (provisioner/zygote.c starts it):
+# The Python runtime's zygote (sandbox/zygote.c starts it):
 #   /usr/bin/python3 -I -S zygote.py SOCKET RUNTIMES_DIR EXTENSION LOCK_FD \
 #                                    KEY IDLE_S
 # KEY is the revision (function@version) whose sandboxes it makes ("-": the
@@ -10,7 +10,7 @@
 # here (it differs per function): the sandbox imports its handler itself.
 #
 # The isolation is the C sandbox library's own code (the _faas_zygote
-# extension links provisioner/sandbox_init.c and rootfs.c): spawn() clones
+# extension links sandbox/sandbox_init.c and rootfs.c): spawn() clones
 # the sandbox's process into its namespaces and v2 cgroup exactly as the
 # fresh path does, enter() runs there the same steps (cgroups, root,
 # hostname, lo, fds, rlimits, privileges, seccomp). What the sandbox must

@@ -1,6 +1,6 @@
 /*
  * _faas_zygote: the C side of the Python zygote (a CPython extension loaded
- * by provisioner/runtimes/python/zygote.py). It links the sandbox library's
+ * by runtimes/python/zygote.py). It links the sandbox library's
  * child side (sandbox_init.c, rootfs.c), so a zygote-made sandbox goes
  * through exactly the steps of a fresh one: sbx_clone_sandbox() (the same
  * namespaces, born in the sandbox's v2 cgroup) and sbx_sandbox_enter()
