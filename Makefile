@@ -22,7 +22,7 @@ PKGS := hiredis jansson libcurl openssl libzip libseccomp libmicrohttpd libuv \
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC \
-          $(SANFLAGS) -Icommon -Iinvoker -Iprovisioner -I$(OBJS)/proto \
+          $(SANFLAGS) -Icommon -Iproto -Iinvoker -Iprovisioner -I$(OBJS)/proto \
           $(PKG_CFLAGS)
 LDFLAGS := $(SANFLAGS)
 

@@ -7,15 +7,18 @@ AGENT_OBJS := $(AGENT_SRCS:%.c=$(OBJS)/%.o)
 AGENT_LIBS = $(call lib,$(PKGS)) -lcap -lm
 
 $(OBJS)/faas-agent: $(AGENT_OBJS) $(OBJS)/libfaassandbox.a \
-                    $(OBJS)/libfaascommon.a
+                    $(OBJS)/libfaasproto.a $(OBJS)/libfaascommon.a
 	@echo "  LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $(AGENT_OBJS) -Wl,--start-group \
-	    $(OBJS)/libfaassandbox.a $(OBJS)/libfaascommon.a -Wl,--end-group \
+	    $(OBJS)/libfaassandbox.a $(OBJS)/libfaasproto.a \
+	    $(OBJS)/libfaascommon.a -Wl,--end-group \
 	    $(AGENT_LIBS)
 
-$(OBJS)/faas-invoke: $(OBJS)/agent/invoke_tool.o $(OBJS)/libfaascommon.a
+$(OBJS)/faas-invoke: $(OBJS)/agent/invoke_tool.o $(OBJS)/libfaasproto.a \
+                     $(OBJS)/libfaascommon.a
 	@echo "  LD $@"
-	@$(CC) $(LDFLAGS) -o $@ $< $(OBJS)/libfaascommon.a $(AGENT_LIBS)
+	@$(CC) $(LDFLAGS) -o $@ $< $(OBJS)/libfaasproto.a $(OBJS)/libfaascommon.a \
+	    $(AGENT_LIBS)
 
 BINS += $(OBJS)/faas-invoke
 ifneq ($(wildcard provisioner/sandbox.mk),)

@@ -2,9 +2,9 @@
 FAASCTL_SRCS := $(sort $(wildcard cli/*.c))
 FAASCTL_OBJS := $(FAASCTL_SRCS:%.c=$(OBJS)/%.o)
 
-$(OBJS)/faasctl: $(FAASCTL_OBJS) $(OBJS)/libfaasinvoker.a $(OBJS)/libfaascommon.a
+$(OBJS)/faasctl: $(FAASCTL_OBJS) $(OBJS)/libfaasproto.a $(OBJS)/libfaascommon.a
 	@echo "  LD $@"
-	@$(CC) $(LDFLAGS) -o $@ $(FAASCTL_OBJS) $(OBJS)/libfaasinvoker.a \
+	@$(CC) $(LDFLAGS) -o $@ $(FAASCTL_OBJS) $(OBJS)/libfaasproto.a \
 	    $(OBJS)/libfaascommon.a \
 	    $(call lib,libcurl jansson libjwt libzip openssl)
 

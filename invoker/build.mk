@@ -5,6 +5,6 @@ INVOKER_OBJS := $(INVOKER_SRCS:%.c=$(OBJS)/%.o)
 LIBFAASINVOKER := $(OBJS)/libfaasinvoker.a
 
 $(LIBFAASINVOKER): $(INVOKER_OBJS)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 FAAS_LIBS += $(LIBFAASINVOKER)
