@@ -22,11 +22,18 @@ PKGS := hiredis jansson libcurl openssl libzip libseccomp libmicrohttpd libuv \
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC \
-          $(SANFLAGS) -Icommon -Iinvoker -Isandbox -I$(OBJS)/proto \
+          $(SANFLAGS) -Icommon -Iproto -Iinvoker -Isandbox -I$(OBJS)/proto \
           $(PKG_CFLAGS)
 LDFLAGS := $(SANFLAGS)
 
 lib = $(shell pkg-config --libs $(1))
+
+# The libraries, named here because a build.mk uses another folder's library
+# as a prerequisite, which make expands when it reads the rule.
+LIBFAASCOMMON := $(OBJS)/libfaascommon.a
+LIBFAASPROTO := $(OBJS)/libfaasproto.a
+LIBFAASINVOKER := $(OBJS)/libfaasinvoker.a
+LIBFAASSANDBOX := $(OBJS)/libfaassandbox.a
 
 # Components append their binaries (daemons, tools, test programs) here.
 BINS :=

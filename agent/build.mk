@@ -5,14 +5,16 @@ AGENT_SRCS := agent/main.c agent/server.c agent/invoke.c agent/logs.c \
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(OBJS)/%.o)
 AGENT_LIBS = $(call lib,$(PKGS)) -lcap -lm
 
-$(OBJS)/faas-agent: $(AGENT_OBJS) $(LIBFAASSANDBOX) $(LIBFAASCOMMON)
+$(OBJS)/faas-agent: $(AGENT_OBJS) $(LIBFAASSANDBOX) $(LIBFAASPROTO) \
+                    $(LIBFAASCOMMON)
 	@echo "  LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $(AGENT_OBJS) -Wl,--start-group \
-	    $(LIBFAASSANDBOX) $(LIBFAASCOMMON) -Wl,--end-group \
+	    $(LIBFAASSANDBOX) $(LIBFAASPROTO) $(LIBFAASCOMMON) -Wl,--end-group \
 	    $(AGENT_LIBS)
 
-$(OBJS)/faas-invoke: $(OBJS)/agent/invoke_tool.o $(LIBFAASCOMMON)
+$(OBJS)/faas-invoke: $(OBJS)/agent/invoke_tool.o $(LIBFAASPROTO) \
+                     $(LIBFAASCOMMON)
 	@echo "  LD $@"
-	@$(CC) $(LDFLAGS) -o $@ $< $(LIBFAASCOMMON) $(AGENT_LIBS)
+	@$(CC) $(LDFLAGS) -o $@ $< $(LIBFAASPROTO) $(LIBFAASCOMMON) $(AGENT_LIBS)
 
 BINS += $(OBJS)/faas-agent $(OBJS)/faas-invoke

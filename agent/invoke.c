@@ -28,8 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "cleanup.h"
+#include "clock.h"
+#include "ids.h"
 #include "log.h"
+#include "status.h"
+#include "utf8.h"
 
 #define TABLE_SIZE 4096
 #define RUNTIME_MAX_FRAME (8u * 1024 * 1024 + 4096)
@@ -189,33 +194,6 @@ request_id_ok(const char *s)
     return n >= 1 && n <= 64;
 }
 
-/* Function names: [a-z][a-z0-9-]{0,62}. */
-static int
-function_ok(const char *s)
-{
-    size_t n;
-
-    if (!(s[0] >= 'a' && s[0] <= 'z')) {
-        return 0;
-    }
-    for (n = 1; s[n] != '\0'; n++) {
-        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') ||
-              s[n] == '-')) {
-            return 0;
-        }
-    }
-    return n <= 63;
-}
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* ---- event validation ------------------------------------------------- */
 
 /*
@@ -257,38 +235,6 @@ jc_hex4(const unsigned char *p, unsigned *v)
         r = r << 4 | c;
     }
     *v = r;
-    return 0;
-}
-
-/* One UTF-8 sequence starting at j->p (a byte >= 0x80). */
-static int
-jc_utf8(jcheck_t *j)
-{
-    const unsigned char *p = j->p;
-    unsigned             c = *p, n, cp, i, min;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 1, cp = c & 0x1f, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 2, cp = c & 0x0f, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 3, cp = c & 0x07, min = 0x10000;
-    } else {
-        return -1;
-    }
-    if ((size_t) (j->end - p) <= n) {
-        return -1;
-    }
-    for (i = 1; i <= n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return -1;
-        }
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return -1;
-    }
-    j->p += n + 1;
     return 0;
 }
 
@@ -344,10 +290,13 @@ jc_string(jcheck_t *j)
             continue;
         }
         if (c >= 0x80) {
-            if (jc_utf8(j) < 0) {
+            size_t k = faas_utf8_char_len((const char *) j->p,
+                                          (size_t) (j->end - j->p));
+            if (k == 0) {
                 j->why = "invalid UTF-8 in a string";
                 return -1;
             }
+            j->p += k;
             continue;
         }
         j->p++;
@@ -518,14 +467,14 @@ inv_free(inv_t *inv)
 
 /* Answers a request that never ran (no invocation state). */
 static void answer_now(faas_agent_conn_t *c, Faas__InvokeRequest *req,
-                       Faas__InvokeStatus status, uint32_t http, int alive,
+                       Faas__InvokeStatus status, int alive,
                        const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+    __attribute__((format(printf, 5, 6)));
 
+/* http_status stays 0: nothing ran, the gateway picks the HTTP code. */
 static void
 answer_now(faas_agent_conn_t *c, Faas__InvokeRequest *req,
-           Faas__InvokeStatus status, uint32_t http, int alive, const char *fmt,
-           ...)
+           Faas__InvokeStatus status, int alive, const char *fmt, ...)
 {
     Faas__InvokeResponse resp = FAAS__INVOKE_RESPONSE__INIT;
     char                 why[512];
@@ -536,26 +485,26 @@ answer_now(faas_agent_conn_t *c, Faas__InvokeRequest *req,
     va_end(ap);
     resp.request_id = req->request_id;
     resp.status = status;
-    resp.http_status = http;
     resp.sandbox_alive = alive;
     resp.error = why;
     faas_info(req->request_id[0] ? req->request_id : NULL, "%s %s: %s",
               req->sandbox_id[0] ? req->sandbox_id : "-",
-              protobuf_c_enum_descriptor_get_value(
-                  &faas__invoke_status__descriptor, status)
-                  ->name,
+              faas_status_name(status),
               why);
     faas_agent_respond(c, &resp);
     faas__invoke_request__free_unpacked(req, NULL);
 }
 
-static void set_error(inv_t *inv, Faas__InvokeStatus status, uint32_t http,
+static void set_error(inv_t *inv, Faas__InvokeStatus status,
                       const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 3, 4)));
 
+/*
+ * Any failure, the function's own included: http_status becomes 0, only a
+ * response the function returned carries one (the gateway maps the rest).
+ */
 static void
-set_error(inv_t *inv, Faas__InvokeStatus status, uint32_t http, const char *fmt,
-          ...)
+set_error(inv_t *inv, Faas__InvokeStatus status, const char *fmt, ...)
 {
     va_list ap;
     char    why[512];
@@ -564,7 +513,7 @@ set_error(inv_t *inv, Faas__InvokeStatus status, uint32_t http, const char *fmt,
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
     inv->status = status;
-    inv->http_status = http;
+    inv->http_status = 0;
     free(inv->error);
     inv->error = strdup(why);
 }
@@ -603,15 +552,11 @@ inv_finish(inv_t *inv, Faas__InvokeResponse *resp)
     if (inv->status == FAAS__INVOKE_STATUS__OK ||
         inv->status == FAAS__INVOKE_STATUS__FUNCTION_ERROR) {
         faas_debug(rid, "%s %s http %u in %llu us", inv->req->sandbox_id,
-                   protobuf_c_enum_descriptor_get_value(
-                       &faas__invoke_status__descriptor, inv->status)
-                       ->name,
+                   faas_status_name(inv->status),
                    inv->http_status, (unsigned long long) inv->duration_us);
     } else {
         faas_warn(rid, "%s %s: %s", inv->req->sandbox_id,
-                  protobuf_c_enum_descriptor_get_value(
-                      &faas__invoke_status__descriptor, inv->status)
-                      ->name,
+                  faas_status_name(inv->status),
                   inv->error ? inv->error : "");
     }
     if (resp->log_key[0] != '\0') {
@@ -757,7 +702,7 @@ sbx_open(faas_agent_t *a, const char *id, faas_error_t *err)
     s->agent = a;
     fn = json_string_value(json_object_get(meta, "function"));
     snprintf(s->function, sizeof(s->function), "%s",
-             fn != NULL && function_ok(fn) ? fn : "");
+             fn != NULL && faas_name_valid(fn, strlen(fn)) ? fn : "");
     s->version =
         (unsigned) json_integer_value(json_object_get(meta, "version"));
     s->memory_mb =
@@ -1069,7 +1014,7 @@ on_deadline(uv_timer_t *t)
         return;
     }
     inv->duration_us = (uv_hrtime() - inv->t0) / 1000;
-    set_error(inv, FAAS__INVOKE_STATUS__TIMEOUT, 504,
+    set_error(inv, FAAS__INVOKE_STATUS__TIMEOUT,
               "timed out after %llu ms: sandbox destroyed",
               (unsigned long long) inv->duration_us / 1000);
     inv->logs_len = (size_t) asprintf(
@@ -1102,7 +1047,7 @@ runtime_broken(sbx_t *s, const char *why)
     if (s->cg != NULL) {
         faas_cgroup_memory_peak(s->cg, &inv->memory_bytes, NULL);
     }
-    set_error(inv, FAAS__INVOKE_STATUS__SANDBOX_CRASHED, 502,
+    set_error(inv, FAAS__INVOKE_STATUS__SANDBOX_CRASHED,
               "sandbox crashed%s: %s", oom ? " (out of memory)" : "", why);
     inv->logs_len =
         (size_t) asprintf(&inv->logs, "[faas: sandbox %s crashed%s: %s]\n",
@@ -1112,65 +1057,6 @@ runtime_broken(sbx_t *s, const char *why)
         inv->logs_len = 0;
     }
     sbx_destroy(s, inv);
-}
-
-static int
-b64val(int ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+' || ch == '-')
-        return 62;
-    if (ch == '/' || ch == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes base64 (standard or URL alphabet, padding optional, whitespace
- * ignored) into a malloc'd buffer. Returns 0 or -1 on bad input. */
-static int
-b64_decode(const char *in, size_t len, uint8_t **out, size_t *olen)
-{
-    uint8_t *p = malloc(len / 4 * 3 + 3);
-    uint32_t acc = 0;
-    int      bits = 0, v, pad = 0;
-    size_t   i, n = 0;
-
-    if (p == NULL) {
-        return -1;
-    }
-    for (i = 0; i < len; i++) {
-        int ch = (unsigned char) in[i];
-        if (ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t') {
-            continue;
-        }
-        if (ch == '=') {
-            pad++;
-            continue;
-        }
-        v = b64val(ch);
-        if (v < 0 || pad > 0) {
-            free(p);
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t) v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            p[n++] = (uint8_t) (acc >> bits);
-        }
-    }
-    if (bits >= 6 || pad > 2) {
-        free(p);
-        return -1;
-    }
-    *out = p;
-    *olen = n;
-    return 0;
 }
 
 /* The runtime's answer arrived: map it, freeze, reply. */
@@ -1260,9 +1146,9 @@ runtime_answer(sbx_t *s, const uint8_t *frame, size_t len)
         v = json_object_get(r, "body");
         if (json_is_string(v)) {
             if (json_is_true(json_object_get(r, "isBase64Encoded"))) {
-                if (b64_decode(json_string_value(v), json_string_length(v),
+                if (faas_base64_decode(json_string_value(v), json_string_length(v),
                                &body_dec, &resp.body.len) < 0) {
-                    set_error(inv, FAAS__INVOKE_STATUS__FUNCTION_ERROR, 502,
+                    set_error(inv, FAAS__INVOKE_STATUS__FUNCTION_ERROR,
                               "handler returned isBase64Encoded with a body "
                               "that is not base64");
                     resp.headers = &ctype_ptr;
@@ -1295,11 +1181,10 @@ runtime_answer(sbx_t *s, const uint8_t *frame, size_t len)
         json_object_set_new(eb, "errorMessage", json_string(msg ? msg : ""));
         err_body = json_dumps(eb, JSON_COMPACT);
         json_decref(eb);
-        set_error(inv, FAAS__INVOKE_STATUS__FUNCTION_ERROR, 502,
+        set_error(inv, FAAS__INVOKE_STATUS__FUNCTION_ERROR,
                   "handler error %s", type ? type : "Runtime.Unknown");
         resp.body.data = (uint8_t *) err_body;
         resp.body.len = err_body ? strlen(err_body) : 0;
-        inv->http_status = 502;
         resp.headers = &ctype_ptr;
         resp.n_headers = 1;
     }
@@ -1359,34 +1244,35 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
     int          ret, spin;
 
     if (!request_id_ok(req->request_id)) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 400, 1,
+        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 1,
                    "bad request: request_id must be 1-64 of [A-Za-z0-9_-]");
         return;
     }
-    if (!faas_sandbox_id_valid(req->sandbox_id)) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 503, 0,
+    if (!faas_sbxid_valid(req->sandbox_id, strlen(req->sandbox_id))) {
+        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 0,
                    "no such sandbox: invalid sandbox id");
         return;
     }
-    if (req->function[0] != '\0' && !function_ok(req->function)) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 400, 1,
+    if (req->function[0] != '\0'
+        && !faas_name_valid(req->function, strlen(req->function))) {
+        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 1,
                    "bad request: invalid function name");
         return;
     }
     if (a->stopping) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__AGENT_DRAINING, 503, 1,
+        answer_now(c, req, FAAS__INVOKE_STATUS__AGENT_DRAINING, 1,
                    "agent is shutting down");
         return;
     }
     if (a->inflight >= a->max_inflight) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__OVERLOADED, 503, 1,
+        answer_now(c, req, FAAS__INVOKE_STATUS__OVERLOADED, 1,
                    "agent saturated: %zu calls in flight", a->inflight);
         return;
     }
     if (req->event.len > 0 &&
         json_check((const char *) req->event.data, req->event.len, jwhy,
                    sizeof(jwhy)) < 0) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 400, 1,
+        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 1,
                    "bad request: event is not JSON: %s", jwhy);
         return;
     }
@@ -1395,36 +1281,36 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
     if (s == NULL) {
         s = sbx_open(a, req->sandbox_id, &err);
         if (s == NULL) {
-            answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 503, 0,
+            answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 0,
                        "no such sandbox: %s", err.msg);
             return;
         }
     }
     if (s->dying) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 503, 0,
+        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 0,
                    "no such sandbox: %s is being destroyed", s->id);
         return;
     }
     if (s->cur != NULL) {
         /* sandbox_alive false: whoever holds it gives it back */
-        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_BUSY, 503, 0,
+        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_BUSY, 0,
                    "sandbox %s is busy with another call", s->id);
         return;
     }
     if (req->function[0] != '\0' && s->function[0] != '\0' &&
         strcmp(req->function, s->function) != 0) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 503, 0,
+        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 0,
                    "no such sandbox: %s runs function %s, not %s", s->id,
                    s->function, req->function);
         return;
     }
 
-    now = now_ms();
+    now = faas_now_ms();
     timeout = req->timeout_ms ? req->timeout_ms
                               : (s->timeout_ms ? s->timeout_ms : 3000);
     deadline = req->deadline_ms ? req->deadline_ms : now + timeout;
     if (deadline <= now) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__TIMEOUT, 504, 1,
+        answer_now(c, req, FAAS__INVOKE_STATUS__TIMEOUT, 1,
                    "deadline passed before the call started (not run)");
         return;
     }
@@ -1432,11 +1318,11 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
     if (s->rc == NULL && (ret = rconn_open(s, &err)) < 0) {
         sbx_drop(s);
         if (ret == -EAGAIN) {
-            answer_now(c, req, FAAS__INVOKE_STATUS__OVERLOADED, 503, 1,
+            answer_now(c, req, FAAS__INVOKE_STATUS__OVERLOADED, 1,
                        "runtime of %s is not accepting: %s", req->sandbox_id,
                        err.msg);
         } else {
-            answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 503, 0,
+            answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 0,
                        "no such sandbox: runtime not reachable: %s", err.msg);
         }
         return;
@@ -1444,7 +1330,7 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
 
     inv = calloc(1, sizeof(*inv));
     if (inv == NULL) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__OVERLOADED, 503, 1,
+        answer_now(c, req, FAAS__INVOKE_STATUS__OVERLOADED, 1,
                    "out of memory");
         return;
     }
@@ -1457,7 +1343,7 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
         free(buf);
         inv->req = NULL;
         free(inv);
-        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 400, 1,
+        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 1,
                    "bad request: event too large for the runtime (its "
                    "frames are limited to %u bytes)",
                    RUNTIME_FRAME_LIMIT);
@@ -1481,7 +1367,7 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
     }
     if (faas_cgroup_thaw(s->cg, &err) < 0) {
         /* the cgroup went away: nothing ran */
-        set_error(inv, FAAS__INVOKE_STATUS__SANDBOX_GONE, 503,
+        set_error(inv, FAAS__INVOKE_STATUS__SANDBOX_GONE,
                   "no such sandbox: thaw: %s", err.msg);
         s->cur = NULL;
         s->dying = 1;

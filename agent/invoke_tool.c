@@ -24,8 +24,11 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base64.h"
+#include "clock.h"
 #include "faas.pb-c.h"
 #include "frame.h"
+#include "status.h"
 
 typedef struct tconn_s tconn_t;
 
@@ -108,53 +111,6 @@ usage(void)
     exit(1);
 }
 
-static uint64_t
-wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-static const char *
-status_name(int st)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-        &faas__invoke_status__descriptor, st);
-
-    return v ? v->name : "UNKNOWN";
-}
-
-static char *
-b64(const uint8_t *p, size_t n)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char  *o = malloc(n / 3 * 4 + 5), *q = o;
-    size_t i;
-
-    for (i = 0; i + 2 < n; i += 3) {
-        *q++ = tab[p[i] >> 2];
-        *q++ = tab[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
-        *q++ = tab[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
-        *q++ = tab[p[i + 2] & 63];
-    }
-    if (i < n) {
-        *q++ = tab[p[i] >> 2];
-        if (i + 1 < n) {
-            *q++ = tab[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
-            *q++ = tab[(p[i + 1] & 15) << 2];
-        } else {
-            *q++ = tab[(p[i] & 3) << 4];
-            *q++ = '=';
-        }
-        *q++ = '=';
-    }
-    *q = '\0';
-    return o;
-}
-
 static void
 print_response(const Faas__InvokeResponse *r)
 {
@@ -163,8 +119,11 @@ print_response(const Faas__InvokeResponse *r)
     size_t  i;
 
     json_object_set_new(o, "request_id", json_string(r->request_id));
-    json_object_set_new(o, "status", json_string(status_name(r->status)));
-    json_object_set_new(o, "http_status", json_integer(r->http_status));
+    json_object_set_new(o, "status",
+                        json_string(faas_status_name(r->status)));
+    if (r->http_status != 0) {   /* the function's own, when it answered */
+        json_object_set_new(o, "http_status", json_integer(r->http_status));
+    }
     for (i = 0; i < r->n_headers; i++) {
         json_object_set_new(h, r->headers[i]->name,
                             json_string(r->headers[i]->value));
@@ -174,7 +133,7 @@ print_response(const Faas__InvokeResponse *r)
     if (body != NULL) {
         json_object_set_new(o, "body", body);
     } else {
-        enc = b64(r->body.data, r->body.len);
+        enc = faas_base64_encode(r->body.data, r->body.len, NULL);
         json_object_set_new(o, "body_base64", json_string(enc));
         free(enc);
     }
@@ -224,7 +183,7 @@ finish(void)
                             json_integer(T.lat[T.done - 1] / 1000));
         for (i = 0; i < 16; i++) {
             if (T.status_count[i] > 0) {
-                json_object_set_new(st, status_name((int) i),
+                json_object_set_new(st, faas_status_name(i),
                                     json_integer(T.status_count[i]));
             }
         }
@@ -370,7 +329,7 @@ issue(slot_t *s)
     req.event.len = T.event_len;
     if (T.timeout_ms > 0) {
         req.timeout_ms = T.timeout_ms;
-        req.deadline_ms = wall_ms() + T.timeout_ms;
+        req.deadline_ms = faas_now_ms() + T.timeout_ms;
     }
     s->t0 = uv_hrtime();
     send_frame(s->conn, &req.base);
@@ -410,7 +369,8 @@ handle_response(tconn_t *c, const uint8_t *frame, size_t len)
     }
     if (s == NULL) {
         /* an answer to no request of ours: a connection-level error */
-        fprintf(stderr, "faas-invoke: agent: %s: %s\n", status_name(r->status),
+        fprintf(stderr, "faas-invoke: agent: %s: %s\n",
+                faas_status_name(r->status),
                 r->error);
         T.failed = 1;
         faas__invoke_response__free_unpacked(r, NULL);

@@ -165,13 +165,11 @@ faas_agent_respond(faas_agent_conn_t *c, const Faas__InvokeResponse *resp)
 
 /* Answers a protocol error and closes the connection after the answer. */
 static void
-conn_fail(faas_agent_conn_t *c, Faas__InvokeStatus status, uint32_t http,
-          const char *why)
+conn_fail(faas_agent_conn_t *c, Faas__InvokeStatus status, const char *why)
 {
     Faas__InvokeResponse resp = FAAS__INVOKE_RESPONSE__INIT;
 
     resp.status = status;
-    resp.http_status = http;
     resp.error = (char *) why;
     resp.sandbox_alive = 1;
     faas_info(NULL, "%s connection: %s", c->is_tcp ? "tcp" : "unix", why);
@@ -206,7 +204,7 @@ handle_frame(faas_agent_conn_t *c, const uint8_t *frame, size_t len)
             faas__agent_hello__free_unpacked(hello, NULL);
         }
         if (!ok) {
-            conn_fail(c, FAAS__INVOKE_STATUS__UNAUTHORIZED, 401,
+            conn_fail(c, FAAS__INVOKE_STATUS__UNAUTHORIZED,
                       "unauthorized: the first frame must be an AgentHello "
                       "with the agent's token");
             return -1;
@@ -216,7 +214,7 @@ handle_frame(faas_agent_conn_t *c, const uint8_t *frame, size_t len)
     }
     req = faas__invoke_request__unpack(NULL, len, frame);
     if (req == NULL) {
-        conn_fail(c, FAAS__INVOKE_STATUS__BAD_REQUEST, 400,
+        conn_fail(c, FAAS__INVOKE_STATUS__BAD_REQUEST,
                   "bad request: frame is not an InvokeRequest");
         return -1;
     }
@@ -245,7 +243,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (faas_frame_buf_append(&c->fb, buf->base, (size_t) nread, &err) < 0) {
-        conn_fail(c, FAAS__INVOKE_STATUS__BAD_REQUEST, 400, err.msg);
+        conn_fail(c, FAAS__INVOKE_STATUS__BAD_REQUEST, err.msg);
         return;
     }
     faas_agent_conn_ref(c);
@@ -256,7 +254,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         if (ret < 0) {
             snprintf(why, sizeof(why), "bad request: %s", err.msg);
-            conn_fail(c, FAAS__INVOKE_STATUS__BAD_REQUEST, 400, why);
+            conn_fail(c, FAAS__INVOKE_STATUS__BAD_REQUEST, why);
             break;
         }
         if (handle_frame(c, frame, len) < 0) {

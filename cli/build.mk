@@ -2,10 +2,10 @@
 FAASCTL_SRCS := $(sort $(wildcard cli/*.c))
 FAASCTL_OBJS := $(FAASCTL_SRCS:%.c=$(OBJS)/%.o)
 
-$(OBJS)/faasctl: $(FAASCTL_OBJS) $(OBJS)/libfaasinvoker.a $(OBJS)/libfaascommon.a
+$(OBJS)/faasctl: $(FAASCTL_OBJS) $(LIBFAASPROTO) $(LIBFAASCOMMON)
 	@echo "  LD $@"
-	@$(CC) $(LDFLAGS) -o $@ $(FAASCTL_OBJS) $(OBJS)/libfaasinvoker.a \
-	    $(OBJS)/libfaascommon.a \
+	@$(CC) $(LDFLAGS) -o $@ $(FAASCTL_OBJS) $(LIBFAASPROTO) \
+	    $(LIBFAASCOMMON) \
 	    $(call lib,libcurl jansson libjwt libzip openssl)
 
 BINS += $(OBJS)/faasctl

@@ -9,7 +9,7 @@
  * Run `faasctl --help` for the commands and options.
  */
 #include "faasctl.h"
-#include "keys.h"     /* faas_name_valid: DESIGN.md section 3 */
+#include "ids.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -22,8 +22,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 
+#include "base64.h"
 #include "cleanup.h"
 
 
@@ -335,18 +335,6 @@ env_object(fctl_t *f)
 }
 
 
-static char *
-b64(const unsigned char *data, size_t len)
-{
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-
-    if (out) {
-        EVP_EncodeBlock((unsigned char *) out, data, (int) len);
-    }
-    return out;
-}
-
-
 static int
 deploy_create(fctl_t *f, const unsigned char *zip, size_t zlen)
 {
@@ -358,7 +346,7 @@ deploy_create(fctl_t *f, const unsigned char *zip, size_t zlen)
         return fail(FCTL_EXIT_USAGE, "a new function needs --runtime and "
                     "--handler");
     }
-    code = b64(zip, zlen);
+    code = faas_base64_encode(zip, zlen, NULL);
     if (code == NULL) {
         return fail(FCTL_EXIT_USAGE, "out of memory");
     }

@@ -1,9 +1,8 @@
 # common/: code shared by the daemons, built as one static library.
 COMMON_SRCS := $(sort $(wildcard common/*.c))
-COMMON_OBJS := $(COMMON_SRCS:%.c=$(OBJS)/%.o) $(OBJS)/proto/faas.pb-c.o
-LIBFAASCOMMON := $(OBJS)/libfaascommon.a
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(OBJS)/%.o)
 
 $(LIBFAASCOMMON): $(COMMON_OBJS)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 FAAS_LIBS += $(LIBFAASCOMMON)

@@ -2,9 +2,8 @@
 # module compiles the same sources itself (ngx_faas_module/config).
 INVOKER_SRCS := $(sort $(wildcard invoker/*.c))
 INVOKER_OBJS := $(INVOKER_SRCS:%.c=$(OBJS)/%.o)
-LIBFAASINVOKER := $(OBJS)/libfaasinvoker.a
 
 $(LIBFAASINVOKER): $(INVOKER_OBJS)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 FAAS_LIBS += $(LIBFAASINVOKER)

@@ -5,45 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "base64.h"
 #include "cleanup.h"
-
-
-char *
-faas_base64_encode(const unsigned char *in, size_t len, size_t *olen)
-{
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char  *out, *o;
-    size_t i;
-
-    out = malloc(4 * ((len + 2) / 3) + 1);
-    if (out == NULL) {
-        return NULL;
-    }
-    o = out;
-    for (i = 0; i + 2 < len; i += 3) {
-        *o++ = tbl[in[i] >> 2];
-        *o++ = tbl[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
-        *o++ = tbl[((in[i + 1] & 15) << 2) | (in[i + 2] >> 6)];
-        *o++ = tbl[in[i + 2] & 63];
-    }
-    if (i < len) {
-        *o++ = tbl[in[i] >> 2];
-        if (i + 1 < len) {
-            *o++ = tbl[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
-            *o++ = tbl[(in[i + 1] & 15) << 2];
-        } else {
-            *o++ = tbl[(in[i] & 3) << 4];
-            *o++ = '=';
-        }
-        *o++ = '=';
-    }
-    *o = '\0';
-    if (olen != NULL) {
-        *olen = (size_t) (o - out);
-    }
-    return out;
-}
+#include "utf8.h"
 
 
 static int
@@ -112,46 +76,6 @@ sb_str0(sbuf_t *b, const char *s)
 }
 
 
-/* 1 if s[0..n) is valid UTF-8 (no overlong forms, no surrogates). */
-static int
-utf8_valid(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *) str, *end = s + n;
-    unsigned             c, k, i, cp, min;
-
-    while (s < end) {
-        c = *s;
-        if (c < 0x80) {
-            s++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1, cp = c & 0x1f, min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2, cp = c & 0x0f, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if ((size_t) (end - s) <= k) {
-            return 0;
-        }
-        for (i = 1; i <= k; i++) {
-            if ((s[i] & 0xc0) != 0x80) {
-                return 0;
-            }
-            cp = cp << 6 | (s[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return 0;
-        }
-        s += k + 1;
-    }
-    return 1;
-}
-
-
 /*
  * Appends s as a JSON string. s must be valid UTF-8 unless sanitize is set:
  * then a string that is not has its NUL and non-ASCII bytes written as '?'.
@@ -163,7 +87,7 @@ sb_jstr(sbuf_t *b, const char *s, size_t n, int sanitize)
     const char       *run;
     char              esc[6];
     size_t            i;
-    int               bad = sanitize && !utf8_valid(s, n);
+    int               bad = sanitize && !faas_utf8_valid(s, n);
 
     sb_lit(b, "\"");
     run = s;
@@ -221,7 +145,7 @@ clean(char **arena, const char *s, size_t n, int lower)
     for (i = 0; i < n; i++) {
         t.s[i] = lower ? (char) tolower((unsigned char) s[i]) : s[i];
     }
-    if (!utf8_valid(t.s, n)) {
+    if (!faas_utf8_valid(t.s, n)) {
         for (i = 0; i < n; i++) {
             unsigned char c = (unsigned char) t.s[i];
             if (c == 0 || c >= 0x80) {
@@ -579,7 +503,7 @@ faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
 
     if (req->body_len == 0) {
         sb_lit(&b, "null");
-    } else if (utf8_valid((const char *) req->body, req->body_len)) {
+    } else if (faas_utf8_valid((const char *) req->body, req->body_len)) {
         sb_jstr(&b, (const char *) req->body, req->body_len, 0);
     } else {
         size_t blen;

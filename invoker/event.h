@@ -45,7 +45,4 @@ typedef struct faas_event_req_s {
 char *faas_event_build(const faas_event_req_t *req, size_t *len,
                        faas_error_t *err);
 
-/* Standard base64 of in into a malloc'd NUL-terminated string, or NULL. */
-char *faas_base64_encode(const unsigned char *in, size_t len, size_t *olen);
-
 #endif

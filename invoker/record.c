@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "cleanup.h"
+#include "frame.h"
 
 #define S(s) ((char *) ((s) != NULL ? (s) : ""))
 
@@ -115,24 +116,6 @@ faas_record_pack(const faas_record_args_t *a, uint8_t **out, size_t *len,
 }
 
 
-static void
-put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t) (v >> 24);
-    p[1] = (uint8_t) (v >> 16);
-    p[2] = (uint8_t) (v >> 8);
-    p[3] = (uint8_t) v;
-}
-
-
-uint32_t
-faas_frame_length(const uint8_t *hdr)
-{
-    return ((uint32_t) hdr[0] << 24) | ((uint32_t) hdr[1] << 16)
-           | ((uint32_t) hdr[2] << 8) | hdr[3];
-}
-
-
 int
 faas_invoke_request_frame(const faas_invoke_args_t *a, uint8_t **out,
                           size_t *len, faas_error_t *err)
@@ -166,11 +149,11 @@ faas_invoke_request_frame(const faas_invoke_args_t *a, uint8_t **out,
         return faas_error_set(err, 0, "out of memory");
     }
     if (a->token != NULL) {
-        put_be32(buf, (uint32_t) (hlen - 4));
+        faas_frame_put_len(buf, (uint32_t) (hlen - 4));
         faas__agent_hello__pack(&h, buf + 4);
         off = hlen;
     }
-    put_be32(buf + off, (uint32_t) mlen);
+    faas_frame_put_len(buf + off, (uint32_t) mlen);
     faas__invoke_request__pack(&m, buf + off + 4);
     *out = buf;
     *len = hlen + 4 + mlen;

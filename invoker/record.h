@@ -79,8 +79,6 @@ typedef struct faas_invoke_args_s {
 int faas_invoke_request_frame(const faas_invoke_args_t *a, uint8_t **out,
                               size_t *len, faas_error_t *err);
 
-/* Length from a 4-byte big-endian frame header. */
-uint32_t faas_frame_length(const uint8_t *hdr);
 
 /*
  * Unpacks an InvokeResponse (the frame's payload, without the length).

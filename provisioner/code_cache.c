@@ -341,7 +341,7 @@ code_new(faas_prov_t *p, const char *name)
         free(c);
         return NULL;
     }
-    c->last_used_ms = faas_prov_now_ms();
+    c->last_used_ms = faas_now_ms();
     c->next = p->codes;
     p->codes = c;
     return c;
@@ -424,7 +424,7 @@ fetch_done(uv_work_t *w, int status)
     c->waiters = NULL;
     if (f->rc == 0) {
         c->state = CODE_READY;
-        c->last_used_ms = faas_prov_now_ms();
+        c->last_used_ms = faas_now_ms();
         faas_info(NULL, "code: %s ready", c->name);
         for (; job != NULL; job = next) {
             next = job->next;
@@ -468,7 +468,7 @@ faas_prov_code_acquire(faas_prov_t *p, faas_prov_job_t *job,
     if (c != NULL && c->state == CODE_READY) {
         free(name);
         c->refs++;
-        c->last_used_ms = faas_prov_now_ms();
+        c->last_used_ms = faas_now_ms();
         cb(p, job, c, NULL);
         return;
     }
@@ -513,7 +513,7 @@ faas_prov_code_release(faas_prov_t *p, faas_prov_code_t *c)
     if (c->refs > 0) {
         c->refs--;
     }
-    c->last_used_ms = faas_prov_now_ms();
+    c->last_used_ms = faas_now_ms();
 }
 
 
@@ -568,7 +568,7 @@ void
 faas_prov_code_gc(faas_prov_t *p)
 {
     faas_prov_code_t *c, *next;
-    uint64_t     now = faas_prov_now_ms();
+    uint64_t     now = faas_now_ms();
     static unsigned seq;
     char        *trash;
 

@@ -4,7 +4,7 @@ PROV_SRCS := provisioner/main.c provisioner/prov_redis.c provisioner/leases.c \
              provisioner/capacity.c provisioner/sbx_table.c \
              provisioner/reaper.c provisioner/reconcile.c
 PROV_OBJS := $(PROV_SRCS:%.c=$(OBJS)/%.o)
-PROV_AR = $(LIBFAASSANDBOX) $(LIBFAASCOMMON)
+PROV_AR = $(LIBFAASSANDBOX) $(LIBFAASPROTO) $(LIBFAASCOMMON)
 PROV_LIBS = $(call lib,hiredis libuv libzip openssl jansson libcurl \
               libseccomp libprotobuf-c) -lcap -lpthread -lm
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "log.h"
 #include "prov.h"
 
@@ -135,7 +136,7 @@ mget_cb(redisAsyncContext *ac, void *reply, void *data)
             && strcmp(r->element[i]->str, p->host_id) == 0) {
             p->held[i] = 1;
             p->releasing[i] = 0;
-            p->lease_ok_ms[i] = faas_prov_now_ms() - p->lease_ms / 2;
+            p->lease_ok_ms[i] = faas_now_ms() - p->lease_ms / 2;
             want--;
             faas_info(NULL, "lease: kept shard %u", i);
         }
@@ -147,7 +148,7 @@ mget_cb(redisAsyncContext *ac, void *reply, void *data)
     }
     start %= p->shards;
     snprintf(px, sizeof(px), "%u", p->lease_ms);
-    tick_sent_ms = faas_prov_now_ms();
+    tick_sent_ms = faas_now_ms();
     for (j = 0; j < p->shards && want > 0; j++) {
         shard = (start + j) % p->shards;
         if (p->held[shard] || r->element[shard]->type != REDIS_REPLY_NIL) {
@@ -243,7 +244,7 @@ dead_cb(redisAsyncContext *ac, void *reply, void *data)
     redisReply  *r = reply;
     size_t       i;
     unsigned     shard;
-    uint64_t     now = faas_prov_now_ms();
+    uint64_t     now = faas_now_ms();
     char         wkey[512], qkey[64], dead[32], forget[32], *host;
 
     (void) ac;
@@ -261,7 +262,7 @@ dead_cb(redisAsyncContext *ac, void *reply, void *data)
     if (shard == p->shards) {
         return;   /* a host that leads shards will do it */
     }
-    snprintf(qkey, sizeof(qkey), "faas:prov:q:%u", shard);
+    faas_key_prov_queue(qkey, sizeof(qkey), shard);
     snprintf(dead, sizeof(dead), "%" PRIu64, now - 2 * (uint64_t) p->lease_ms);
     snprintf(forget, sizeof(forget), "%" PRIu64,
              now - 20 * (uint64_t) p->lease_ms);
@@ -271,14 +272,13 @@ dead_cb(redisAsyncContext *ac, void *reply, void *data)
             || r->element[i]->len > 400) {
             continue;
         }
-        snprintf(wkey, sizeof(wkey), "faas:prov:work:%s", r->element[i]->str);
+        faas_key_prov_work(wkey, sizeof(wkey), r->element[i]->str);
         host = strdup(r->element[i]->str);
         if (host == NULL
             || faas_prov_redis_cmd(&p->cmd, takeover_cb, host,
-                                   "EVAL %s 3 faas:prov:hosts %s %s %s %s %s "
-                                   "1000",
-                                   TAKEOVER_LUA, wkey, qkey, host, dead,
-                                   forget)
+                                   "EVAL %s 3 %s %s %s %s %s %s 1000",
+                                   TAKEOVER_LUA, FAAS_KEY_PROV_HOSTS, wkey,
+                                   qkey, host, dead, forget)
                    != 0) {
             free(host);
         }
@@ -292,7 +292,7 @@ hosts_cb(redisAsyncContext *ac, void *reply, void *data)
     faas_prov_t     *p = g_prov;
     redisReply *r = reply;
     unsigned    i;
-    uint64_t    now = faas_prov_now_ms();
+    uint64_t    now = faas_now_ms();
     char        key[64], px[32];
 
     (void) ac;
@@ -392,7 +392,7 @@ int
 faas_prov_leases_consumable(faas_prov_t *p, unsigned shard)
 {
     return p->held[shard] && !p->releasing[shard]
-           && p->lease_ok_ms[shard] + p->lease_ms > faas_prov_now_ms();
+           && p->lease_ok_ms[shard] + p->lease_ms > faas_now_ms();
 }
 
 
@@ -459,12 +459,13 @@ faas_prov_leases_release_all(faas_prov_t *p, void (*done)(faas_prov_t *p))
     }
     if (p->jobs == 0 && p->fin_retry == NULL) {
         if (faas_prov_redis_cmd(&p->cmd, release_cb, NULL,
-                                "ZREM faas:prov:hosts %s", p->host_id)
+                                "ZREM %s %s", FAAS_KEY_PROV_HOSTS, p->host_id)
             == 0) {
             release_pending++;
         }
     } else if (faas_prov_redis_cmd(&p->cmd, release_cb, NULL,
-                                   "ZADD faas:prov:hosts 1 %s", p->host_id)
+                                   "ZADD %s 1 %s", FAAS_KEY_PROV_HOSTS,
+                                   p->host_id)
                == 0) {
         /* Requests still in our processing list: look dead at once, so
          * another host re-queues them. */

@@ -23,6 +23,7 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "keys.h"
 #include "log.h"
 #include "prov.h"
 
@@ -84,7 +85,7 @@ stop_poll(uv_timer_t *t)
     faas_prov_t *p = t->data;
 
     if ((p->q_outstanding > 0 || p->jobs > 0 || p->destroying > 0)
-        && faas_prov_now_ms() - stop_started < STOP_MAX_MS) {
+        && faas_now_ms() - stop_started < STOP_MAX_MS) {
         return;
     }
     uv_timer_stop(t);
@@ -110,7 +111,7 @@ signal_cb(uv_signal_t *s, int signum)
     }
     faas_info(NULL, "signal %d: stopping", signum);
     p->stopping = 1;
-    stop_started = faas_prov_now_ms();
+    stop_started = faas_now_ms();
     uv_timer_start(&p->stop_timer, stop_poll, 0, 20);
 }
 
@@ -213,6 +214,7 @@ main(int argc, char **argv)
     static faas_prov_t p;
     faas_error_t  err = { 0 };
     const char   *cfgpath = NULL;
+    char          work_key[512];   /* as leases.c reads other hosts' */
     char          buf[32];
     int           opt;
 
@@ -282,7 +284,8 @@ main(int argc, char **argv)
     p.qc = calloc(p.shards, sizeof(*p.qc));
     if (p.held == NULL || p.releasing == NULL || p.lease_ok_ms == NULL
         || p.q_pending == NULL || p.q_sent_ms == NULL || p.qc == NULL
-        || asprintf(&p.work_key, "faas:prov:work:%s", p.host_id) < 0) {
+        || faas_key_prov_work(work_key, sizeof(work_key), p.host_id) < 0
+        || (p.work_key = strdup(work_key)) == NULL) {
         fprintf(stderr, "faas-provisioner: out of memory\n");
         return 1;
     }

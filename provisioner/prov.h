@@ -26,6 +26,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <jansson.h>
+#include "clock.h"   /* faas_now_ms: heartbeats are compared across hosts */
 #include "error.h"
 #include "blob.h"
 #include "sandbox.h"
@@ -119,7 +120,7 @@ int faas_prov_sbx_cpu_usec(faas_prov_t *p, const faas_prov_sbx_t *s,
                            uint64_t *usec);
 /* Reaps our zombie children that are sandbox inits (SIGCHLD, ticks). */
 void faas_prov_sbx_reap(faas_prov_t *p);
-/* 1 when s still has live processes; *frozen set (reconcile.c). */
+/* 1 when s still has live processes; *frozen set. */
 int faas_prov_sbx_alive(faas_prov_t *p, faas_prov_sbx_t *s, int *frozen);
 /* "<id>|<endpoint>|<origin or ->" into a new string. */
 char *faas_prov_sbx_entry(faas_prov_t *p, const char *id, const char *origin);

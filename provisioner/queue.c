@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "log.h"
 #include "prov.h"
 
@@ -215,7 +216,7 @@ fin_listed(faas_prov_t *p, faas_prov_sbx_t *s, const char *raw,
         return;
     }
     snprintf(f->sid, sizeof(f->sid), "%s", s->id);
-    snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
+    faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
     fin_arg(f, "EVAL", 4);
     fin_arg(f, FIN_OK_LUA, strlen(FIN_OK_LUA));
     fin_arg(f, "2", 1);
@@ -246,10 +247,10 @@ faas_prov_queue_fail(faas_prov_t *p, const char *rid, const char *origin,
     fin_arg(f, FIN_ERR_LUA, strlen(FIN_ERR_LUA));
     fin_arg(f, has_err ? "3" : "2", 1);
     fin_arg(f, p->work_key, strlen(p->work_key));
-    snprintf(key, sizeof(key), "faas:count:{%s}", rid);
+    faas_key_count(key, sizeof(key), rid, strlen(rid));
     fin_arg(f, key, strlen(key));
     if (has_err) {
-        snprintf(key, sizeof(key), "faas:err:{%s}:%s", rid, origin);
+        faas_key_err(key, sizeof(key), rid, strlen(rid), origin);
         fin_arg(f, key, strlen(key));
     }
     f->raw_idx = f->argc;
@@ -358,9 +359,9 @@ create_work(uv_work_t *w)
         }
         spec.env = env;
     }
-    job->create_ms = faas_prov_now_ms();
+    job->create_ms = faas_now_ms();
     job->rc = faas_sandbox_create(&p->host, &spec, job->sbx->id, &job->err);
-    job->create_ms = faas_prov_now_ms() - job->create_ms;
+    job->create_ms = faas_now_ms() - job->create_ms;
     json_decref(env);
     if (job->rc == 0) {
         /* What it used to start: any growth later is an invocation. */
@@ -404,13 +405,13 @@ create_done(uv_work_t *w, int status)
         return;
     }
     s->state = SBX_IDLE;
-    s->last_used_ms = faas_prov_now_ms();
+    s->last_used_ms = faas_now_ms();
     /* Listed and out of the processing list in one step; if the reply is
      * lost the script is sent again (the reconciliation re-lists it too). */
     fin_listed(p, s, job->raw, job->raw_len);
     faas_info(job->req->origin_request_id,
               "sandbox %s (%s) idle in %llu ms (create %llu ms)", s->id, s->rid,
-              (unsigned long long) (faas_prov_now_ms() - job->popped_ms),
+              (unsigned long long) (faas_now_ms() - job->popped_ms),
               (unsigned long long) job->create_ms);
     job->sbx = NULL;
     job->code = NULL;   /* the sandbox holds the reference now */
@@ -483,6 +484,13 @@ code_cb(faas_prov_t *p, faas_prov_job_t *job, faas_prov_code_t *code,
 
 
 static int
+origin_valid(const char *s)
+{
+    return faas_request_id_valid(s, strlen(s));
+}
+
+
+static int
 is_hex(const char *s, size_t n)
 {
     size_t i;
@@ -496,39 +504,23 @@ is_hex(const char *s, size_t n)
 }
 
 
-static int
-name_valid(const char *s)
-{
-    size_t i, n = strlen(s);
-
-    if (n == 0 || n > 63 || !(s[0] >= 'a' && s[0] <= 'z')) {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')
-              || s[i] == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-
 /* The reason a request cannot be served, or NULL. */
 static const char *
 req_invalid(const Faas__ProvisionRequest *req)
 {
-    char rid[128];
+    char rid[FAAS_RID_MAX + 1];
 
-    if (!name_valid(req->function) || req->version == 0) {
+    if (!faas_name_valid(req->function, strlen(req->function))
+        || !faas_version_valid(req->version)) {
         return "bad request: invalid function name or version";
     }
-    snprintf(rid, sizeof(rid), "%s@%u", req->function, req->version);
+    faas_rid_format(rid, sizeof(rid), req->function, strlen(req->function),
+                    req->version);
     if (strcmp(rid, req->rid) != 0) {
         return "bad request: rid does not match function and version";
     }
     if (*req->origin_request_id != '\0'
-        && !is_hex(req->origin_request_id, 32)) {
+        && !origin_valid(req->origin_request_id)) {
         return "bad request: invalid origin request id";
     }
     if (strcmp(req->runtime, "python3") != 0
@@ -582,7 +574,7 @@ recover_adopted(faas_prov_t *p, const Faas__ProvisionRequest *req,
             faas_info(req->origin_request_id, "sandbox %s (%s): built before "
                       "the restart, listing it", s->id, s->rid);
             s->state = SBX_IDLE;
-            s->last_used_ms = faas_prov_now_ms();
+            s->last_used_ms = faas_now_ms();
             fin_listed(p, s, raw, raw_len);
             return 1;
         }
@@ -616,10 +608,11 @@ job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
     }
     bad = req_invalid(req);
     if (bad != NULL) {
-        if (name_valid(req->function) && req->version > 0
+        if (faas_name_valid(req->function, strlen(req->function))
+            && faas_version_valid(req->version)
             && strlen(req->rid) < 100 && strchr(req->rid, '}') == NULL) {
             faas_prov_queue_fail(p, req->rid,
-                                 is_hex(req->origin_request_id, 32)
+                                 origin_valid(req->origin_request_id)
                                      ? req->origin_request_id
                                      : NULL,
                                  bad, raw, raw_len);
@@ -646,7 +639,7 @@ job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
     job->raw_len = raw_len;
     job->prov = p;
     job->req = req;
-    job->popped_ms = faas_prov_now_ms();
+    job->popped_ms = faas_now_ms();
     job->memory_mb = req->memory_mb ? req->memory_mb : 128;
     job->keep_alive_s = req->keep_alive_s ? req->keep_alive_s
                                           : p->keep_alive_s;
@@ -675,7 +668,7 @@ blmove_cb(redisAsyncContext *ac, void *reply, void *data)
     p->q_pending[shard] = 0;
     p->q_outstanding--;
     if (r != NULL && r->type == REDIS_REPLY_STRING) {
-        snprintf(queue, sizeof(queue), "faas:prov:q:%u", shard);
+        faas_key_prov_queue(queue, sizeof(queue), shard);
         job_start(p, queue, r->str, r->len, 0);
     } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
         faas_err(NULL, "BLMOVE: %s", r->str);
@@ -837,7 +830,7 @@ faas_prov_queue_kick(faas_prov_t *p)
 void
 faas_prov_queue_watchdog(faas_prov_t *p)
 {
-    uint64_t now = faas_prov_now_ms();
+    uint64_t now = faas_now_ms();
     unsigned i;
 
     for (i = 0; i < p->shards; i++) {

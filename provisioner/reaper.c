@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "log.h"
 #include "prov.h"
 
@@ -38,7 +39,7 @@ lrem_cb(redisAsyncContext *ac, void *reply, void *data)
                && s->state == SBX_IDLE) {
         /* Popped by a gateway meanwhile: in use, not ours to destroy. */
         s->state = SBX_BUSY;
-        s->unlisted_ms = faas_prov_now_ms();
+        s->unlisted_ms = faas_now_ms();
     }
     if (t->done != NULL) {
         t->done(t->prov, s, removed, t->data);
@@ -70,7 +71,7 @@ faas_prov_reaper_take(faas_prov_t *p, faas_prov_sbx_t *s, const char *why,
     t->why = strdup(why);
     t->done = done;
     t->data = data;
-    snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
+    faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
     if (faas_prov_redis_cmd(&p->cmd, lrem_cb, t, "LREM %s 1 %s", key, s->entry)
         != 0) {
         free(t->why);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "keys.h"
 #include "log.h"
 #include "prov.h"
 
@@ -106,29 +107,6 @@ scan_add_key(scan_t *sc, const char *key)
 }
 
 
-/* See prov.h. */
-int
-faas_prov_sbx_alive(faas_prov_t *p, faas_prov_sbx_t *s, int *frozen)
-{
-    faas_cgroup_t *cg = NULL;
-    faas_error_t   err;
-    int            n, f;
-
-    *frozen = 0;
-    if (!faas_sandbox_exists(&p->host, s->id)) {
-        return 0;
-    }
-    if (faas_cgroup_open(&p->host, s->id, &cg, &err) < 0) {
-        return 0;
-    }
-    n = faas_cgroup_nprocs(cg);
-    f = faas_cgroup_frozen(cg, &err);
-    faas_cgroup_close(cg);
-    *frozen = f == 1;
-    return n > 0;
-}
-
-
 static void
 dead_lrem_cb(redisAsyncContext *ac, void *reply, void *data)
 {
@@ -153,7 +131,7 @@ process(faas_prov_t *p, scan_t *sc)
     const char *e, *bar1, *bar2, *open, *close;
     char        sid[FAAS_SANDBOX_ID_LEN + 1], rid[256], key[512];
     size_t      eplen = strlen(p->endpoint);
-    uint64_t    now = faas_prov_now_ms(), usec;
+    uint64_t    now = faas_now_ms(), usec;
     int         frozen;
 
     for (s = p->sbx; s != NULL; s = s->next) {
@@ -244,7 +222,7 @@ process(faas_prov_t *p, scan_t *sc)
         if (!faas_prov_sbx_alive(p, s, &frozen)) {
             faas_warn(NULL, "reconcile: sandbox %s (%s) is gone", s->id,
                       s->rid);
-            snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
+            faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
             if (s->seen && s->entry != NULL
                 && faas_prov_redis_cmd(&p->cmd, dead_lrem_cb, s, "LREM %s 0 %s",
                                   key, s->entry)
@@ -281,7 +259,7 @@ process(faas_prov_t *p, scan_t *sc)
             && now - s->last_used_ms > p->grace_ms) {
             free(s->entry);
             s->entry = faas_prov_sbx_entry(p, s->id, NULL);
-            snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
+            faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
             if (s->entry != NULL
                 && faas_prov_redis_cmd(&p->cmd, NULL, NULL,
                                        "EVAL %s 1 %s %s %s",
@@ -364,7 +342,7 @@ lrange_all(faas_prov_t *p, scan_t *sc)
     char        key[512];
 
     for (s = p->sbx; s != NULL; s = s->next) {
-        snprintf(key, sizeof(key), "faas:idle:{%s}", s->rid);
+        faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
         scan_add_key(sc, key);
     }
     sc->lists = calloc(sc->nkeys + 1, sizeof(*sc->lists));
@@ -424,7 +402,7 @@ static void
 scan_step(faas_prov_t *p, scan_t *sc, const char *cursor)
 {
     if (faas_prov_redis_cmd(&p->cmd, scan_cb, sc,
-                       "SCAN %s MATCH faas:idle:* COUNT 1000", cursor)
+                       "SCAN %s MATCH " FAAS_KEY_IDLE_MATCH " COUNT 1000", cursor)
         != 0) {
         scan_free(sc);
         p->recon_busy = 0;
@@ -528,14 +506,8 @@ adopt(faas_prov_t *p, const char *id)
 static int
 valid_id_name(const char *name, size_t suffix)
 {
-    char id[FAAS_SANDBOX_ID_LEN + 1];
-
-    if (strlen(name) != FAAS_SANDBOX_ID_LEN + suffix) {
-        return 0;
-    }
-    memcpy(id, name, FAAS_SANDBOX_ID_LEN);
-    id[FAAS_SANDBOX_ID_LEN] = '\0';
-    return faas_sandbox_id_valid(id);
+    return strlen(name) == FAAS_SBXID_LEN + suffix
+           && faas_sbxid_valid(name, FAAS_SBXID_LEN);
 }
 
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "entry.h"
 #include "log.h"
 #include "prov.h"
 
@@ -60,7 +61,7 @@ faas_prov_sbx_add(faas_prov_t *p, const char *id, const char *rid,
     s->memory_mb = memory_mb;
     s->keep_alive_s = keep_alive_s;
     s->state = SBX_CREATING;
-    s->last_used_ms = faas_prov_now_ms();
+    s->last_used_ms = faas_now_ms();
     s->next = p->sbx;
     p->sbx = s;
     p->used_mb += memory_mb;
@@ -91,18 +92,39 @@ faas_prov_sbx_free(faas_prov_t *p, faas_prov_sbx_t *s)
 }
 
 
-/* "<id>|<endpoint>|<origin or ->", malloc'd. */
+/* See prov.h. */
+int
+faas_prov_sbx_alive(faas_prov_t *p, faas_prov_sbx_t *s, int *frozen)
+{
+    faas_cgroup_t *cg = NULL;
+    faas_error_t   err;
+    int            n, f;
+
+    *frozen = 0;
+    if (!faas_sandbox_exists(&p->host, s->id)) {
+        return 0;
+    }
+    if (faas_cgroup_open(&p->host, s->id, &cg, &err) < 0) {
+        return 0;
+    }
+    n = faas_cgroup_nprocs(cg);
+    f = faas_cgroup_frozen(cg, &err);
+    faas_cgroup_close(cg);
+    *frozen = f == 1;
+    return n > 0;
+}
+
+
+/* The idle-list entry of sandbox id (docs/DESIGN.md section 4), malloc'd. */
 char *
 faas_prov_sbx_entry(faas_prov_t *p, const char *id, const char *origin)
 {
-    char *e;
+    char e[FAAS_ENTRY_MAX];
 
-    if (asprintf(&e, "%s|%s|%s", id, p->endpoint,
-                 origin != NULL && *origin != '\0' ? origin : "-")
-        < 0) {
+    if (faas_entry_format(e, sizeof(e), id, p->endpoint, origin) < 0) {
         return NULL;
     }
-    return e;
+    return strdup(e);
 }
 
 
@@ -259,7 +281,7 @@ destroy_done(uv_work_t *w, int status)
                   d->sbx->rid, d->why);
     }
     if (!d->sbx->nocount) {
-        snprintf(key, sizeof(key), "faas:count:{%s}", d->sbx->rid);
+        faas_key_count(key, sizeof(key), d->sbx->rid, strlen(d->sbx->rid));
         faas_prov_redis_cmd(&p->cmd, NULL, NULL, "DECR %s", key);
     }
     /* Its init, if our child, is a zombie now. */

@@ -12,7 +12,7 @@
  * Records come from MongoDB when records_mongodb_uri is set, else MySQL.
  */
 #include "registry.h"
-#include "keys.h"     /* faas_request_id_valid */
+#include "ids.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -9,13 +9,14 @@
  * after a delete, so a rid never names two different codes).
  */
 #include "registry.h"
-#include "keys.h"     /* faas_name_valid: DESIGN.md section 3 */
+#include "ids.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "cleanup.h"
 #include "log.h"
 
@@ -207,60 +208,6 @@ check_fields(json_t *body, const char *const *allowed, faas_error_t *err)
             return faas_error_set(err, 0, "unknown field \"%.64s\"", k);
         }
     }
-    return 0;
-}
-
-
-static int
-b64val(int ch)
-{
-    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-    if (ch == '+' || ch == '-') return 62;
-    if (ch == '/' || ch == '_') return 63;
-    return -1;
-}
-
-
-/* Standard or url-safe base64, padding optional, whitespace skipped. */
-static int
-b64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len)
-{
-    uint8_t *buf = malloc(n / 4 * 3 + 3);
-    uint32_t acc = 0;
-    size_t   o = 0, i;
-    int      bits = 0, v, pad = 0;
-
-    if (buf == NULL) {
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        if (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t') {
-            continue;
-        }
-        if (s[i] == '=') {
-            pad++;
-            continue;
-        }
-        v = b64val((unsigned char) s[i]);
-        if (v < 0 || pad) {
-            free(buf);
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t) v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[o++] = (uint8_t) (acc >> bits);
-        }
-    }
-    if (bits >= 6 || pad > 2) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *out_len = o;
     return 0;
 }
 
@@ -530,7 +477,7 @@ fn_create(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
     }
     if ((v = json_object_get(code, "zip")) != NULL) {
         if (!json_is_string(v)
-            || b64_decode(json_string_value(v), json_string_length(v), &zip,
+            || faas_base64_decode(json_string_value(v), json_string_length(v), &zip,
                           &ziplen) < 0) {
             return faas_http_error(resp, 400, "invalid",
                                    "code.zip must be base64");

@@ -16,6 +16,7 @@
 #include <mysqld_error.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 
@@ -193,8 +194,7 @@ faas_db_acquire(faas_db_pool_t *p, faas_error_t *err)
     MYSQL          *c = NULL;
     struct timespec ts;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += p->timeout_s;
+    ts = faas_deadline_after_ms((long) p->timeout_s * 1000);
     pthread_mutex_lock(&p->lock);
     while (p->nidle == 0 && p->out >= p->size) {
         if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT) {

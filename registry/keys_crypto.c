@@ -15,40 +15,29 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "base64.h"
+
 #define NONCE_LEN 12
 #define TAG_LEN   16
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 
 int
 faas_keys_generate(char out[FAAS_KEY_LEN + 1], faas_error_t *err)
 {
-    uint8_t  raw[33];
-    size_t   i, o = 3;
-    uint32_t v;
+    uint8_t raw[32];
+    char    enc[FAAS_BASE64_LEN(sizeof(raw)) + 1];
+    size_t  n;
 
-    if (RAND_bytes(raw, 32) != 1) {
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
         return faas_error_set(err, 0, "RAND_bytes failed");
     }
-    raw[32] = 0;
+    /* 32 bytes: 43 url-safe characters after the prefix. */
+    n = faas_base64url_encode(enc, raw, sizeof(raw));
     memcpy(out, "fk_", 3);
-    /* 32 bytes = 10 groups of 3 + 2 bytes: 40 + 3 characters. */
-    for (i = 0; i < 30; i += 3) {
-        v = ((uint32_t) raw[i] << 16) | ((uint32_t) raw[i + 1] << 8)
-            | raw[i + 2];
-        out[o++] = b64url[(v >> 18) & 63];
-        out[o++] = b64url[(v >> 12) & 63];
-        out[o++] = b64url[(v >> 6) & 63];
-        out[o++] = b64url[v & 63];
-    }
-    v = ((uint32_t) raw[30] << 16) | ((uint32_t) raw[31] << 8);
-    out[o++] = b64url[(v >> 18) & 63];
-    out[o++] = b64url[(v >> 12) & 63];
-    out[o++] = b64url[(v >> 6) & 63];
-    out[o] = '\0';
+    memcpy(out + 3, enc, n + 1);
     OPENSSL_cleanse(raw, sizeof(raw));
+    OPENSSL_cleanse(enc, sizeof(enc));
     return 0;
 }
 

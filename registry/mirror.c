@@ -21,7 +21,9 @@
 #include <openssl/crypto.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "config.h"
+#include "keys.h"
 #include "log.h"
 
 struct faas_mirror_s {
@@ -269,16 +271,17 @@ write_mirror(faas_mirror_t *m, const char *name, json_t *fn,
     int         argc = 0, rc = -1;
     cleanup_free char *env = NULL;
     const char *del[2], *multi[1] = { "MULTI" }, *exec_[1] = { "EXEC" };
-    const char *pub[3] = { "PUBLISH", "faas:inval", name };
+    const char *pub[3] = { "PUBLISH", FAAS_CHAN_INVAL, name };
 
-    snprintf(key, sizeof(key), "faas:fn:%s", name);
+    faas_key_fn(key, sizeof(key), name, strlen(name));
     del[0] = "DEL";
     del[1] = key;
     if (fn != NULL) {
-        snprintf(ver, sizeof(ver), "%lld",
-                 (long long) json_integer_value(json_object_get(fn,
-                                                                "version")));
-        snprintf(rid, sizeof(rid), "%s@%s", name, ver);
+        unsigned version = (unsigned) json_integer_value(
+            json_object_get(fn, "version"));
+
+        snprintf(ver, sizeof(ver), "%u", version);
+        faas_rid_format(rid, sizeof(rid), name, strlen(name), version);
 #define I(buf, f) snprintf(buf, sizeof(buf), "%lld", \
                            (long long) json_integer_value( \
                                json_object_get(fn, f)))
@@ -432,7 +435,8 @@ repair(faas_mirror_t *m, faas_error_t *err)
         if (ensure(m, err) < 0) {
             rc = -1;
         } else {
-            r = redisCommand(m->rc, "SCAN %s MATCH faas:fn:* COUNT 500",
+            r = redisCommand(m->rc, "SCAN %s MATCH " FAAS_KEY_FN_MATCH
+                             " COUNT 500",
                              cursor);
             if (r == NULL || r->type != REDIS_REPLY_ARRAY
                 || r->elements != 2) {
@@ -442,7 +446,8 @@ repair(faas_mirror_t *m, faas_error_t *err)
             } else {
                 snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
                 for (j = 0; j < r->element[1]->elements; j++) {
-                    const char *k = r->element[1]->element[j]->str + 8;
+                    const char *k = r->element[1]->element[j]->str
+                                    + sizeof(FAAS_KEY_FN_PREFIX) - 1;
                     int found = 0;
                     for (i = 0; i < json_array_size(names); i++) {
                         if (strcmp(json_string_value(json_array_get(names, i)),
@@ -482,7 +487,8 @@ repair_main(void *arg)
 {
     faas_mirror_t  *m = arg;
     faas_error_t    err;
-    struct timespec ts, last = { 0, 0 }, now;
+    struct timespec ts;
+    uint64_t        last = 0, now;
     long            interval = m->reg->mirror_repair_interval_ms;
     int             due, alive;
     redisReply     *r;
@@ -493,12 +499,7 @@ repair_main(void *arg)
             pthread_mutex_unlock(&m->wake_lock);
             break;
         }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        ts = faas_deadline_after_ms(200);
         pthread_cond_timedwait(&m->wake, &m->wake_lock, &ts);
         if (m->stop) {
             pthread_mutex_unlock(&m->wake_lock);
@@ -520,10 +521,8 @@ repair_main(void *arg)
                 freeReplyObject(r);
             }
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        due = m->dirty || (now.tv_sec - last.tv_sec) * 1000
-                              + (now.tv_nsec - last.tv_nsec) / 1000000
-                              >= interval;
+        now = faas_mono_ms();
+        due = m->dirty || (long long) (now - last) >= interval;
         if (due && alive) {
             m->dirty = 0;
         }

@@ -15,7 +15,8 @@
  * the queue.
  */
 #include "registry.h"
-#include "keys.h"     /* faas_request_id_valid */
+#include "keys.h"
+#include "status.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,12 +28,13 @@
 #include <hiredis/hiredis.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "faas.pb-c.h"
 
-#define RECORDS_KEY "faas:records"
-#define LOCK_KEY    "faas:records:lock"
+#define RECORDS_KEY FAAS_KEY_RECORDS
+#define LOCK_KEY    FAAS_KEY_RECORDS_LOCK
 
 static pthread_t        thread_;
 static int              started_;
@@ -73,8 +75,7 @@ record_json(const uint8_t *data, size_t len)
                       "version", (json_int_t) r->version, "user", r->user,
                       "start_type", enum_name(&faas__start_type__descriptor,
                                               r->start_type),
-                      "status", enum_name(&faas__invoke_status__descriptor,
-                                          r->status),
+                      "status", faas_status_name(r->status),
                       "http_status", (json_int_t) r->http_status,
                       "duration_us", (json_int_t) r->duration_us,
                       "total_us", (json_int_t) r->total_us,
@@ -312,15 +313,8 @@ unlock:
 static void
 nap(long ms)
 {
-    struct timespec ts;
+    struct timespec ts = faas_deadline_after_ms(ms);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&wake_lock_);
     if (!stop_) {
         pthread_cond_timedwait(&wake_, &wake_lock_, &ts);

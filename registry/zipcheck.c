@@ -33,6 +33,7 @@
 #include <zip.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
 
 #define CHECK_UID   65534
@@ -299,7 +300,7 @@ syntax_check(const char *dir, const char *runtime, const char *rel,
     char            out[2048];
     size_t          olen = 0;
     struct pollfd   p;
-    struct timespec t0, t1;
+    uint64_t        t0;
     long            left;
     ssize_t         r;
 
@@ -342,13 +343,11 @@ syntax_check(const char *dir, const char *runtime, const char *rel,
         _exit(127);
     }
     close(pfd[1]);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = faas_mono_ms();
     p.fd = pfd[0];
     p.events = POLLIN;
     for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        left = lim->timeout_ms - ((t1.tv_sec - t0.tv_sec) * 1000
-                                  + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        left = lim->timeout_ms - (long) (faas_mono_ms() - t0);
         if (left <= 0) {
             timed_out = 1;
             break;

@@ -3,7 +3,6 @@
 SANDBOX_SRCS := sandbox/sandbox.c sandbox/cgroup.c sandbox/rootfs.c \
                 sandbox/seccomp.c sandbox/sandbox_init.c sandbox/zygote.c
 SANDBOX_OBJS := $(SANDBOX_SRCS:%.c=$(OBJS)/%.o)
-LIBFAASSANDBOX := $(OBJS)/libfaassandbox.a
 
 $(LIBFAASSANDBOX): $(SANDBOX_OBJS)
 	$(AR) rcs $@ $^

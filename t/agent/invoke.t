@@ -133,11 +133,12 @@ my $p4b = mk(code => $py, handler => 'handler.badb64');
 $r = invoke_once($agent, sandbox_id => $p4b);
 is($r->{status}, 'FUNCTION_ERROR', 'isBase64Encoded with a non-base64 body: FUNCTION_ERROR');
 is(json_decode($r->{body})->{errorType}, 'Runtime.MarshalError', '... Runtime.MarshalError');
+is($r->{http_status}, 0, '... no HTTP status: the response was rejected');
 
 my $p5 = mk(code => $py, handler => 'handler.boom');
 $r = invoke_once($agent, sandbox_id => $p5, event => '{"n":7}');
 is($r->{status}, 'FUNCTION_ERROR', 'exception: FUNCTION_ERROR');
-is($r->{http_status}, 502, '... 502');
+is($r->{http_status}, 0, '... no HTTP status: the gateway maps FUNCTION_ERROR');
 is_deeply(json_decode($r->{body}),
           { errorType => 'ValueError', errorMessage => 'bad value: 7' },
           '... body has errorType and errorMessage');

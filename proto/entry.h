@@ -1,6 +1,6 @@
 /*
  * Idle-list entries `<sandbox-id>|<endpoint>|<origin-request-id or ->`
- * (DESIGN.md section 4) and the reasons the provisioner leaves on
+ * (docs/DESIGN.md section 4) and the reasons the provisioner leaves on
  * faas:err:{rid}:<request-id>.
  */
 #ifndef FAAS_ENTRY_H

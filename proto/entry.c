@@ -108,7 +108,7 @@ faas_entry_parse(const char *s, size_t len, faas_entry_t *e,
     if (bar2 == NULL) {
         return faas_error_set(err, 0, "entry without origin");
     }
-    if (!faas_invoker_sandbox_id_valid(s, (size_t) (bar1 - s))) {
+    if (!faas_sbxid_valid(s, (size_t) (bar1 - s))) {
         return faas_error_set(err, 0, "bad sandbox id in entry");
     }
     memcpy(e->sandbox_id, s, FAAS_SBXID_LEN);

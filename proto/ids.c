@@ -1,0 +1,89 @@
+#include "ids.h"
+
+#include <stdint.h>
+#include <string.h>
+
+
+static int
+is_lhex(int c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+
+static int
+all_lhex(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (!is_lhex((unsigned char) s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+int
+faas_name_valid(const char *name, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > FAAS_NAME_MAX || name[0] < 'a' || name[0] > 'z') {
+        return 0;
+    }
+    for (i = 1; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+int
+faas_version_valid(unsigned long long version)
+{
+    return version >= 1 && version <= UINT32_MAX;
+}
+
+
+int
+faas_rid_valid(const char *s, size_t len)
+{
+    const char         *at = memchr(s, '@', len);
+    unsigned long long  v = 0;
+    size_t              i, vlen;
+
+    if (at == NULL || !faas_name_valid(s, (size_t) (at - s))) {
+        return 0;
+    }
+    vlen = len - (size_t) (at - s) - 1;
+    if (vlen == 0 || vlen > 10 || at[1] == '0') {
+        return 0;
+    }
+    for (i = 1; i <= vlen; i++) {
+        if (at[i] < '0' || at[i] > '9') {
+            return 0;
+        }
+        v = v * 10 + (unsigned) (at[i] - '0');
+    }
+    return faas_version_valid(v);
+}
+
+
+int
+faas_sbxid_valid(const char *s, size_t len)
+{
+    return len == FAAS_SBXID_LEN && s[0] == 's' && s[1] == '-'
+           && all_lhex(s + 2, len - 2);
+}
+
+
+int
+faas_request_id_valid(const char *s, size_t len)
+{
+    return len == FAAS_REQID_LEN && all_lhex(s, len);
+}

@@ -1,0 +1,34 @@
+/*
+ * The names and ids that cross process boundaries (docs/DESIGN.md sections
+ * 3 and 4): function names, versions, revision ids, sandbox ids and request
+ * ids. Every program checks them with these functions, never its own copy.
+ */
+#ifndef FAAS_IDS_H
+#define FAAS_IDS_H
+
+#include <stddef.h>
+
+#define FAAS_NAME_MAX   63
+#define FAAS_RID_MAX    (FAAS_NAME_MAX + 1 + 10)
+#define FAAS_REQID_LEN  32
+#define FAAS_SBXID_LEN  18
+
+/* 1 when name matches [a-z][a-z0-9-]{0,62}, else 0. */
+int faas_name_valid(const char *name, size_t len);
+
+/* 1 when version can name a function version (1 and up), else 0. */
+int faas_version_valid(unsigned long long version);
+
+/*
+ * 1 when s is a revision id "<name>@<version>": a valid name and a
+ * version in 1..4294967295 written without leading zeros, else 0.
+ */
+int faas_rid_valid(const char *s, size_t len);
+
+/* 1 when s is a sandbox id: "s-" + 16 lowercase hex digits. */
+int faas_sbxid_valid(const char *s, size_t len);
+
+/* 1 when s is a request id: 32 lowercase hex digits. */
+int faas_request_id_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,3 @@
+use lib 't/lib';
+use Faas::Unit;
+run_unit('proto_test');
