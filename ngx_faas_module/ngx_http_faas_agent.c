@@ -215,8 +215,6 @@ ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
     a->timer.log = call->log;
     ngx_add_timer(&a->timer, timeout);
 
-    call->agent = a;
-
     if (!connecting) {
         ngx_http_faas_agent_write(c->write);
     }
@@ -547,7 +545,6 @@ ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
     call = a->call;
     dispatched = a->dispatched;
     unreachable = (resp == NULL && !dispatched && a->unreachable);
-    call->agent = NULL;
 
     ngx_free(a->out);
     ngx_free(a->in);

@@ -387,13 +387,6 @@ failed:
 
 
 void
-ngx_http_faas_fn_ref(ngx_http_faas_fn_t *fn)
-{
-    fn->refs++;
-}
-
-
-void
 ngx_http_faas_fn_unref(ngx_http_faas_fn_t *fn)
 {
     if (--fn->refs == 0) {

@@ -21,7 +21,6 @@
  */
 #include "ngx_http_faas_module.h"
 
-#include <sys/time.h>
 #include <jwt.h>
 
 #include "partition.h"
@@ -248,16 +247,6 @@ static const char  *ngx_http_faas_status_names[] = {
     "OVERLOADED", "BAD_REQUEST", "UNAUTHORIZED", "AGENT_DRAINING",
     "SANDBOX_BUSY"
 };
-
-
-uint64_t
-ngx_http_faas_now_us(void)
-{
-    struct timeval  tv;
-
-    gettimeofday(&tv, NULL);
-    return (uint64_t) tv.tv_sec * 1000000 + (uint64_t) tv.tv_usec;
-}
 
 
 static ngx_int_t

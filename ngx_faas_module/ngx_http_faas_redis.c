@@ -745,3 +745,14 @@ ngx_http_faas_redis_blpop(ngx_http_faas_redis_pt handler, void *data,
 
     return NGX_OK;
 }
+
+
+/* The reply handler of a command whose answer nobody waits for. */
+void
+ngx_http_faas_redis_ignore(redisReply *reply, void *data)
+{
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "faas: redis: %*s", (size_t) reply->len, reply->str);
+    }
+}
