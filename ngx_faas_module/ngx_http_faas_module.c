@@ -675,7 +675,8 @@ ngx_http_faas_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_faas_redis_init_process(cycle, fmcf);
+    return ngx_http_faas_redis_init_process(cycle, fmcf,
+                                            ngx_http_faas_fn_invalidate);
 }
 
 

@@ -221,8 +221,11 @@ void ngx_http_faas_records_flush(void);
 /* ngx_http_faas_redis.c */
 typedef void (*ngx_http_faas_redis_pt)(redisReply *reply, void *data);
 
+/* a function's cached metadata is stale (name NULL: maybe every entry) */
+typedef void (*ngx_http_faas_inval_pt)(u_char *name, size_t len);
+
 ngx_int_t ngx_http_faas_redis_init_process(ngx_cycle_t *cycle,
-    ngx_http_faas_main_conf_t *fmcf);
+    ngx_http_faas_main_conf_t *fmcf, ngx_http_faas_inval_pt invalidate);
 void ngx_http_faas_redis_exit_process(void);
 ngx_int_t ngx_http_faas_redis_ready(void);
 ngx_int_t ngx_http_faas_redis_command(ngx_http_faas_redis_pt handler,
