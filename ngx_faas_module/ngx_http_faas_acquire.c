@@ -52,7 +52,6 @@ typedef struct {
     ngx_uint_t                 failed;
     long long                  count;
     long long                  len[2];
-    ngx_uint_t                 index;
 } ngx_http_faas_pipe_t;
 
 
@@ -408,7 +407,6 @@ ngx_http_faas_wait(ngx_http_faas_call_t *call)
     lens[3] = p - tbuf;
 
     ngx_http_faas_call_start(call);
-    call->waiting = 1;
 
     rc = ngx_http_faas_redis_blpop(ngx_http_faas_blpop_done, call, 4, argv,
                                    lens, timeout);
@@ -417,7 +415,6 @@ ngx_http_faas_wait(ngx_http_faas_call_t *call)
     }
 
     ngx_http_faas_call_end(call);
-    call->waiting = 0;
 
     if (rc == NGX_BUSY) {
         /*
@@ -482,7 +479,6 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
     redisReply  *k, *v;
     ngx_int_t    rc;
 
-    call->waiting = 0;
     k = NULL;
     v = NULL;
 

@@ -153,6 +153,10 @@ ngx_http_faas_call_next(ngx_http_faas_call_t *call, ngx_http_faas_step_e step)
         return;
     }
 
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, call->log, 0,
+                   "faas: %s: step %d -> %d", call->request_id,
+                   (int) call->state, (int) step);
+
     call->state = step;
     call->steps[step](call);
 }

@@ -153,7 +153,6 @@ struct ngx_http_faas_call_s {
     ngx_uint_t                 incremented;
     ngx_uint_t                 reask;          /* re-asking after a slice */
     ngx_msec_t                 wait_deadline;  /* end of the cold wait */
-    ngx_uint_t                 waiting;        /* a BLPOP is in flight */
     void                      *wq;             /* in a local wait queue */
     ngx_uint_t                 wq_busy;        /* there for a BLPOP
                                                   connection, not the limit */
@@ -202,7 +201,6 @@ void ngx_http_faas_wait(ngx_http_faas_call_t *call);
 
 /* ngx_http_faas_waitq.c: the per-worker wait queues, local hand-offs */
 void ngx_http_faas_wq_join(ngx_http_faas_call_t *call);
-void ngx_http_faas_wq_leave(ngx_http_faas_call_t *call);
 ngx_uint_t ngx_http_faas_wq_limited(const char *idle_key);
 ngx_uint_t ngx_http_faas_wq_handoff(ngx_http_faas_call_t *call);
 

@@ -39,6 +39,7 @@ typedef struct {
 #define NGX_HTTP_FAAS_HANDOFF_MAX  8
 
 
+static void ngx_http_faas_wq_leave(ngx_http_faas_call_t *call);
 static void ngx_http_faas_wq_cancel(ngx_http_faas_call_t *call);
 static void ngx_http_faas_wq_blpop(ngx_http_faas_wq_t *wq);
 static void ngx_http_faas_wq_retry(ngx_event_t *ev);
@@ -163,7 +164,6 @@ ngx_http_faas_wq_join(ngx_http_faas_call_t *call)
     ngx_http_faas_call_start(call);
     call->cancel = ngx_http_faas_wq_cancel;
     call->wq = wq;
-    call->waiting = 1;
     ngx_queue_insert_tail(&wq->waiters, &call->wq_link);
     wq->nwaiters++;
 
@@ -190,7 +190,7 @@ ngx_http_faas_wq_join(ngx_http_faas_call_t *call)
 
 
 /* Takes call out of its queue; the queue's operation stays to be ended. */
-void
+static void
 ngx_http_faas_wq_leave(ngx_http_faas_call_t *call)
 {
     ngx_http_faas_wq_t  *wq = call->wq;
@@ -205,7 +205,6 @@ ngx_http_faas_wq_leave(ngx_http_faas_call_t *call)
     call->cancel = NULL;
     call->wq_busy = 0;
     call->wq = NULL;
-    call->waiting = 0;
 
     if (call->wq_timer.timer_set) {
         ngx_del_timer(&call->wq_timer);
