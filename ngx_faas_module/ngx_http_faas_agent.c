@@ -20,6 +20,7 @@
 
 #include <sys/un.h>
 
+#include "frame.h"
 #include "record.h"
 
 
@@ -52,7 +53,7 @@ struct ngx_http_faas_agent_s {
     u_char                    *out;
     size_t                     out_len;
     size_t                     out_sent;
-    u_char                     hdr[4];
+    u_char                     hdr[FAAS_FRAME_HDR];
     size_t                     hdr_got;
     u_char                    *in;
     size_t                     in_len;
@@ -180,7 +181,7 @@ ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
             hello.token = (char *) (call->fmcf->agent_token.data
                                     ? (char *) call->fmcf->agent_token.data
                                     : "");
-            hlen = 4 + faas__agent_hello__get_packed_size(&hello);
+            hlen = FAAS_FRAME_HDR + faas__agent_hello__get_packed_size(&hello);
         }
     }
 
@@ -193,11 +194,8 @@ ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
 
     p = a->out;
     if (hlen) {
-        p[0] = (u_char) ((hlen - 4) >> 24);
-        p[1] = (u_char) ((hlen - 4) >> 16);
-        p[2] = (u_char) ((hlen - 4) >> 8);
-        p[3] = (u_char) (hlen - 4);
-        faas__agent_hello__pack(&hello, p + 4);
+        faas_frame_put_len(p, (uint32_t) (hlen - FAAS_FRAME_HDR));
+        faas__agent_hello__pack(&hello, p + FAAS_FRAME_HDR);
         p += hlen;
     }
     ngx_memcpy(p, frame, len);
@@ -214,8 +212,6 @@ ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
     a->timer.data = a;
     a->timer.log = call->log;
     ngx_add_timer(&a->timer, timeout);
-
-    call->agent = a;
 
     if (!connecting) {
         ngx_http_faas_agent_write(c->write);
@@ -387,8 +383,8 @@ ngx_http_faas_agent_read(ngx_event_t *rev)
         }
     }
 
-    while (a->hdr_got < 4) {
-        n = c->recv(c, a->hdr + a->hdr_got, 4 - a->hdr_got);
+    while (a->hdr_got < FAAS_FRAME_HDR) {
+        n = c->recv(c, a->hdr + a->hdr_got, FAAS_FRAME_HDR - a->hdr_got);
 
         if (n == NGX_AGAIN) {
             goto again;
@@ -400,9 +396,8 @@ ngx_http_faas_agent_read(ngx_event_t *rev)
 
         a->hdr_got += n;
 
-        if (a->hdr_got == 4) {
-            a->in_len = ((size_t) a->hdr[0] << 24) | ((size_t) a->hdr[1] << 16)
-                        | ((size_t) a->hdr[2] << 8) | a->hdr[3];
+        if (a->hdr_got == FAAS_FRAME_HDR) {
+            a->in_len = faas_frame_get_len(a->hdr);
 
             if (a->in_len > NGX_HTTP_FAAS_AGENT_MAX_FRAME) {
                 ngx_http_faas_agent_finish(a, NULL,
@@ -547,7 +542,6 @@ ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
     call = a->call;
     dispatched = a->dispatched;
     unreachable = (resp == NULL && !dispatched && a->unreachable);
-    call->agent = NULL;
 
     ngx_free(a->out);
     ngx_free(a->in);

@@ -208,6 +208,91 @@ ngx_http_faas_jwt_part(ngx_http_request_t *r, u_char *p, size_t len,
  * NGX_OK with the subject in *sub (from r->pool), NGX_DECLINED with a
  * reason in *why, NGX_ERROR on allocation failures.
  */
+static ngx_uint_t
+ngx_http_faas_jwt_is(const char *s, ngx_str_t *want)
+{
+    return s && ngx_strlen(s) == want->len
+           && ngx_strncmp(s, want->data, want->len) == 0;
+}
+
+
+/* Whether the aud claim (a string or an array) names want. */
+static ngx_uint_t
+ngx_http_faas_jwt_audience(json_t *aud, ngx_str_t *want)
+{
+    size_t   i;
+    json_t  *a;
+
+    if (json_is_string(aud)) {
+        return ngx_http_faas_jwt_is(json_string_value(aud), want);
+    }
+
+    if (json_is_array(aud)) {
+        json_array_foreach(aud, i, a) {
+            if (ngx_http_faas_jwt_is(json_string_value(a), want)) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/* Checks exp, nbf, iss, aud and sub: NULL, or why the token is refused. */
+static const char *
+ngx_http_faas_jwt_claims(ngx_http_faas_loc_conf_t *flcf, json_t *claims)
+{
+    json_t      *v;
+    time_t       now;
+    const char  *s;
+
+    now = ngx_time();
+
+    v = json_object_get(claims, "exp");
+    if (v == NULL || !json_is_number(v)) {
+        return "token has no expiry";
+    }
+
+    if ((double) now > json_number_value(v) + (double) flcf->jwt_leeway) {
+        return "token expired";
+    }
+
+    v = json_object_get(claims, "nbf");
+    if (v != NULL) {
+        if (!json_is_number(v)) {
+            return "malformed nbf";
+        }
+
+        if (json_number_value(v) > (double) (now + flcf->jwt_leeway)) {
+            return "token not yet valid";
+        }
+    }
+
+    if (flcf->jwt_issuer.len
+        && !ngx_http_faas_jwt_is(json_string_value(json_object_get(claims,
+                                                   "iss")),
+                                 &flcf->jwt_issuer))
+    {
+        return "wrong token issuer";
+    }
+
+    if (flcf->jwt_audience.len
+        && !ngx_http_faas_jwt_audience(json_object_get(claims, "aud"),
+                                       &flcf->jwt_audience))
+    {
+        return "wrong token audience";
+    }
+
+    s = json_string_value(json_object_get(claims, "sub"));
+    if (s == NULL || s[0] == '\0' || ngx_strlen(s) > 255) {
+        return "token has no subject";
+    }
+
+    return NULL;
+}
+
+
 ngx_int_t
 ngx_http_faas_jwt_verify(ngx_http_request_t *r,
     ngx_http_faas_loc_conf_t *flcf, ngx_str_t *token, ngx_str_t *sub,
@@ -215,10 +300,7 @@ ngx_http_faas_jwt_verify(ngx_http_request_t *r,
 {
     u_char      *p, *dot1, *dot2, *end, *tok;
     jwt_t       *jwt;
-    json_t      *hdr, *claims, *v, *a;
-    size_t       i;
-    time_t       now;
-    double       t;
+    json_t      *hdr, *claims;
     ngx_int_t    rc;
     const char  *alg, *s;
 
@@ -293,84 +375,13 @@ ngx_http_faas_jwt_verify(ngx_http_request_t *r,
         goto done;
     }
 
-    rc = NGX_DECLINED;
-    now = ngx_time();
-
-    v = json_object_get(claims, "exp");
-    if (v == NULL || !json_is_number(v)) {
-        *why = "token has no expiry";
-        goto done;
-    }
-
-    t = json_number_value(v);
-    if ((double) now > t + (double) flcf->jwt_leeway) {
-        *why = "token expired";
-        goto done;
-    }
-
-    v = json_object_get(claims, "nbf");
-    if (v != NULL) {
-        if (!json_is_number(v)) {
-            *why = "malformed nbf";
-            goto done;
-        }
-
-        if (json_number_value(v) > (double) (now + flcf->jwt_leeway)) {
-            *why = "token not yet valid";
-            goto done;
-        }
-    }
-
-    if (flcf->jwt_issuer.len) {
-        s = json_string_value(json_object_get(claims, "iss"));
-        if (s == NULL || ngx_strlen(s) != flcf->jwt_issuer.len
-            || ngx_strncmp(s, flcf->jwt_issuer.data, flcf->jwt_issuer.len)
-               != 0)
-        {
-            *why = "wrong token issuer";
-            goto done;
-        }
-    }
-
-    if (flcf->jwt_audience.len) {
-        v = json_object_get(claims, "aud");
-        rc = NGX_ERROR;
-
-        if (json_is_string(v)) {
-            s = json_string_value(v);
-            if (ngx_strlen(s) == flcf->jwt_audience.len
-                && ngx_strncmp(s, flcf->jwt_audience.data,
-                               flcf->jwt_audience.len) == 0)
-            {
-                rc = NGX_OK;
-            }
-
-        } else if (json_is_array(v)) {
-            json_array_foreach(v, i, a) {
-                s = json_string_value(a);
-                if (s && ngx_strlen(s) == flcf->jwt_audience.len
-                    && ngx_strncmp(s, flcf->jwt_audience.data,
-                                   flcf->jwt_audience.len) == 0)
-                {
-                    rc = NGX_OK;
-                }
-            }
-        }
-
-        if (rc != NGX_OK) {
-            *why = "wrong token audience";
-            rc = NGX_DECLINED;
-            goto done;
-        }
-
+    *why = ngx_http_faas_jwt_claims(flcf, claims);
+    if (*why) {
         rc = NGX_DECLINED;
+        goto done;
     }
 
     s = json_string_value(json_object_get(claims, "sub"));
-    if (s == NULL || s[0] == '\0' || ngx_strlen(s) > 255) {
-        *why = "token has no subject";
-        goto done;
-    }
 
     sub->len = ngx_strlen(s);
     sub->data = ngx_pnalloc(r->pool, sub->len);

@@ -387,13 +387,6 @@ failed:
 
 
 void
-ngx_http_faas_fn_ref(ngx_http_faas_fn_t *fn)
-{
-    fn->refs++;
-}
-
-
-void
 ngx_http_faas_fn_unref(ngx_http_faas_fn_t *fn)
 {
     if (--fn->refs == 0) {
@@ -413,10 +406,16 @@ ngx_http_faas_fn_drop(ngx_http_faas_fn_t *fn)
 }
 
 
+/* Drops name's cached metadata; name NULL: all of it (messages missed). */
 void
 ngx_http_faas_fn_invalidate(u_char *name, size_t len)
 {
     ngx_http_faas_fn_t  *fn;
+
+    if (name == NULL) {
+        ngx_http_faas_fn_flush();
+        return;
+    }
 
     ngx_http_faas_generation++;
 

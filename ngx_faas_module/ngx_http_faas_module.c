@@ -21,7 +21,6 @@
  */
 #include "ngx_http_faas_module.h"
 
-#include <sys/time.h>
 #include <jwt.h>
 
 #include "partition.h"
@@ -243,23 +242,6 @@ static ngx_http_variable_t  ngx_http_faas_vars[] = {
 };
 
 
-static const char  *ngx_http_faas_status_names[] = {
-    "OK", "FUNCTION_ERROR", "TIMEOUT", "SANDBOX_GONE", "SANDBOX_CRASHED",
-    "OVERLOADED", "BAD_REQUEST", "UNAUTHORIZED", "AGENT_DRAINING",
-    "SANDBOX_BUSY"
-};
-
-
-uint64_t
-ngx_http_faas_now_us(void)
-{
-    struct timeval  tv;
-
-    gettimeofday(&tv, NULL);
-    return (uint64_t) tv.tv_sec * 1000000 + (uint64_t) tv.tv_usec;
-}
-
-
 static ngx_int_t
 ngx_http_faas_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
@@ -301,9 +283,7 @@ ngx_http_faas_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
             v->len = 1;
             break;
         }
-        s = ctx->status - 1 < sizeof(ngx_http_faas_status_names)
-                              / sizeof(ngx_http_faas_status_names[0])
-            ? ngx_http_faas_status_names[ctx->status - 1] : "UNKNOWN";
+        s = faas_status_name(ctx->status - 1);
         v->data = (u_char *) s;
         v->len = ngx_strlen(s);
         break;
@@ -686,7 +666,8 @@ ngx_http_faas_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_faas_redis_init_process(cycle, fmcf);
+    return ngx_http_faas_redis_init_process(cycle, fmcf,
+                                            ngx_http_faas_fn_invalidate);
 }
 
 

@@ -2,7 +2,15 @@
  * ngx_http_faas_module: types shared by the module's files.
  *
  *   ngx_http_faas_module.c   directives, configuration, variables, init
- *   ngx_http_faas_handler.c  the /fn/<name> content handler, invocation flow
+ *   ngx_http_faas_handler.c  the /fn/<name> content handler: credentials,
+ *                            metadata, access, body and event
+ *   ngx_http_faas_call.c     the call: lifetime, pending operations, next
+ *                            step, the sandbox entry it holds
+ *   ngx_http_faas_acquire.c  LPOP, the cold start request, BLPOP
+ *   ngx_http_faas_waitq.c    per-worker wait queues, local hand-offs
+ *   ngx_http_faas_exchange.c the agent call, its answer mapped to a step
+ *   ngx_http_faas_output.c   headers, body and error answers
+ *   ngx_http_faas_records.c  execution records, batched per iteration
  *   ngx_http_faas_redis.c    hiredis 0.14 adapter for nginx's event loop
  *   ngx_http_faas_agent.c    agent client (frames, kept-alive pool)
  *   ngx_http_faas_jwt.c      JWT verification, management access handler
@@ -20,6 +28,7 @@
 
 #include "entry.h"
 #include "keys.h"
+#include "status.h"
 #include "faas.pb-c.h"
 
 
@@ -94,14 +103,39 @@ typedef struct {
 } ngx_http_faas_ctx_t;
 
 
-/* One invocation; lives until its last callback, even without r. */
+/*
+ * The steps of an invocation, in the spirit of ngx_http_upstream_t's
+ * create_request / process_header / finalize_request: each phase file does
+ * one step and reports the next one to ngx_http_faas_call_next(), which
+ * runs it through the call's step table (set up by the content handler).
+ */
+typedef enum {
+    NGX_HTTP_FAAS_ACQUIRE = 0,     /* LPOP an idle sandbox, or queue */
+    NGX_HTTP_FAAS_PROVISION,       /* reserve a slot, ask for a cold start */
+    NGX_HTTP_FAAS_WAIT,            /* BLPOP the idle list and the error */
+    NGX_HTTP_FAAS_QUEUE,           /* wait in the worker's queue */
+    NGX_HTTP_FAAS_INVOKE,          /* call the agent of the entry held */
+    NGX_HTTP_FAAS_RESPOND,         /* answer: call->resp or call->error */
+    NGX_HTTP_FAAS_NSTEPS
+} ngx_http_faas_step_e;
+
+typedef void (*ngx_http_faas_step_pt)(ngx_http_faas_call_t *call);
+
+
+/*
+ * One invocation: the small ngx_alloc'd handle that every callback gets
+ * (never r). It lives in its own pool until the request is gone and no
+ * operation is pending (ngx_http_faas_call_start / _end).
+ */
 struct ngx_http_faas_call_s {
     ngx_pool_t                *pool;
     ngx_log_t                 *log;
     ngx_http_request_t        *r;              /* NULL once detached */
     ngx_http_faas_ctx_t       *ctx;            /* NULL once detached */
-    ngx_uint_t                 refs;
-    ngx_uint_t                 state;
+    ngx_uint_t                 pending;        /* asynchronous operations */
+    ngx_http_faas_step_e       state;          /* the step last entered */
+    ngx_http_faas_step_pt     *steps;          /* [NGX_HTTP_FAAS_NSTEPS] */
+    ngx_http_faas_step_pt      cancel;         /* undoes a parked wait */
     ngx_http_faas_fn_t        *fn;
     ngx_http_faas_loc_conf_t  *flcf;
     ngx_http_faas_main_conf_t *fmcf;
@@ -120,7 +154,6 @@ struct ngx_http_faas_call_s {
     ngx_uint_t                 incremented;
     ngx_uint_t                 reask;          /* re-asking after a slice */
     ngx_msec_t                 wait_deadline;  /* end of the cold wait */
-    ngx_uint_t                 waiting;        /* a BLPOP is in flight */
     void                      *wq;             /* in a local wait queue */
     ngx_uint_t                 wq_busy;        /* there for a BLPOP
                                                   connection, not the limit */
@@ -134,24 +167,64 @@ struct ngx_http_faas_call_s {
     uint64_t                   t_start_us;
     uint64_t                   t_wait_us;
     uint64_t                   cold_us;
-    ngx_http_faas_agent_t     *agent;
+    ngx_uint_t                 http_status;    /* for NGX_HTTP_FAAS_RESPOND */
+    const char                *error;          /* an error answer's message */
+    Faas__InvokeResponse      *resp;           /* the agent's answer */
 };
 
 
 /* ngx_http_faas_module.c */
 extern ngx_module_t  ngx_http_faas_module;
-uint64_t ngx_http_faas_now_us(void);
 
-/* ngx_http_faas_handler.c */
+/* ngx_http_faas_handler.c: the request, its event, the step table */
 ngx_int_t ngx_http_faas_handler(ngx_http_request_t *r);
-void ngx_http_faas_call_unref(ngx_http_faas_call_t *call);
+
+/* ngx_http_faas_call.c: the call's lifetime and next step */
+uint64_t ngx_http_faas_now_us(void);
+ngx_http_faas_call_t *ngx_http_faas_call_create(ngx_http_request_t *r,
+    ngx_http_faas_ctx_t *ctx, ngx_http_faas_step_pt *steps);
+void ngx_http_faas_call_start(ngx_http_faas_call_t *call);
+void ngx_http_faas_call_end(ngx_http_faas_call_t *call);
+void ngx_http_faas_call_next(ngx_http_faas_call_t *call,
+    ngx_http_faas_step_e step);
+void ngx_http_faas_call_fail(ngx_http_faas_call_t *call, ngx_uint_t status,
+    const char *error);
+ngx_int_t ngx_http_faas_call_take(ngx_http_faas_call_t *call, const char *s,
+    size_t len);
+void ngx_http_faas_call_release(ngx_http_faas_call_t *call);
+void ngx_http_faas_call_return(ngx_http_faas_call_t *call, const char *s,
+    size_t len);
+
+/* ngx_http_faas_acquire.c: LPOP, cold start request, BLPOP */
+void ngx_http_faas_acquire(ngx_http_faas_call_t *call);
+void ngx_http_faas_provision(ngx_http_faas_call_t *call);
+void ngx_http_faas_wait(ngx_http_faas_call_t *call);
+
+/* ngx_http_faas_waitq.c: the per-worker wait queues, local hand-offs */
+void ngx_http_faas_wq_join(ngx_http_faas_call_t *call);
+ngx_uint_t ngx_http_faas_wq_limited(const char *idle_key);
+ngx_uint_t ngx_http_faas_wq_handoff(ngx_http_faas_call_t *call);
+
+/* ngx_http_faas_exchange.c: the agent call and what its answer means */
+void ngx_http_faas_invoke(ngx_http_faas_call_t *call);
+
+/* ngx_http_faas_output.c: the answer to the client */
+void ngx_http_faas_respond(ngx_http_faas_call_t *call);
+ngx_int_t ngx_http_faas_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *msg);
+
+/* ngx_http_faas_records.c: execution records, one RPUSH per iteration */
+void ngx_http_faas_records_add(uint8_t *buf, size_t len, u_char *request_id);
 void ngx_http_faas_records_flush(void);
 
 /* ngx_http_faas_redis.c */
 typedef void (*ngx_http_faas_redis_pt)(redisReply *reply, void *data);
 
+/* a function's cached metadata is stale (name NULL: maybe every entry) */
+typedef void (*ngx_http_faas_inval_pt)(u_char *name, size_t len);
+
 ngx_int_t ngx_http_faas_redis_init_process(ngx_cycle_t *cycle,
-    ngx_http_faas_main_conf_t *fmcf);
+    ngx_http_faas_main_conf_t *fmcf, ngx_http_faas_inval_pt invalidate);
 void ngx_http_faas_redis_exit_process(void);
 ngx_int_t ngx_http_faas_redis_ready(void);
 ngx_int_t ngx_http_faas_redis_command(ngx_http_faas_redis_pt handler,
@@ -159,6 +232,7 @@ ngx_int_t ngx_http_faas_redis_command(ngx_http_faas_redis_pt handler,
 ngx_int_t ngx_http_faas_redis_blpop(ngx_http_faas_redis_pt handler,
     void *data, int argc, const char **argv, const size_t *argvlen,
     ngx_msec_t timeout);
+void ngx_http_faas_redis_ignore(redisReply *reply, void *data);
 
 /* ngx_http_faas_keys.c */
 typedef void (*ngx_http_faas_fn_pt)(ngx_http_faas_fn_t *fn, ngx_int_t rc,
@@ -167,7 +241,6 @@ typedef void (*ngx_http_faas_fn_pt)(ngx_http_faas_fn_t *fn, ngx_int_t rc,
 ngx_http_faas_fn_t *ngx_http_faas_fn_cached(ngx_str_t *name);
 ngx_int_t ngx_http_faas_fn_fetch(ngx_str_t *name, ngx_http_faas_fn_pt handler,
     void *data);
-void ngx_http_faas_fn_ref(ngx_http_faas_fn_t *fn);
 void ngx_http_faas_fn_unref(ngx_http_faas_fn_t *fn);
 void ngx_http_faas_fn_invalidate(u_char *name, size_t len);
 void ngx_http_faas_fn_flush(void);

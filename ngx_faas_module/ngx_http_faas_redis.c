@@ -49,6 +49,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_faas_main_conf_t *fmcf;
+    ngx_http_faas_inval_pt     invalidate;
     ngx_cycle_t               *cycle;
     ngx_http_faas_rconn_t     *cmd;
     ngx_http_faas_rconn_t     *sub;
@@ -92,7 +93,7 @@ static ngx_http_faas_redis_t  ngx_http_faas_redis;
 
 ngx_int_t
 ngx_http_faas_redis_init_process(ngx_cycle_t *cycle,
-    ngx_http_faas_main_conf_t *fmcf)
+    ngx_http_faas_main_conf_t *fmcf, ngx_http_faas_inval_pt invalidate)
 {
     u_char                 *p, *colon;
     ngx_str_t              *a;
@@ -101,6 +102,7 @@ ngx_http_faas_redis_init_process(ngx_cycle_t *cycle,
     ngx_memzero(rd, sizeof(ngx_http_faas_redis_t));
 
     rd->fmcf = fmcf;
+    rd->invalidate = invalidate;
     rd->cycle = cycle;
     rd->backoff = NGX_HTTP_FAAS_BACKOFF_MIN;
     ngx_queue_init(&rd->blpop_free);
@@ -303,7 +305,7 @@ ngx_http_faas_rconn_connected(const redisAsyncContext *ac, int status)
 
     if (rc->kind == NGX_HTTP_FAAS_RCONN_SUB) {
         /* messages may have been missed while it was down */
-        ngx_http_faas_fn_flush();
+        ngx_http_faas_redis.invalidate(NULL, 0);
     }
 
     if (ac->replies.head == NULL && rc->c->read->timer_set) {
@@ -347,8 +349,8 @@ ngx_http_faas_redis_message(redisAsyncContext *ac, void *reply,
                        "faas: invalidation of \"%*s\"",
                        (size_t) r->element[2]->len, r->element[2]->str);
 
-        ngx_http_faas_fn_invalidate((u_char *) r->element[2]->str,
-                                    r->element[2]->len);
+        ngx_http_faas_redis.invalidate((u_char *) r->element[2]->str,
+                                       r->element[2]->len);
     }
 }
 
@@ -518,7 +520,7 @@ ngx_http_faas_rconn_cleanup(void *privdata)
     case NGX_HTTP_FAAS_RCONN_SUB:
         if (rd->sub == rc) {
             rd->sub = NULL;
-            ngx_http_faas_fn_flush();
+            rd->invalidate(NULL, 0);
             ngx_http_faas_redis_schedule();
         }
         break;
@@ -744,4 +746,15 @@ ngx_http_faas_redis_blpop(ngx_http_faas_redis_pt handler, void *data,
     ngx_add_timer(rc->c->read, timeout + rd->fmcf->redis_timeout);
 
     return NGX_OK;
+}
+
+
+/* The reply handler of a command whose answer nobody waits for. */
+void
+ngx_http_faas_redis_ignore(redisReply *reply, void *data)
+{
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "faas: redis: %*s", (size_t) reply->len, reply->str);
+    }
 }

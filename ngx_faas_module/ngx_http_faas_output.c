@@ -1,0 +1,283 @@
+/*
+ * The answer to the client: the function's (its status, headers and
+ * body) or a JSON error, each with X-Faas-Request-Id and X-Faas-Start.
+ */
+#include "ngx_http_faas_module.h"
+
+#include "record.h"
+
+
+static ngx_str_t  ngx_http_faas_json_type = ngx_string("application/json");
+
+
+static ngx_int_t
+ngx_http_faas_add_header(ngx_http_request_t *r, const char *name,
+    u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = value;
+    h->value.len = len;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_faas_common_headers(ngx_http_request_t *r)
+{
+    const char           *s;
+    ngx_http_faas_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_faas_module);
+
+    if (ngx_http_faas_add_header(r, "X-Faas-Request-Id", ctx->request_id,
+                                 ngx_strlen(ctx->request_id))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ctx->start_type) {
+        s = faas_start_type_name((int) ctx->start_type);
+        if (ngx_http_faas_add_header(r, "X-Faas-Start", (u_char *) s,
+                                     ngx_strlen(s))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_faas_send(ngx_http_request_t *r, ngx_http_faas_call_t *call,
+    ngx_uint_t status, Faas__InvokeResponse *resp, u_char *body, size_t len)
+{
+    size_t        i;
+    u_char       *p;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_str_t     v;
+    ngx_chain_t   out;
+    Faas__Header *h;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    for (i = 0; i < resp->n_headers; i++) {
+        h = resp->headers[i];
+
+        if (h->name == NULL || h->name[0] == '\0' || h->value == NULL) {
+            continue;
+        }
+
+        v.len = ngx_strlen(h->value);
+        if (ngx_strlchr((u_char *) h->value, (u_char *) h->value + v.len,
+                        '\n')
+            || ngx_strlchr((u_char *) h->value, (u_char *) h->value + v.len,
+                           '\r')
+            || ngx_strchr(h->name, ':') || ngx_strchr(h->name, '\n')
+            || ngx_strchr(h->name, '\r') || ngx_strchr(h->name, ' '))
+        {
+            continue;
+        }
+
+        v.data = ngx_pnalloc(r->pool, v.len);
+        if (v.data == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_memcpy(v.data, h->value, v.len);
+
+        if (ngx_strcasecmp((u_char *) h->name, (u_char *) "content-type")
+            == 0)
+        {
+            r->headers_out.content_type = v;
+            r->headers_out.content_type_len = v.len;
+            continue;
+        }
+
+        if (ngx_strcasecmp((u_char *) h->name, (u_char *) "content-length")
+               == 0
+            || ngx_strcasecmp((u_char *) h->name, (u_char *) "connection")
+               == 0
+            || ngx_strcasecmp((u_char *) h->name,
+                              (u_char *) "transfer-encoding") == 0
+            || ngx_strcasecmp((u_char *) h->name, (u_char *) "keep-alive")
+               == 0
+            || ngx_strncasecmp((u_char *) h->name, (u_char *) "x-faas-", 7)
+               == 0)
+        {
+            continue;
+        }
+
+        p = ngx_pnalloc(r->pool, ngx_strlen(h->name) + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_cpystrn(p, (u_char *) h->name, ngx_strlen(h->name) + 1);
+
+        if (ngx_http_faas_add_header(r, (char *) p, v.data, v.len) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_faas_common_headers(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (len == 0) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, body, len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_faas_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *msg)
+{
+    u_char               *p, *q;
+    size_t                len, i;
+    ngx_int_t             rc;
+    ngx_buf_t            *b;
+    ngx_chain_t           out;
+    ngx_http_faas_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_faas_module);
+
+    if (ctx && !ctx->body_read) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            r->keepalive = 0;
+        }
+    }
+
+    len = sizeof("{\"error\":\"\",\"request_id\":\"\"}\n") - 1
+          + 2 * ngx_strlen(msg) + FAAS_REQID_LEN;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = b->last;
+    p = ngx_cpymem(p, "{\"error\":\"", sizeof("{\"error\":\"") - 1);
+
+    q = (u_char *) msg;
+    for (i = 0; q[i]; i++) {
+        if (q[i] == '"' || q[i] == '\\') {
+            *p++ = '\\';
+        }
+        *p++ = (q[i] < 0x20) ? ' ' : q[i];
+    }
+
+    p = ngx_sprintf(p, "\",\"request_id\":\"%s\"}\n",
+                    ctx ? ctx->request_id : (u_char *) "");
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.content_type = ngx_http_faas_json_type;
+    r->headers_out.content_type_len = ngx_http_faas_json_type.len;
+
+    if (ctx && ngx_http_faas_common_headers(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+
+static ngx_int_t
+ngx_http_faas_send_answer(ngx_http_request_t *r, ngx_http_faas_call_t *call,
+    Faas__InvokeResponse *resp)
+{
+    const char  *msg;
+
+    if (resp->status == FAAS__INVOKE_STATUS__OK
+        || resp->status == FAAS__INVOKE_STATUS__FUNCTION_ERROR
+        || resp->body.len)
+    {
+        return ngx_http_faas_send(r, call, call->http_status, resp,
+                                  resp->body.data, resp->body.len);
+    }
+
+    msg = resp->error && resp->error[0] ? resp->error
+          : resp->status == FAAS__INVOKE_STATUS__TIMEOUT
+          ? "function timed out" : "invocation failed";
+
+    return ngx_http_faas_send_error(r, call->http_status, msg);
+}
+
+
+/*
+ * The NGX_HTTP_FAAS_RESPOND step: the agent's answer (call->resp), an
+ * error answer (call->error), or nginx's own page for call->http_status.
+ */
+void
+ngx_http_faas_respond(ngx_http_faas_call_t *call)
+{
+    ngx_int_t              rc;
+    ngx_connection_t      *c;
+    ngx_http_request_t    *r = call->r;
+    Faas__InvokeResponse  *resp = call->resp;
+
+    c = r->connection;
+
+    if (resp) {
+        call->resp = NULL;
+        rc = ngx_http_faas_send_answer(r, call, resp);
+        faas__invoke_response__free_unpacked(resp, NULL);
+
+    } else if (call->error) {
+        rc = ngx_http_faas_send_error(r, call->http_status, call->error);
+
+    } else {
+        rc = call->http_status;
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
