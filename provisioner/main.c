@@ -198,7 +198,8 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         return -1;
     }
     p->host.zygote_lib = faas_config_string(p->cfg, "zygote_lib", NULL);
-    if (faas_sandbox_freezer_config(&p->host, p->cfg, err) < 0) {
+    if (faas_sandbox_freezer_config(&p->host, p->cfg, err) < 0 ||
+        faas_sandbox_limits_config(&p->host, p->cfg, err) < 0) {
         return -1;
     }
     if (p->max_pending < p->create_concurrency) {

@@ -21,6 +21,8 @@
 #define CG_V2 "unified"
 #define CG_PIN ".pin"
 #define CG_KILL_MS 10000
+#define CPU_PERIOD_US 100000 /* the kernel's default CFS period */
+#define CPU_QUOTA_MIN_US 1000 /* the smallest quota the kernel takes */
 
 const char *const sbx_v1_hiers[SBX_HIERS] = {"memory", "pids", "cpu",
                                              "freezer"};
@@ -131,6 +133,78 @@ sbx_cgroup_host_init(const faas_sandbox_host_t *host, faas_error_t *err)
     return write_cg(path, "freezer.state", "FROZEN", 0, err);
 }
 
+/*
+ * memory.limit_in_bytes, and no swap beyond it: memory.memsw (v1), or
+ * memory.swap.max = 0 (v2, written with the v2 cgroup) where the memory
+ * controller is on cgroup2. A host that accounts neither (v1 booted
+ * without swapaccount) would let a sandbox swap without bound: refused
+ * unless the config says otherwise.
+ */
+static int
+limit_memory(const faas_sandbox_host_t *host, const char *dir,
+             const faas_sandbox_spec_t *spec, faas_error_t *err)
+{
+    char path[PATH_MAX], val[32];
+    int  ret;
+
+    snprintf(val, sizeof(val), "%llu",
+             (unsigned long long) spec->memory_mb << 20);
+    ret = write_cg(dir, "memory.limit_in_bytes", val, 0, err);
+    if (ret < 0) {
+        return ret;
+    }
+    join(path, sizeof(path), dir, "memory.memsw.limit_in_bytes");
+    if (access(path, F_OK) == 0) {
+        return sbx_write_file(path, val, err);
+    }
+    sbx_cgroup_path(path, sizeof(path), CG_V2, host, NULL);
+    join(path, sizeof(path), path, "memory.swap.max");
+    if (access(path, F_OK) == 0 || host->allow_unaccounted_swap) {
+        return 0;
+    }
+    return faas_error_set(err, ENOTSUP,
+                          "this host does not account swap (no "
+                          "memory.memsw.limit_in_bytes, no memory.swap.max): "
+                          "a sandbox could swap beyond its memory limit; boot "
+                          "with swapaccount=1, or set "
+                          "\"require_swap_accounting\": false");
+}
+
+/*
+ * The CFS quota: memory_mb / cpu_mb_per_vcpu of a CPU per period, as Lambda
+ * scales CPU with memory (docs/DESIGN.md section 6).
+ */
+int
+sbx_cgroup_limit_cpu(const faas_sandbox_host_t *host, const char *id,
+                     const faas_sandbox_spec_t *spec, faas_error_t *err)
+{
+    char               path[PATH_MAX], val[48];
+    unsigned           per_cpu = host->cpu_mb_per_vcpu;
+    unsigned long long quota;
+    int                ret;
+
+    if (per_cpu == 0) {
+        per_cpu = FAAS_CPU_MB_PER_VCPU;
+    }
+    quota = (unsigned long long) CPU_PERIOD_US * spec->memory_mb / per_cpu;
+    if (quota < CPU_QUOTA_MIN_US) {
+        quota = CPU_QUOTA_MIN_US;
+    }
+    sbx_cgroup_path(path, sizeof(path), "cpu", host, id);
+    snprintf(val, sizeof(val), "%u", CPU_PERIOD_US);
+    ret = write_cg(path, "cpu.cfs_period_us", val, 1, err);
+    if (ret == 0) {
+        snprintf(val, sizeof(val), "%llu", quota);
+        ret = write_cg(path, "cpu.cfs_quota_us", val, 1, err);
+    }
+    if (ret == 0) {
+        sbx_cgroup_path(path, sizeof(path), CG_V2, host, id);
+        snprintf(val, sizeof(val), "%llu %u", quota, CPU_PERIOD_US);
+        ret = write_cg(path, "cpu.max", val, 1, err);
+    }
+    return ret;
+}
+
 int
 sbx_cgroup_create(const faas_sandbox_host_t *host, const char *id,
                   const faas_sandbox_spec_t *spec, faas_error_t *err)
@@ -145,13 +219,9 @@ sbx_cgroup_create(const faas_sandbox_host_t *host, const char *id,
         if (ret < 0) {
             return ret;
         }
-        if (i == 0) { /* memory: no swap beyond the limit */
-            snprintf(val, sizeof(val), "%llu",
-                     (unsigned long long) spec->memory_mb << 20);
-            if ((ret = write_cg(path, "memory.limit_in_bytes", val, 0, err)) <
-                    0 ||
-                (ret = write_cg(path, "memory.memsw.limit_in_bytes", val, 1,
-                                err)) < 0) {
+        if (i == 0) {
+            ret = limit_memory(host, path, spec, err);
+            if (ret < 0) {
                 return ret;
             }
         } else if (i == 1) {
@@ -162,6 +232,10 @@ sbx_cgroup_create(const faas_sandbox_host_t *host, const char *id,
         } else if (i == 2) {
             snprintf(val, sizeof(val), "%u", spec->cpu_shares);
             if ((ret = write_cg(path, "cpu.shares", val, 0, err)) < 0) {
+                return ret;
+            }
+        } else if (i == SBX_HIERS) {
+            if ((ret = write_cg(path, "memory.swap.max", "0", 1, err)) < 0) {
                 return ret;
             }
         }

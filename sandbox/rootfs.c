@@ -45,15 +45,19 @@ static const char *const dev_nodes[] = {
 };
 /* clang-format on */
 
+/* Docker's masked and read-only /proc paths, and more: what tells about
+ * the host's kernel, keys, devices and other tenants' activity. */
 /* clang-format off */
 static const char *const proc_masked_files[] = {
-    "kcore", "sysrq-trigger", "keys", "timer_list", "sched_debug",
-    "latency_stats", "timer_stats", "kallsyms", "kpagecount", "kpageflags",
-    "kpagecgroup", "config.gz", NULL,
+    "kcore", "sysrq-trigger", "keys", "key-users", "timer_list",
+    "sched_debug", "latency_stats", "timer_stats", "kallsyms", "kpagecount",
+    "kpageflags", "kpagecgroup", "config.gz", "interrupts", "kmsg",
+    "pagetypeinfo", NULL,
 };
 /* clang-format on */
 
-static const char *const proc_masked_dirs[] = {"scsi", "acpi", "driver", NULL};
+static const char *const proc_masked_dirs[] = {"scsi", "acpi", "driver",
+                                               "asound", NULL};
 
 static const char *const proc_ro[] = {"sys", "irq", "bus", "fs", NULL};
 

@@ -71,7 +71,8 @@ faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,
     static const char *const strs[] = {
         "run_dir", "cgroup_root", "runtimes_dir", "python",
         "node",    "freezer",     "zygote_lib",   NULL};
-    static const char *const ints[] = {"uid_base", "uid_count", NULL};
+    static const char *const ints[] = {"uid_base", "uid_count",
+                                       "cpu_mb_per_vcpu", NULL};
     long long                base, count;
     int                      ret;
 
@@ -101,6 +102,9 @@ faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,
         return -1;
     }
     host->zygote_lib = faas_config_string(cfg, "zygote_lib", NULL);
+    if (faas_sandbox_limits_config(host, cfg, err) < 0) {
+        return -1;
+    }
     if (faas_sandbox_freezer_config(host, cfg, err) < 0) {
         return -1;
     }
@@ -1061,6 +1065,11 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
     if (ret == 0) {
         ret = wait_ready(host, id, ino, wd, pidfd, err_rd, deadline, err);
     }
+    /* The CPU quota only once the runtime is ready: start-up (interpreter,
+     * imports) keeps a whole CPU, so cold starts do not scale with it. */
+    if (ret == 0) {
+        ret = sbx_cgroup_limit_cpu(host, id, spec, err);
+    }
     if (ret == 0) {
         ret = wait_frozen(host, id, err);
     }
@@ -1095,6 +1104,31 @@ faas_sandbox_freezer_config(faas_sandbox_host_t *host, const json_t *cfg,
                               "config: freezer must be v1 or v2, not \"%s\"",
                               fz);
     }
+    return 0;
+}
+
+int
+faas_sandbox_limits_config(faas_sandbox_host_t *host, const json_t *cfg,
+                           faas_error_t *err)
+{
+    json_t   *v = json_object_get(cfg, "cpu_mb_per_vcpu");
+    long long mb;
+
+    if (v != NULL) {
+        mb = json_is_integer(v) ? json_integer_value(v) : -1;
+        if (mb < 1 || mb > 1048576) {
+            return faas_error_set(err, 0,
+                                  "config: cpu_mb_per_vcpu must be 1..1048576");
+        }
+        host->cpu_mb_per_vcpu = (unsigned) mb;
+    }
+    v = json_object_get(cfg, "require_swap_accounting");
+    if (v != NULL && !json_is_boolean(v)) {
+        return faas_error_set(err, 0,
+                              "config: require_swap_accounting must be a "
+                              "boolean");
+    }
+    host->allow_unaccounted_swap = v != NULL && json_is_false(v);
     return 0;
 }
 

@@ -50,7 +50,15 @@ typedef struct faas_sandbox_host_s {
     const char       *zygote_lib;   /* config "zygote_lib": the _faas_zygote
                                        extension; default: next to the
                                        running binary */
+    unsigned          cpu_mb_per_vcpu; /* CPU scales with memory: this many
+                                          MB of memory_mb buy one CPU
+                                          (0: FAAS_CPU_MB_PER_VCPU) */
+    int               allow_unaccounted_swap; /* create even where the
+                                                 host does not account swap */
 } faas_sandbox_host_t;
+
+/* Lambda's ratio: a function with 1,769 MB has one full vCPU. */
+#define FAAS_CPU_MB_PER_VCPU 1769
 
 /* One sandbox to build. Zero values take the documented defaults. */
 typedef struct faas_sandbox_spec_s {
@@ -72,7 +80,8 @@ typedef struct faas_sandbox_spec_s {
 /*
  * Fills host from a daemon config object (keys run_dir and runtimes_dir,
  * required; cgroup_root "faas", python, node, uid_base 100000, uid_count
- * 65536, freezer, zygote, zygote_idle_s, zygote_lib).
+ * 65536, freezer, zygote, zygote_idle_s, zygote_lib, cpu_mb_per_vcpu,
+ * require_swap_accounting).
  * The strings point into cfg, which must outlive host.
  */
 int faas_sandbox_host_from_config(faas_sandbox_host_t *host, const json_t *cfg,
@@ -171,6 +180,11 @@ enum {
 /* Reads "freezer" ("v1", the default, or "v2") from cfg into host. */
 int faas_sandbox_freezer_config(faas_sandbox_host_t *host, const json_t *cfg,
                                 faas_error_t *err);
+
+/* Reads "cpu_mb_per_vcpu" (1..1048576, default 1769) and
+ * "require_swap_accounting" (a boolean, default true) from cfg into host. */
+int faas_sandbox_limits_config(faas_sandbox_host_t *host, const json_t *cfg,
+                               faas_error_t *err);
 
 /* Reads "zygote" (a boolean or "off" | "shared" | "function") and
  * "zygote_idle_s" from cfg into host; absent keys keep host's values. */

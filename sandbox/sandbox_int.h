@@ -113,6 +113,10 @@ int sbx_cgroup_path(char *buf, size_t len, const char *hier,
                     const faas_sandbox_host_t *host, const char *id);
 int sbx_cgroup_create(const faas_sandbox_host_t *host, const char *id,
                       const faas_sandbox_spec_t *spec, faas_error_t *err);
+/* The CFS quota of the sandbox's memory size (cpu_mb_per_vcpu), v1 and v2
+ * where the cpu controller is there. */
+int sbx_cgroup_limit_cpu(const faas_sandbox_host_t *host, const char *id,
+                         const faas_sandbox_spec_t *spec, faas_error_t *err);
 int sbx_cgroup_remove(const faas_sandbox_host_t *host, const char *id,
                       faas_error_t *err);
 int sbx_cgroup_host_init(const faas_sandbox_host_t *host, faas_error_t *err);

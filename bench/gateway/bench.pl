@@ -50,9 +50,12 @@ my $agent = start_agent(log_level => 'warn', exe => $ENV{AGENT} // objs_dir() . 
                                  freezer => $FREEZER, runtimes_dir => $RUNTIMES });
 {
     my $f = "$w/sandbox.json";
+    # CPU_MB_PER_VCPU: the sandboxes' CPU quota ratio (sandbox/README.md);
+    # 1 makes the quota of a 128 MB sandbox larger than the host
     write_json($f, { run_dir => $agent->{run_dir}, cgroup_root => cgroup_root(),
                      runtimes_dir => $RUNTIMES,
-                     freezer => $FREEZER });
+                     freezer => $FREEZER,
+                     $ENV{CPU_MB_PER_VCPU} ? (cpu_mb_per_vcpu => $ENV{CPU_MB_PER_VCPU} + 0) : () });
     system(objs_dir() . '/faas-sandbox', '-c', $f, 'init') == 0
         or die "faas-sandbox init failed";
     my $pin = '/sys/fs/cgroup/freezer/' . cgroup_root() . '/.pin/freezer.state';

@@ -10,7 +10,8 @@
 # processes, 8), NGINX_WORKERS (2), WRK_THREADS (2), CONNECTIONS ("64,256"),
 # PATHS ("faas,uwsgi,return200"), REDIS (unix | tcp: how the gateway
 # reaches Redis), FREEZER (v1 | v2), SPIN_US (the agent's spin_us),
-# PERF_DIR (a perf profile of the bench's own processes per point);
+# PERF_DIR (a perf profile of the bench's own processes per point),
+# CPU_MB_PER_VCPU (the sandboxes' CPU ratio, default 1769; 1: no limit);
 # MODULE, AGENT, RUNTIMES: another ngx_http_faas_module.so, faas-agent and
 # runtimes directory (A/B runs against an older build).
 # Besides req/s and latency it prints the CPU time per request of each

@@ -40,6 +40,17 @@ def write(path):
     with open(path, 'w') as f:
         f.write('x')
 
+def masked_size(path):
+    # what a masked (or absent) /proc entry shows: 0 bytes, 0 entries
+    if not os.path.exists(path):
+        return 0
+    if os.path.isdir(path):
+        return len(os.listdir(path))
+    try:
+        return len(open(path, 'rb').read())
+    except OSError:
+        return 0
+
 def status():
     out = {}
     for line in open('/proc/self/status'):
@@ -78,6 +89,9 @@ def handler(event, context):
                 'kcore': os.stat('/proc/kcore').st_size if os.path.exists('/proc/kcore') else 0,
                 'timer_list': len(open('/proc/timer_list').read()),
                 'keys': len(open('/proc/keys').read()),
+                'masked': {p: masked_size('/proc/' + p)
+                           for p in ('key-users', 'interrupts', 'kmsg',
+                                     'pagetypeinfo', 'asound', 'scsi', 'acpi')},
                 'sysrq': err_of(lambda: write('/proc/sysrq-trigger')),
                 'proc_sys': err_of(lambda: write('/proc/sys/kernel/hostname')),
                 'dev': sorted(os.listdir('/dev')),
@@ -187,6 +201,8 @@ for my $rt (@runtimes) {
     is($r->{kcore}, 0, "[$rt] /proc/kcore is masked (or absent)");
     is($r->{timer_list}, 0, "[$rt] /proc/timer_list is masked");
     is($r->{keys}, 0, "[$rt] /proc/keys is masked");
+    is($r->{masked}{$_}, 0, "[$rt] /proc/$_ is masked (or absent)")
+        for sort keys %{ $r->{masked} || { missing => 1 } };
     like($r->{sysrq}, qr/^E(ROFS|ACCES|PERM|NOENT)$/, "[$rt] /proc/sysrq-trigger not writable ($r->{sysrq})");
     like($r->{proc_sys}, qr/^E(ROFS|ACCES|PERM)$/, "[$rt] /proc/sys is read-only ($r->{proc_sys})");
     is_deeply($r->{dev}, [sort qw(full null random tty urandom zero shm pts fd stdin stdout stderr)],

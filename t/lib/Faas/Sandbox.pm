@@ -100,9 +100,10 @@ sub sandbox_config {
         $rtdir = real_runtime_dir();
     } else {
         $rtdir = "$work/runtimes";
-        write_file("$rtdir/python/bootstrap.py", $TEST_RUNTIME);
+        # written once: a zygote running from it exits when it changes
+        write_same("$rtdir/python/bootstrap.py", $TEST_RUNTIME);
         # the zygote belongs to the runtime directory: ship the real one
-        write_file("$rtdir/python/zygote.py",
+        write_same("$rtdir/python/zygote.py",
                    read_file(real_runtime_dir() . '/python/zygote.py'))
             if $zygote;
     }
@@ -115,6 +116,7 @@ sub sandbox_config {
         uid_base     => $o{uid_base} // 200000,
         uid_count    => $o{uid_count} // 1000,
         freezer      => $o{freezer} // 'v1',
+        %{ $o{extra} || {} },    # more keys, as given
     };
     $cfg->{zygote} = JSON::PP::true() if $zygote;
     my $file = "$work/$name.json";
@@ -122,6 +124,13 @@ sub sandbox_config {
     my $ret = { file => $file, %$cfg };
     sbx_zygote_run($ret) if $zygote && !$o{no_zygote_start};
     return $ret;
+}
+
+# write_file unless the file already holds exactly that.
+sub write_same {
+    my ($file, $content) = @_;
+    my $have = -f $file ? read_file($file) : undef;
+    write_file($file, $content) unless defined $have && $have eq $content;
 }
 
 # Starts `faas-sandbox -c CFG zygote run` (a tracked server: faas_finish

@@ -1,0 +1,4 @@
+# cpu.t, unchanged, through zygote-made sandboxes (see zygote_isolation.t).
+BEGIN { $ENV{FAAS_SANDBOX_ZYGOTE} = 1 }
+do './t/sandbox/cpu.t';
+die $@ if $@;
