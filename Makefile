@@ -42,7 +42,8 @@ TESTS :=
 .PHONY: all clean
 all: bins
 
-# The libraries first: the programs' rules name them as prerequisites.
+# The libraries' rules first: their variables (PROTO_H...) are used by the
+# programs' rules, which make expands as it reads them.
 LIB_MKS := proto/build.mk common/build.mk invoker/build.mk sandbox/build.mk
 include $(LIB_MKS)
 include $(sort $(filter-out $(LIB_MKS),$(wildcard */build.mk)))
