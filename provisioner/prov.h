@@ -47,10 +47,11 @@ typedef struct faas_prov_redis_s {
     redisAsyncContext *ac;
     int                ready;     /* connected and authenticated */
     uv_timer_t         retry;
+    void             (*on_ready)(faas_prov_t *p);   /* at each (re)connect */
 } faas_prov_redis_t;
 
 int faas_prov_redis_start(faas_prov_t *p, faas_prov_redis_t *r,
-                          const char *name);
+                          const char *name, void (*on_ready)(faas_prov_t *p));
 void faas_prov_redis_stop(faas_prov_redis_t *r);
 /* Drops a link that stopped answering and reconnects. */
 void faas_prov_redis_reset(faas_prov_redis_t *r, const char *why);
@@ -214,8 +215,12 @@ void faas_prov_queue_stop(faas_prov_t *p);
 
 /* ---- leases (leases.c) ---- */
 
-void faas_prov_leases_start(faas_prov_t *p);
-void faas_prov_leases_tick(faas_prov_t *p);
+/*
+ * Starts the heartbeat: each tick calls on_tick first, then on_settled once
+ * the leases are settled (the layer above consumes the shards it holds).
+ */
+void faas_prov_leases_start(faas_prov_t *p, void (*on_tick)(faas_prov_t *p),
+                            void (*on_settled)(faas_prov_t *p));
 /* 1 when shard's queue is to be consumed now (held, valid, not handed over). */
 int faas_prov_leases_consumable(faas_prov_t *p, unsigned shard);
 /* Hands over the shards being released that no BLMOVE names any more. */
@@ -303,14 +308,12 @@ struct faas_prov_s {
     uv_timer_t  stop_timer;
 };
 
-/* Wall-clock milliseconds (heartbeats are compared across hosts). */
-static inline uint64_t
-faas_prov_now_ms(void)
+/* 1 while a BLMOVE naming shard's queue is outstanding (queue.c sends it,
+ * leases.c hands a shard over only once none is). */
+static inline int
+faas_prov_shard_busy(const faas_prov_t *p, unsigned shard)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+    return p->q_pending != NULL && p->q_pending[shard];
 }
 
 #endif

@@ -763,14 +763,6 @@ recover_cb(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
-/* 1 while a BLMOVE naming shard's queue is outstanding. */
-int
-faas_prov_queue_shard_busy(faas_prov_t *p, unsigned shard)
-{
-    return p->q_pending != NULL && p->q_pending[shard];
-}
-
-
 /*
  * Takes up the previous run's requests first (once), then issues a BLMOVE
  * on each held shard that has none outstanding, while there is room.
@@ -807,19 +799,19 @@ faas_prov_queue_kick(faas_prov_t *p)
             if (asprintf(&name, "q%u", i) < 0) {
                 continue;
             }
-            faas_prov_redis_start(p, c, name);
+            faas_prov_redis_start(p, c, name, faas_prov_queue_kick);
             continue;
         }
         if (!c->ready) {
             continue;
         }
-        snprintf(queue, sizeof(queue), "faas:prov:q:%u", i);
+        faas_key_prov_queue(queue, sizeof(queue), i);
         if (faas_prov_redis_cmd(c, blmove_cb, (void *) (uintptr_t) i,
                                 "BLMOVE %s %s LEFT RIGHT 1", queue,
                                 p->work_key)
             == 0) {
             p->q_pending[i] = 1;
-            p->q_sent_ms[i] = faas_prov_now_ms();
+            p->q_sent_ms[i] = faas_now_ms();
             p->q_outstanding++;
         }
     }

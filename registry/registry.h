@@ -191,6 +191,8 @@ typedef struct faas_http_resp_s {
 int faas_http_start(faas_registry_t *reg, faas_error_t *err);
 void faas_http_stop(void);
 
+/* ---- http_reply.c: what the handlers answer with ---- */
+
 /* Value of a query-string argument or NULL. */
 const char *faas_http_arg(faas_http_req_t *req, const char *name);
 
@@ -224,6 +226,8 @@ int faas_fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
  * no connection, or faas_fn_authorize's error). */
 MYSQL *faas_fn_open(faas_registry_t *reg, const char *user, const char *name,
                     faas_error_t *err);
+
+/* ---- fn_store.c: functions read from MySQL ---- */
 
 /*
  * The function's current state (functions joined with its current version)
