@@ -229,10 +229,14 @@ fin_listed(faas_prov_t *p, faas_prov_sbx_t *s, const char *raw,
 }
 
 
-/* See prov.h. */
-void
-faas_prov_queue_fail(faas_prov_t *p, const char *rid, const char *origin,
-                     const char *reason, const char *raw, size_t raw_len)
+/*
+ * The outcome "failed" of the request raw (its processing-list entry; NULL:
+ * none): atomically takes it out of this host's processing list, DECRs the
+ * count and pushes reason to faas:err:{rid}:<origin>.
+ */
+static void
+request_fail(faas_prov_t *p, const char *rid, const char *origin,
+             const char *reason, const char *raw, size_t raw_len)
 {
     char   key[512], ttl[32];
     fin_t *f;
@@ -280,7 +284,7 @@ job_done(faas_prov_t *p, faas_prov_job_t *job)
 static void
 job_fail(faas_prov_t *p, faas_prov_job_t *job, const char *reason)
 {
-    faas_prov_queue_fail(p, job->req->rid, job->req->origin_request_id, reason,
+    request_fail(p, job->req->rid, job->req->origin_request_id, reason,
                          job->raw, job->raw_len);
     if (job->sbx != NULL) {
         faas_prov_sbx_free(p, job->sbx);   /* drops the code reference too */
@@ -611,7 +615,7 @@ job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
         if (faas_name_valid(req->function, strlen(req->function))
             && faas_version_valid(req->version)
             && strlen(req->rid) < 100 && strchr(req->rid, '}') == NULL) {
-            faas_prov_queue_fail(p, req->rid,
+            request_fail(p, req->rid,
                                  origin_valid(req->origin_request_id)
                                      ? req->origin_request_id
                                      : NULL,
@@ -630,7 +634,7 @@ job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
     job = calloc(1, sizeof(*job));
     if (job == NULL || (job->raw = malloc(raw_len + 1)) == NULL) {
         free(job);
-        faas_prov_queue_fail(p, req->rid, req->origin_request_id,
+        request_fail(p, req->rid, req->origin_request_id,
                              "out of memory", raw, raw_len);
         faas__provision_request__free_unpacked(req, NULL);
         return;

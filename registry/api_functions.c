@@ -228,9 +228,13 @@ limits(faas_registry_t *reg)
 }
 
 
-int
-faas_fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
-                  const char *name, faas_error_t *err)
+/*
+ * Checks that name exists and that user may see it (owner or admin).
+ * Returns 0, or < 0 with FAAS_E_NOTFOUND (also for someone else's function).
+ */
+static int
+fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
+             const char *name, faas_error_t *err)
 {
     MYSQL_RES *res;
     MYSQL_ROW  row;
@@ -265,7 +269,7 @@ faas_fn_open(faas_registry_t *reg, const char *user, const char *name,
 {
     MYSQL *c = faas_db_acquire(reg->db, err);
 
-    if (c != NULL && faas_fn_authorize(c, reg, user, name, err) < 0) {
+    if (c != NULL && fn_authorize(c, reg, user, name, err) < 0) {
         release(reg, &c, err);
     }
     return c;
