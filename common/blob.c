@@ -121,13 +121,6 @@ faas_blob_close(faas_blob_store_t *store)
 }
 
 
-const char *
-faas_blob_url(const faas_blob_store_t *store)
-{
-    return store->url;
-}
-
-
 int
 faas_blob_put(faas_blob_store_t *store, const char *key, const void *data,
               size_t len, faas_error_t *err)

@@ -82,7 +82,4 @@ int faas_blob_stat(faas_blob_store_t *store, const char *key, size_t *len,
  */
 int faas_blob_key_check(const char *key, faas_error_t *err);
 
-/* The URL the store was opened with (owned by the store). */
-const char *faas_blob_url(const faas_blob_store_t *store);
-
 #endif

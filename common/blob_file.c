@@ -71,8 +71,9 @@ mkdir_p(char *path, faas_error_t *err)
 }
 
 
-int
-faas_blob_mkdir_parent(const char *path, faas_error_t *err)
+/* mkdir -p of the directory part of path (not path itself). */
+static int
+mkdir_parent(const char *path, faas_error_t *err)
 {
     cleanup_free char *dir = strdup(path);
     char              *slash;
@@ -138,7 +139,7 @@ faas_blob_write_atomic(const char *path,
         tmp = NULL;
         return faas_error_set(err, ENOMEM, "write %s", path);
     }
-    ret = faas_blob_mkdir_parent(path, err);
+    ret = mkdir_parent(path, err);
     if (ret < 0) {
         return ret;
     }

@@ -52,7 +52,4 @@ int faas_blob_write_atomic(const char *path,
                            int (*fill)(int fd, void *arg, faas_error_t *err),
                            void *arg, faas_error_t *err);
 
-/* mkdir -p of the directory part of path (not path itself). */
-int faas_blob_mkdir_parent(const char *path, faas_error_t *err);
-
 #endif

@@ -192,17 +192,3 @@ faas_frame_buf_next(faas_frame_buf_t *fb, const uint8_t **frame, size_t *len,
     return 1;
 }
 
-
-uint8_t *
-faas_frame_encode(const void *payload, size_t len, size_t *out_len)
-{
-    uint8_t *p;
-
-    if (len > UINT32_MAX || (p = malloc(len + FAAS_FRAME_HDR)) == NULL) {
-        return NULL;
-    }
-    faas_frame_put_len(p, (uint32_t) len);
-    memcpy(p + FAAS_FRAME_HDR, payload, len);
-    *out_len = len + FAAS_FRAME_HDR;
-    return p;
-}

@@ -62,7 +62,4 @@ int faas_frame_buf_append(faas_frame_buf_t *fb, const void *data, size_t n,
 int faas_frame_buf_next(faas_frame_buf_t *fb, const uint8_t **frame,
                         size_t *len, faas_error_t *err);
 
-/* Fills a malloc'd buffer with header + payload (for async writers). */
-uint8_t *faas_frame_encode(const void *payload, size_t len, size_t *out_len);
-
 #endif

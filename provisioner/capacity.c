@@ -17,14 +17,6 @@
 static void try_fit(faas_prov_t *p, faas_prov_job_t *job);
 
 
-/* Memory (MB) counted against the budget now. */
-unsigned
-faas_prov_capacity_used(faas_prov_t *p)
-{
-    return p->used_mb;
-}
-
-
 static int
 fits(faas_prov_t *p, faas_prov_job_t *job)
 {

@@ -37,8 +37,8 @@ typedef struct fetch_s {
 
 
 /* rm -rf path (no symlink following). 0 or -errno. */
-int
-faas_prov_rm_rf(const char *path)
+static int
+rm_rf(const char *path)
 {
     struct stat st;
     DIR        *d;
@@ -64,7 +64,7 @@ faas_prov_rm_rf(const char *path)
             rc = -ENOMEM;
             break;
         }
-        if (faas_prov_rm_rf(sub) < 0) {
+        if (rm_rf(sub) < 0) {
             rc = -errno;
         }
         free(sub);
@@ -78,8 +78,8 @@ faas_prov_rm_rf(const char *path)
 
 
 /* sha256 of a file as 64 lowercase hex digits. */
-int
-faas_prov_code_sha256_file(const char *path, char hex[65], faas_error_t *err)
+static int
+sha256_file(const char *path, char hex[65], faas_error_t *err)
 {
     cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
     unsigned char     buf[65536], md[EVP_MAX_MD_SIZE];
@@ -385,7 +385,7 @@ fetch_work(uv_work_t *w)
         return;
     }
     faas_info(NULL, "code: fetched %s", f->code->key);
-    rc = faas_prov_code_sha256_file(zip, hex, &err);
+    rc = sha256_file(zip, hex, &err);
     if (rc == 0 && strcmp(hex, f->code->sha256) != 0) {
         f->rc = -EBADMSG;
         snprintf(f->reason, sizeof(f->reason), "code sha256 mismatch: "
@@ -404,7 +404,7 @@ fetch_work(uv_work_t *w)
         rc = faas_error_set(&err, errno, "rename into %s", f->code->dir);
     }
     if (rc < 0) {
-        faas_prov_rm_rf(stage);
+        rm_rf(stage);
         f->rc = rc;
         snprintf(f->reason, sizeof(f->reason), "%s", err.msg);
     }
@@ -536,7 +536,7 @@ faas_prov_code_by_dir(faas_prov_t *p, const char *dir)
 static void
 rm_work(uv_work_t *w)
 {
-    faas_prov_rm_rf(w->data);
+    rm_rf(w->data);
 }
 
 
@@ -620,7 +620,7 @@ faas_prov_code_init(faas_prov_t *p, faas_error_t *err)
         if (e->d_name[0] == '.' && strcmp(e->d_name, ".") != 0
             && strcmp(e->d_name, "..") != 0) {
             if (asprintf(&path, "%s/%s", p->cache_dir, e->d_name) >= 0) {
-                faas_prov_rm_rf(path);
+                rm_rf(path);
                 free(path);
             }
             continue;

@@ -49,13 +49,15 @@ static int     tick_pending;
  * counted from then, not from the reply, so it never outlives Redis' TTL. */
 static uint64_t tick_sent_ms;
 static void  (*release_done)(faas_prov_t *p);
+static void  (*tick_started)(faas_prov_t *p);   /* the hooks of the layer */
+static void  (*tick_settled)(faas_prov_t *p);   /* above (queue.c) */
 static int     release_pending;
 
 
 static void
 lease_key(char *buf, size_t len, unsigned shard)
 {
-    snprintf(buf, len, "faas:prov:lease:%u", shard);
+    faas_key_prov_lease(buf, len, shard);
 }
 
 
@@ -76,7 +78,7 @@ tick_done(faas_prov_t *p)
 {
     p->lease_tick_busy = 0;
     faas_prov_leases_flush(p);
-    faas_prov_queue_kick(p);
+    tick_settled(p);
 }
 
 
@@ -331,13 +333,13 @@ hosts_cb(redisAsyncContext *ac, void *reply, void *data)
 
 
 /* One heartbeat: membership, extension, rebalancing (asynchronous). */
-void
-faas_prov_leases_tick(faas_prov_t *p)
+static void
+leases_tick(faas_prov_t *p)
 {
-    uint64_t now = faas_prov_now_ms();
+    uint64_t now = faas_now_ms();
     char     snow[32], sold[32], sdead[32];
 
-    faas_prov_queue_watchdog(p);
+    tick_started(p);
     if (p->lease_tick_busy && !p->stopping
         && now - p->hb_started_ms > 2 * (uint64_t) p->lease_ms) {
         /* Its replies never came: the link hangs (see prov_redis.c). The
@@ -353,16 +355,17 @@ faas_prov_leases_tick(faas_prov_t *p)
     snprintf(sold, sizeof(sold), "%" PRIu64, now - p->lease_ms);
     snprintf(sdead, sizeof(sdead), "%" PRIu64,
              now - 2 * (uint64_t) p->lease_ms);
-    if (faas_prov_redis_cmd(&p->cmd, NULL, NULL, "ZADD faas:prov:hosts %s %s",
-                       snow, p->host_id)
+    if (faas_prov_redis_cmd(&p->cmd, NULL, NULL, "ZADD %s %s %s",
+                       FAAS_KEY_PROV_HOSTS, snow, p->host_id)
         != 0) {
         return;
     }
     /* Hosts dead for two lease periods: take over what they had taken. */
     faas_prov_redis_cmd(&p->cmd, dead_cb, NULL,
-                        "ZRANGEBYSCORE faas:prov:hosts -inf (%s", sdead);
+                        "ZRANGEBYSCORE %s -inf (%s", FAAS_KEY_PROV_HOSTS,
+                        sdead);
     if (faas_prov_redis_cmd(&p->cmd, hosts_cb, NULL,
-                       "ZCOUNT faas:prov:hosts %s +inf", sold)
+                       "ZCOUNT %s %s +inf", FAAS_KEY_PROV_HOSTS, sold)
         == 0) {
         p->lease_tick_busy = 1;
     }
@@ -372,15 +375,18 @@ faas_prov_leases_tick(faas_prov_t *p)
 static void
 hb_cb(uv_timer_t *t)
 {
-    faas_prov_leases_tick(t->data);
+    leases_tick(t->data);
 }
 
 
-/* Starts the heartbeat timer (first tick at once). */
+/* See prov.h. The first tick comes at once. */
 void
-faas_prov_leases_start(faas_prov_t *p)
+faas_prov_leases_start(faas_prov_t *p, void (*on_tick)(faas_prov_t *p),
+                       void (*on_settled)(faas_prov_t *p))
 {
     g_prov = p;
+    tick_started = on_tick;
+    tick_settled = on_settled;
     uv_timer_init(p->loop, &p->hb_timer);
     p->hb_timer.data = p;
     uv_timer_start(&p->hb_timer, hb_cb, 50, p->heartbeat_ms);
@@ -421,7 +427,7 @@ faas_prov_leases_flush(faas_prov_t *p)
     char     key[64];
 
     for (i = 0; i < p->shards; i++) {
-        if (!p->releasing[i] || faas_prov_queue_shard_busy(p, i)) {
+        if (!p->releasing[i] || faas_prov_shard_busy(p, i)) {
             continue;
         }
         lease_key(key, sizeof(key), i);

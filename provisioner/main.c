@@ -310,9 +310,9 @@ main(int argc, char **argv)
     p.stop_timer.data = &p;
     signal(SIGPIPE, SIG_IGN);
 
-    faas_prov_redis_start(&p, &p.cmd, "cmd");
+    faas_prov_redis_start(&p, &p.cmd, "cmd", faas_prov_queue_kick);
     faas_prov_reconcile_start(&p);
-    faas_prov_leases_start(&p);
+    faas_prov_leases_start(&p, faas_prov_queue_watchdog, faas_prov_queue_kick);
     faas_info(NULL, "started: host %s, endpoint %s, %u shards, budget %u MB",
               p.host_id, p.endpoint, p.shards, p.memory_budget_mb);
 

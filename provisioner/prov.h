@@ -47,10 +47,11 @@ typedef struct faas_prov_redis_s {
     redisAsyncContext *ac;
     int                ready;     /* connected and authenticated */
     uv_timer_t         retry;
+    void             (*on_ready)(faas_prov_t *p);   /* at each (re)connect */
 } faas_prov_redis_t;
 
 int faas_prov_redis_start(faas_prov_t *p, faas_prov_redis_t *r,
-                          const char *name);
+                          const char *name, void (*on_ready)(faas_prov_t *p));
 void faas_prov_redis_stop(faas_prov_redis_t *r);
 /* Drops a link that stopped answering and reconnects. */
 void faas_prov_redis_reset(faas_prov_redis_t *r, const char *why);
@@ -153,11 +154,8 @@ void faas_prov_code_release(faas_prov_t *p, faas_prov_code_t *c);
 /* Finds a READY entry by its directory (reconciliation); takes a ref. */
 faas_prov_code_t *faas_prov_code_by_dir(faas_prov_t *p, const char *dir);
 void faas_prov_code_gc(faas_prov_t *p);
-/* Blocking helpers (thread pool), exposed for the tool's tests. */
+/* Blocking helper (thread pool), exposed for the tool's tests. */
 int faas_prov_code_unzip(const char *zip, const char *dir, faas_error_t *err);
-int faas_prov_code_sha256_file(const char *path, char hex[65],
-                               faas_error_t *err);
-int faas_prov_rm_rf(const char *path);
 
 /* ---- capacity (capacity.c) ---- */
 
@@ -166,7 +164,6 @@ typedef void (*faas_prov_cap_cb)(faas_prov_t *p, faas_prov_job_t *job, int ok);
  * revisions); cb(ok=1) when it fits, cb(ok=0) when the host is full. */
 void faas_prov_capacity_reserve(faas_prov_t *p, faas_prov_job_t *job,
                                 faas_prov_cap_cb cb);
-unsigned faas_prov_capacity_used(faas_prov_t *p);
 
 /* ---- jobs and queue (queue.c) ---- */
 
@@ -194,16 +191,6 @@ struct faas_prov_job_s {
 };
 
 void faas_prov_queue_kick(faas_prov_t *p);
-/*
- * The outcome "failed" of the request raw (its processing-list entry; NULL:
- * none): atomically takes it out of this host's processing list, DECRs the
- * count and pushes reason to faas:err:{rid}:<origin>.
- */
-void faas_prov_queue_fail(faas_prov_t *p, const char *rid, const char *origin,
-                          const char *reason, const char *raw,
-                          size_t raw_len);
-/* 1 while a BLMOVE naming shard's queue is outstanding. */
-int faas_prov_queue_shard_busy(faas_prov_t *p, unsigned shard);
 /* Re-sends the outcomes whose reply was lost (reconciliation tick). */
 void faas_prov_queue_retry(faas_prov_t *p);
 /* Resets per-shard connections whose BLMOVE (1 s timeout) has not been
@@ -214,8 +201,12 @@ void faas_prov_queue_stop(faas_prov_t *p);
 
 /* ---- leases (leases.c) ---- */
 
-void faas_prov_leases_start(faas_prov_t *p);
-void faas_prov_leases_tick(faas_prov_t *p);
+/*
+ * Starts the heartbeat: each tick calls on_tick first, then on_settled once
+ * the leases are settled (the layer above consumes the shards it holds).
+ */
+void faas_prov_leases_start(faas_prov_t *p, void (*on_tick)(faas_prov_t *p),
+                            void (*on_settled)(faas_prov_t *p));
 /* 1 when shard's queue is to be consumed now (held, valid, not handed over). */
 int faas_prov_leases_consumable(faas_prov_t *p, unsigned shard);
 /* Hands over the shards being released that no BLMOVE names any more. */
@@ -225,7 +216,6 @@ void faas_prov_leases_release_all(faas_prov_t *p, void (*done)(faas_prov_t *p));
 /* ---- reaper and reconciliation ---- */
 
 void faas_prov_reconcile_start(faas_prov_t *p);
-void faas_prov_reconcile_tick(faas_prov_t *p);
 /* Keep-alive decision on one listed idle sandbox, from the scan. */
 void faas_prov_reaper_check(faas_prov_t *p, faas_prov_sbx_t *s, const char *key,
                        uint64_t now);
@@ -303,14 +293,12 @@ struct faas_prov_s {
     uv_timer_t  stop_timer;
 };
 
-/* Wall-clock milliseconds (heartbeats are compared across hosts). */
-static inline uint64_t
-faas_prov_now_ms(void)
+/* 1 while a BLMOVE naming shard's queue is outstanding (queue.c sends it,
+ * leases.c hands a shard over only once none is). */
+static inline int
+faas_prov_shard_busy(const faas_prov_t *p, unsigned shard)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+    return p->q_pending != NULL && p->q_pending[shard];
 }
 
 #endif

@@ -46,7 +46,7 @@ auth_cb(redisAsyncContext *ac, void *reply, void *data)
     }
     r->ready = 1;
     faas_info(NULL, "redis %s: connected", r->name);
-    faas_prov_queue_kick(r->prov);
+    r->on_ready(r->prov);
 }
 
 
@@ -69,7 +69,7 @@ connect_cb(const redisAsyncContext *ac, int status)
     }
     r->ready = 1;
     faas_info(NULL, "redis %s: connected", r->name);
-    faas_prov_queue_kick(r->prov);
+    r->on_ready(r->prov);
 }
 
 
@@ -137,11 +137,13 @@ redis_connect(faas_prov_redis_t *r)
  * logged and retried.
  */
 int
-faas_prov_redis_start(faas_prov_t *p, faas_prov_redis_t *r, const char *name)
+faas_prov_redis_start(faas_prov_t *p, faas_prov_redis_t *r, const char *name,
+                      void (*on_ready)(faas_prov_t *p))
 {
     memset(r, 0, sizeof(*r));
     r->prov = p;
     r->name = name;
+    r->on_ready = on_ready;
     uv_timer_init(p->loop, &r->retry);
     r->retry.data = r;
     redis_connect(r);

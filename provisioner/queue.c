@@ -229,10 +229,14 @@ fin_listed(faas_prov_t *p, faas_prov_sbx_t *s, const char *raw,
 }
 
 
-/* See prov.h. */
-void
-faas_prov_queue_fail(faas_prov_t *p, const char *rid, const char *origin,
-                     const char *reason, const char *raw, size_t raw_len)
+/*
+ * The outcome "failed" of the request raw (its processing-list entry; NULL:
+ * none): atomically takes it out of this host's processing list, DECRs the
+ * count and pushes reason to faas:err:{rid}:<origin>.
+ */
+static void
+request_fail(faas_prov_t *p, const char *rid, const char *origin,
+             const char *reason, const char *raw, size_t raw_len)
 {
     char   key[512], ttl[32];
     fin_t *f;
@@ -280,7 +284,7 @@ job_done(faas_prov_t *p, faas_prov_job_t *job)
 static void
 job_fail(faas_prov_t *p, faas_prov_job_t *job, const char *reason)
 {
-    faas_prov_queue_fail(p, job->req->rid, job->req->origin_request_id, reason,
+    request_fail(p, job->req->rid, job->req->origin_request_id, reason,
                          job->raw, job->raw_len);
     if (job->sbx != NULL) {
         faas_prov_sbx_free(p, job->sbx);   /* drops the code reference too */
@@ -611,7 +615,7 @@ job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
         if (faas_name_valid(req->function, strlen(req->function))
             && faas_version_valid(req->version)
             && strlen(req->rid) < 100 && strchr(req->rid, '}') == NULL) {
-            faas_prov_queue_fail(p, req->rid,
+            request_fail(p, req->rid,
                                  origin_valid(req->origin_request_id)
                                      ? req->origin_request_id
                                      : NULL,
@@ -630,7 +634,7 @@ job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
     job = calloc(1, sizeof(*job));
     if (job == NULL || (job->raw = malloc(raw_len + 1)) == NULL) {
         free(job);
-        faas_prov_queue_fail(p, req->rid, req->origin_request_id,
+        request_fail(p, req->rid, req->origin_request_id,
                              "out of memory", raw, raw_len);
         faas__provision_request__free_unpacked(req, NULL);
         return;
@@ -763,14 +767,6 @@ recover_cb(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
-/* 1 while a BLMOVE naming shard's queue is outstanding. */
-int
-faas_prov_queue_shard_busy(faas_prov_t *p, unsigned shard)
-{
-    return p->q_pending != NULL && p->q_pending[shard];
-}
-
-
 /*
  * Takes up the previous run's requests first (once), then issues a BLMOVE
  * on each held shard that has none outstanding, while there is room.
@@ -807,19 +803,19 @@ faas_prov_queue_kick(faas_prov_t *p)
             if (asprintf(&name, "q%u", i) < 0) {
                 continue;
             }
-            faas_prov_redis_start(p, c, name);
+            faas_prov_redis_start(p, c, name, faas_prov_queue_kick);
             continue;
         }
         if (!c->ready) {
             continue;
         }
-        snprintf(queue, sizeof(queue), "faas:prov:q:%u", i);
+        faas_key_prov_queue(queue, sizeof(queue), i);
         if (faas_prov_redis_cmd(c, blmove_cb, (void *) (uintptr_t) i,
                                 "BLMOVE %s %s LEFT RIGHT 1", queue,
                                 p->work_key)
             == 0) {
             p->q_pending[i] = 1;
-            p->q_sent_ms[i] = faas_prov_now_ms();
+            p->q_sent_ms[i] = faas_now_ms();
             p->q_outstanding++;
         }
     }

@@ -411,8 +411,8 @@ scan_step(faas_prov_t *p, scan_t *sc, const char *cursor)
 
 
 /* Starts one scan (asynchronous) unless one is running. */
-void
-faas_prov_reconcile_tick(faas_prov_t *p)
+static void
+reconcile_tick(faas_prov_t *p)
 {
     scan_t *sc;
 
@@ -437,7 +437,7 @@ faas_prov_reconcile_tick(faas_prov_t *p)
 static void
 recon_timer_cb(uv_timer_t *t)
 {
-    faas_prov_reconcile_tick(t->data);
+    reconcile_tick(t->data);
 }
 
 

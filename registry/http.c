@@ -1,7 +1,8 @@
 /*
  * The HTTP side of the registry: libmicrohttpd on a Unix socket (nginx
  * proxies /v1/ to it after the JWT check set X-Faas-User), body collection
- * with a size cap, routing to the api_*.c handlers, JSON answers.
+ * with a size cap, routing to the api_*.c handlers, JSON answers. The
+ * helpers the handlers use to answer are in http_reply.c, a layer below.
  */
 #include "registry.h"
 
@@ -31,63 +32,6 @@ typedef struct conn_ctx_s {
 static struct MHD_Daemon *daemon_;
 static faas_registry_t   *reg_;
 static size_t             body_max_;
-
-
-int
-faas_is_admin(faas_registry_t *reg, const char *user)
-{
-    return reg->admin_subject != NULL && reg->admin_subject[0] != '\0'
-           && user != NULL && strcmp(reg->admin_subject, user) == 0;
-}
-
-
-const char *
-faas_http_arg(faas_http_req_t *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-
-int
-faas_http_error(faas_http_resp_t *resp, int status, const char *code,
-                const char *fmt, ...)
-{
-    char    msg[FAAS_ERROR_MAX];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (resp->json != NULL) {
-        json_decref(resp->json);
-    }
-    resp->json = json_pack("{s:{s:s,s:s}}", "error", "code", code,
-                           "message", msg);
-    resp->status = status;
-    return status;
-}
-
-
-int
-faas_http_fail(faas_http_resp_t *resp, const faas_error_t *err)
-{
-    switch (err->code) {
-    case FAAS_E_UNAVAILABLE:
-        faas_warn(NULL, "unavailable: %s", err->msg);
-        return faas_http_error(resp, 503, "unavailable",
-                               "a backing service is unavailable,"
-                               " retry later");
-    case FAAS_E_EXISTS:
-        return faas_http_error(resp, 409, "conflict", "%s", err->msg);
-    case FAAS_E_NOTFOUND:
-        return faas_http_error(resp, 404, "not_found", "%s", err->msg);
-    case FAAS_E_INVALID:
-        return faas_http_error(resp, 400, "invalid", "%s", err->msg);
-    default:
-        faas_err(NULL, "internal error: %s", err->msg);
-        return faas_http_error(resp, 500, "internal", "internal error");
-    }
-}
 
 
 /* Routes /v1/functions[/<name>[/<sub>[/<rest>]]]. */

@@ -145,13 +145,16 @@ faas_mirror_open(faas_registry_t *reg, faas_error_t *err)
 }
 
 
+static void mirror_stop(faas_mirror_t *m);
+
+
 void
 faas_mirror_close(faas_mirror_t *m)
 {
     if (m == NULL) {
         return;
     }
-    faas_mirror_stop(m);
+    mirror_stop(m);
     drop(m);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->wake_lock);
@@ -557,8 +560,9 @@ faas_mirror_start(faas_mirror_t *m, faas_error_t *err)
 }
 
 
-void
-faas_mirror_stop(faas_mirror_t *m)
+/* Stops the repair thread. */
+static void
+mirror_stop(faas_mirror_t *m)
 {
     if (m == NULL || !m->started) {
         return;

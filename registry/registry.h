@@ -103,9 +103,8 @@ int faas_mirror_sync(faas_registry_t *reg, MYSQL *c, const char *name,
 /* Parses "host:port" or "unix:/path" (port -1). */
 int faas_redis_parse(const char *addr, char *host, size_t hostsz, int *port);
 
-/* Starts / stops the repair thread. */
+/* Starts the repair thread (faas_mirror_close stops it). */
 int faas_mirror_start(faas_mirror_t *m, faas_error_t *err);
-void faas_mirror_stop(faas_mirror_t *m);
 
 /* ---- keys_crypto.c ---- */
 
@@ -191,6 +190,8 @@ typedef struct faas_http_resp_s {
 int faas_http_start(faas_registry_t *reg, faas_error_t *err);
 void faas_http_stop(void);
 
+/* ---- http_reply.c: what the handlers answer with ---- */
+
 /* Value of a query-string argument or NULL. */
 const char *faas_http_arg(faas_http_req_t *req, const char *name);
 
@@ -213,17 +214,13 @@ int faas_api_executions(faas_registry_t *reg, faas_http_req_t *req,
                         const char *name, const char *rest,
                         faas_http_resp_t *resp);
 
-/*
- * Checks that name exists and that user may see it (owner or admin).
- * Returns 0, or < 0 with FAAS_E_NOTFOUND (also for someone else's function).
- */
-int faas_fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
-                      const char *name, faas_error_t *err);
-
-/* A pooled connection once name is authorized for user, or NULL (err set:
- * no connection, or faas_fn_authorize's error). */
+/* A pooled connection once name is authorized for user (the owner or the
+ * admin), or NULL (err set: no connection, or FAAS_E_NOTFOUND, also for
+ * someone else's function). */
 MYSQL *faas_fn_open(faas_registry_t *reg, const char *user, const char *name,
                     faas_error_t *err);
+
+/* ---- fn_store.c: functions read from MySQL ---- */
 
 /*
  * The function's current state (functions joined with its current version)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "blob_internal.h"
 #include "tap.h"
 #include "testfile.h"
 
@@ -89,7 +90,7 @@ test_open(void)
        s ? "ok" : err.msg);
     snprintf(path, sizeof(path), "%s/new/deep/store", dir);
     ok(stat(path, &st) == 0 && S_ISDIR(st.st_mode), "directory exists");
-    is_str(s ? faas_blob_url(s) : NULL, url, "faas_blob_url");
+    is_str(s ? s->url : NULL, url, "the store keeps its URL");
     faas_blob_close(s);
     faas_blob_close(NULL);
 }
