@@ -6,7 +6,7 @@
  * the event to its runtime, freezing it again and answering; uploads the
  * invocation logs to the blob store afterwards. See agent.h for the parts.
  *
- * Config keys (besides the shared ones, DESIGN.md / the brief):
+ * Config keys (besides the shared ones in conf/CONFIG.md):
  *   socket            Unix socket path (required)
  *   tcp_listen        "host:port" (optional; then token is required)
  *   token             shared secret for TCP connections

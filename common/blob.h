@@ -1,5 +1,5 @@
 /*
- * Blob store: the code store and the log store (DESIGN.md section 7).
+ * Blob store: the code store and the log store (docs/DESIGN.md section 7).
  *
  *   file://<dir>      keys are paths under <dir> (atomic writes via rename)
  *   s3://<bucket>     S3 API over libcurl with SigV4; endpoint, region and

@@ -1,5 +1,5 @@
 /*
- * The Lambda-style event handed to a function (DESIGN.md section 5): the
+ * The Lambda-style event handed to a function (docs/DESIGN.md section 5): the
  * function-URL v2.0 fields and the REST-proxy v1 fields in one JSON object.
  */
 #ifndef FAAS_EVENT_H

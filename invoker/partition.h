@@ -1,5 +1,5 @@
 /*
- * Partitions and shard choice (DESIGN.md section 4): a revision id hashes to
+ * Partitions and shard choice (docs/DESIGN.md section 4): a revision id hashes to
  * two partitions with the CRC16 Redis Cluster uses (CCITT/XMODEM), each
  * partition maps to one of S provisioner shards, and the gateway pushes a
  * ProvisionRequest to the shorter of the two candidate shard queues.

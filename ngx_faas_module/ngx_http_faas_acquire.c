@@ -1,5 +1,5 @@
 /*
- * Acquiring a sandbox (competitive consumption, DESIGN.md section 1):
+ * Acquiring a sandbox (competitive consumption, docs/DESIGN.md section 1):
  *
  *   LPOP idle
  *     hit:  WARM

@@ -1,5 +1,5 @@
 /*
- * Shard leadership (DESIGN.md section 4, "Leases").
+ * Shard leadership (docs/DESIGN.md section 4, "Leases and work lists").
  *
  * Every heartbeat_ms: ZADD faas:prov:hosts <now> <host_id>; count the hosts
  * seen within one lease period (N); extend the leases held (Lua

@@ -1,5 +1,5 @@
 /*
- * faas-provisioner internals (DESIGN.md sections 4 and 6): one daemon per
+ * faas-provisioner internals (docs/DESIGN.md sections 4 and 6): one daemon per
  * worker host, one libuv loop. Redis is reached through hiredis async
  * connections: `cmd` for every short command and one per shard this host
  * leads, for the BLMOVE of that shard's queue into this host's processing

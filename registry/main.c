@@ -1,7 +1,7 @@
 /*
  * faas-registry -c <config.json>
  *
- * The management API of the platform (DESIGN.md sections 7, 8): functions,
+ * The management API of the platform (docs/DESIGN.md sections 7, 8): functions,
  * versions, access keys and execution records, with MySQL as the truth, the
  * code in the blob store and a mirror of what the gateway needs in Redis.
  * SIGTERM/SIGINT: clean exit. SIGHUP: reopen the log file.

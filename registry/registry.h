@@ -1,5 +1,5 @@
 /*
- * faas-registry: the management API (DESIGN.md sections 7 and 8).
+ * faas-registry: the management API (docs/DESIGN.md sections 7 and 8).
  *
  * Threads: libmicrohttpd runs one thread per API connection; one thread keeps
  * the Redis mirror repaired; one thread drains faas:records. Everything they

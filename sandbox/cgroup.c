@@ -2,7 +2,7 @@
  * Sandbox cgroups: one per sandbox in the v1 memory, pids, cpu and freezer
  * hierarchies, plus one in the cgroup2 mount (cgroup.freeze, cgroup.kill).
  * The permanently frozen <root>/.pin keeps v1 freezes in the microsecond
- * range (DESIGN.md section 6).
+ * range (docs/DESIGN.md sections 6 and 12).
  */
 #include "cleanup.h"
 #include "sandbox_int.h"

@@ -1,5 +1,5 @@
 /*
- * The sandbox builder: the provisioner is the container runtime (DESIGN.md
+ * The sandbox builder: the provisioner is the container runtime (docs/DESIGN.md
  * section 6). Used by faas-provisioner (create, destroy, reconcile) and by
  * faas-agent (freeze, thaw, memory, destroy on timeout or crash).
  *

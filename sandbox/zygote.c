@@ -1,6 +1,6 @@
 /*
- * The library side of the runtime zygotes (DESIGN.md section 6: "a
- * pre-forked zygote per runtime"). Python only: Node.js cannot fork once
+ * The library side of the runtime zygotes (docs/DESIGN.md section 6,
+ * "Zygotes": one per function revision by default). Python only: Node.js cannot fork once
  * started (libuv threads, V8 platform threads), so nodejs stays on the
  * fresh path.
  *

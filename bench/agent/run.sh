@@ -84,7 +84,7 @@ echo "faas-agent bench: $SANDBOXES python sandboxes, freeze+thaw on every call, 
 "$OBJS/faas-invoke" -a "unix:$W/agent.sock" -s "$LIST" -f bench -n 2000 -c "$SANDBOXES" -q >/dev/null 2>&1
 
 # pin CPUS: the agent, every sandbox process and the client on those vCPUs.
-# Cross-vCPU wake-ups cost ~35 us each in this VM (DESIGN.md section 6), and a
+# Cross-vCPU wake-ups cost ~35 us each in this VM (docs/DESIGN.md section 12), and a
 # call has four of them (client -> agent -> runtime -> agent -> client).
 PIN=all
 pin() {

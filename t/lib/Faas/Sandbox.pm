@@ -29,7 +29,7 @@ sub zygote_mode { $ENV{FAAS_SANDBOX_ZYGOTE} ? 1 : 0 }
 
 my $MAIN_PID = $$;
 
-# A one-file runtime following the brief's contract, enough for the tests:
+# A one-file runtime following the runtime protocol of docs/DESIGN.md section 5, enough for the tests:
 # imports FAAS_HANDLER from /var/task before binding FAAS_SOCKET, answers
 # pings and invokes (the handler's return value is the "response").
 my $TEST_RUNTIME = <<'PY';
