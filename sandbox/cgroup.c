@@ -5,6 +5,7 @@
  * range (docs/DESIGN.md sections 6 and 12).
  */
 #include "cleanup.h"
+#include "clock.h"
 #include "sandbox_int.h"
 
 #include <errno.h>
@@ -254,15 +255,6 @@ nap(unsigned *us)
     }
 }
 
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* SIGKILLs every pid listed in <dir>/cgroup.procs. Returns how many. */
 static int
 kill_procs(const char *dir)
@@ -294,7 +286,7 @@ sbx_cgroup_remove(const faas_sandbox_host_t *host, const char *id,
     int       gone[SBX_HIERS + 1] = {0};
     int       i, left;
     unsigned  us = 100;
-    long long deadline = now_ms() + CG_KILL_MS;
+    long long deadline = (long long) faas_mono_ms() + CG_KILL_MS;
 
     for (i = 0; i <= SBX_HIERS; i++) {
         sbx_cgroup_path(dirs[i], sizeof(dirs[i]),
@@ -329,7 +321,7 @@ sbx_cgroup_remove(const faas_sandbox_host_t *host, const char *id,
         if (left == 0) {
             return 0;
         }
-        if (now_ms() > deadline) {
+        if ((long long) faas_mono_ms() > deadline) {
             return faas_error_set(err, EBUSY, "cgroups of %s still busy", id);
         }
         nap(&us);

@@ -4,6 +4,7 @@
  * and meta.json. The child side is in sandbox_init.c and rootfs.c.
  */
 #include "cleanup.h"
+#include "clock.h"
 #include "config.h"
 #include "frame.h"
 #include "sandbox_int.h"
@@ -37,24 +38,6 @@
 #define READY_DEFAULT 10000
 #define PING_MAX (1 << 20)
 #define STALE_SLOT_S 60
-
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long
-wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 nap_us(long us)
@@ -403,7 +386,8 @@ write_meta(const faas_sandbox_host_t *host, const faas_sandbox_spec_t *spec,
                   (int) spec->version, "rid", rid, "runtime", spec->runtime,
                   "handler", spec->handler, "memory_mb", (int) spec->memory_mb,
                   "timeout_ms", (int) spec->timeout_ms, "uid", (json_int_t) uid,
-                  "pid", (json_int_t) pid, "created_ms", (json_int_t) wall_ms(),
+                  "pid", (json_int_t) pid, "created_ms",
+                  (json_int_t) faas_now_ms(),
                   "origin_request_id", spec->origin_request_id, "code_dir",
                   spec->code_dir, "zygote", zygote);
     if (m == NULL) {
@@ -705,7 +689,8 @@ ping(const char *sock_path, int pidfd, long long deadline, faas_error_t *err)
         }
         /* bound but not yet listening: a short window, retried while the
          * runtime lives */
-        if ((-fd != ECONNREFUSED && -fd != ENOENT) || now_ms() > deadline) {
+        if ((-fd != ECONNREFUSED && -fd != ENOENT) ||
+            (long long) faas_mono_ms() > deadline) {
             return fd;
         }
         {
@@ -718,7 +703,7 @@ ping(const char *sock_path, int pidfd, long long deadline, faas_error_t *err)
         fd = -1;
         nap_us(500);
     }
-    left = deadline - now_ms();
+    left = deadline - (long long) faas_mono_ms();
     if (left < 1) {
         left = 1;
     }
@@ -746,7 +731,7 @@ static int
 wait_frozen(const faas_sandbox_host_t *host, const char *id, faas_error_t *err)
 {
     faas_cgroup_t *cg = NULL;
-    long long      deadline = now_ms() + 5000;
+    long long      deadline = (long long) faas_mono_ms() + 5000;
     long           us = 50;
     int            ret;
 
@@ -761,7 +746,7 @@ wait_frozen(const faas_sandbox_host_t *host, const char *id, faas_error_t *err)
             ret = 0;
             break;
         }
-        if (ret == 0 && now_ms() > deadline) {
+        if (ret == 0 && (long long) faas_mono_ms() > deadline) {
             ret = faas_error_set(err, ETIMEDOUT, "freeze");
             break;
         }
@@ -834,7 +819,7 @@ wait_ready(const faas_sandbox_host_t *host, const char *id, int ino, int wd,
     pfd[2].fd = ino;
     pfd[2].events = POLLIN;
     while (!have_sock) {
-        left = deadline - now_ms();
+        left = deadline - (long long) faas_mono_ms();
         if (left <= 0) {
             log_tail(host, id, tail, sizeof(tail));
             return faas_error_set(err, ETIMEDOUT,
@@ -931,7 +916,8 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
     int               info[2], go[2], errp[2], piv[2];
     sigset_t          all, old_mask;
     strs_t            st = {.n = 0};
-    long long         deadline = now_ms() + spec->ready_timeout_ms;
+    long long         deadline =
+        (long long) faas_mono_ms() + spec->ready_timeout_ms;
     long              pid = 0;
     uid_t             uid = 0;
     pid_t             a;
@@ -1190,7 +1176,7 @@ zygote_may_start(const faas_sandbox_host_t *host, const char *key)
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static zstart_t        slots[ZSTART_SLOTS];
     unsigned               h = 5381;
-    long long              now = now_ms();
+    long long              now = (long long) faas_mono_ms();
     zstart_t              *z;
     int                    start = 0;
     const char            *c;

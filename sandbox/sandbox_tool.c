@@ -23,6 +23,7 @@
  * Exit 0 on success, 1 with a one-line reason on stderr.
  */
 #include "cleanup.h"
+#include "clock.h"
 #include "config.h"
 #include "frame.h"
 #include "sandbox.h"
@@ -209,15 +210,6 @@ cmd_state(const char *id)
     return 0;
 }
 
-static long long
-wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 send_invoke(const char *id, json_t *event, unsigned timeout_ms, char **answer,
             faas_error_t *err)
@@ -244,7 +236,7 @@ send_invoke(const char *id, json_t *event, unsigned timeout_ms, char **answer,
     snprintf(grp, sizeof(grp), "/aws/lambda/%s", fn);
     req = json_pack("{s:s, s:O, s:I, s:{s:s, s:s, s:O, s:s, s:s, s:s, s:s}}",
                     "id", rid + 2, "event", event, "deadline_ms",
-                    (json_int_t) (wall_ms() + timeout_ms), "context",
+                    (json_int_t) (faas_now_ms() + timeout_ms), "context",
                     "function_name", fn, "function_version", "",
                     "memory_limit_in_mb", json_object_get(meta, "memory_mb"),
                     "aws_request_id", rid + 2, "invoked_function_arn", arn,
@@ -334,15 +326,6 @@ cmd_invoke(int argc, char **argv)
     return 0;
 }
 
-static long long
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 cmd_zygote(const char *what)
 {
@@ -364,9 +347,9 @@ cmd_zygote(const char *what)
             err.code != EEXIST) {
             return die("%s", err.msg);
         }
-        deadline = mono_ms() + 20000;
+        deadline = (long long) faas_mono_ms() + 20000;
         while (faas_sandbox_zygote_ping(&host, "python3", &pid, &err) < 0) {
-            if (mono_ms() > deadline) {
+            if ((long long) faas_mono_ms() > deadline) {
                 return die("zygote not answering: %s", err.msg);
             }
             struct timespec ts = {0, 5000000};

@@ -1,7 +1,7 @@
 /*
  * The library side of the runtime zygotes (docs/DESIGN.md section 6,
- * "Zygotes": one per function revision by default). Python only: Node.js cannot fork once
- * started (libuv threads, V8 platform threads), so nodejs stays on the
+ * "Zygotes": one per function revision by default). Python only: Node.js
+ * cannot fork once started (libuv threads, V8 platform threads), so nodejs stays on the
  * fresh path.
  *
  * A zygote is `/usr/bin/python3 -I -S <runtimes_dir>/python/zygote.py`
@@ -14,6 +14,7 @@
  * path) or in the foreground by `faas-sandbox zygote run`.
  */
 #include "cleanup.h"
+#include "clock.h"
 #include "sandbox_int.h"
 #include "zygote_int.h"
 
@@ -387,15 +388,6 @@ sbx_zygote_start(const faas_sandbox_host_t *host, const char *runtime,
     return zygote_start(host, runtime, key, 0, err);
 }
 
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 lock_free(int fd)
 {
@@ -453,7 +445,7 @@ stop_paths(const zpaths_t *p, faas_error_t *err)
         return errno == ENOENT ? 0
                                : faas_error_set(err, errno, "open %s", p->lock);
     }
-    deadline = now_ms() + 10000;
+    deadline = (long long) faas_mono_ms() + 10000;
     while (!lock_free(fd)) {
         ran = 1;
         if (pid <= 0) {
@@ -462,10 +454,10 @@ stop_paths(const zpaths_t *p, faas_error_t *err)
         if (pid > 1) {
             kill((pid_t) pid, sig);
         }
-        if (now_ms() > deadline - 5000) {
+        if ((long long) faas_mono_ms() > deadline - 5000) {
             sig = SIGKILL;
         }
-        if (now_ms() > deadline) {
+        if ((long long) faas_mono_ms() > deadline) {
             return faas_error_set(err, ETIMEDOUT, "zygote %ld does not exit",
                                   pid);
         }
