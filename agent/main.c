@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 
 static const char *const string_keys[] = {
     "run_dir",   "cgroup_root", "runtimes_dir", "python",     "node",
@@ -176,6 +177,7 @@ on_signal(uv_signal_t *sig, int signum)
     a->stopping = 1;
     faas_info(NULL, "%s: stopping (%zu calls in flight)",
               signum == SIGTERM ? "SIGTERM" : "SIGINT", a->inflight);
+    faas_notify_stopping("stopping: %zu calls in flight", a->inflight);
     faas_agent_server_stop(a);
     a->stop_deadline =
         uv_now(a->loop) +
@@ -267,6 +269,7 @@ main(int argc, char **argv)
     }
     faas_info(NULL, "started (run_dir %s, cgroup_root %s)", a.host.run_dir,
               a.host.cgroup_root);
+    faas_notify_ready("listening on %s", a.socket_path);
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
     free(a.sandboxes);
