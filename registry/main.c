@@ -173,7 +173,9 @@ main(int argc, char **argv)
     if (setup(&reg, &err) < 0 || faas_http_start(&reg, &err) < 0
         || faas_mirror_start(reg.mirror, &err) < 0
         || faas_records_start(&reg, &err) < 0) {
-        faas_err(NULL, "start: %s", err.msg);
+        if (!faas_log_to_stderr()) {
+            faas_err(NULL, "start: %s", err.msg);
+        }
         fprintf(stderr, "faas-registry: %s\n", err.msg);
         goto out;
     }
