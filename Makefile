@@ -18,7 +18,7 @@ endif
 
 CC ?= cc
 PKGS := hiredis jansson libcurl openssl libzip libseccomp libmicrohttpd libuv \
-        libprotobuf-c libjwt libmariadb libmongoc-1.0
+        libprotobuf-c libjwt libmariadb libmongoc-1.0 libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC \

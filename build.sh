@@ -17,7 +17,7 @@ DEB_PACKAGES=(
     protobuf-c-compiler libprotobuf-c-dev libhiredis-dev libjwt-dev
     libjansson-dev libzip-dev libseccomp-dev libmicrohttpd-dev libuv1-dev
     libcurl4-openssl-dev libssl-dev libmariadb-dev libmariadb-dev-compat
-    libmongoc-dev libbson-dev libcap-dev
+    libmongoc-dev libbson-dev libcap-dev libsystemd-dev systemd
     nginx nginx-dev libpcre2-dev zlib1g-dev
     redis-server mariadb-server
     python3 zip unzip procps psmisc iproute2

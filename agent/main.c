@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 
 static const char *const string_keys[] = {
     "run_dir",   "cgroup_root", "runtimes_dir", "python",     "node",
@@ -53,6 +54,18 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: faas-agent -c config.json\n");
+}
+
+/* A start that failed: one line on stderr (the journal under systemd) and,
+ * when there is a log file, in it too. Returns the exit status. */
+static int
+start_failed(const char *what, const char *msg)
+{
+    if (!faas_log_to_stderr()) {
+        faas_err(NULL, "%s%s", what, msg);
+    }
+    fprintf(stderr, "faas-agent: %s%s\n", what, msg);
+    return 1;
 }
 
 static void
@@ -176,6 +189,7 @@ on_signal(uv_signal_t *sig, int signum)
     a->stopping = 1;
     faas_info(NULL, "%s: stopping (%zu calls in flight)",
               signum == SIGTERM ? "SIGTERM" : "SIGINT", a->inflight);
+    faas_notify_stopping("stopping: %zu calls in flight", a->inflight);
     faas_agent_server_stop(a);
     a->stop_deadline =
         uv_now(a->loop) +
@@ -232,8 +246,7 @@ main(int argc, char **argv)
 
     a.loop = uv_default_loop();
     if (faas_invoke_init(&a, &err) < 0) {
-        faas_err(NULL, "%s", err.msg);
-        return 1;
+        return start_failed("", err.msg);
     }
     if (faas_config_string(a.cfg, "store_url", NULL) != NULL) {
         spool = faas_config_string(a.cfg, "spool_dir", NULL);
@@ -244,9 +257,7 @@ main(int argc, char **argv)
         }
         a.logs = faas_logs_open(a.loop, a.cfg, spool, &err);
         if (a.logs == NULL) {
-            faas_err(NULL, "logs: %s", err.msg);
-            fprintf(stderr, "faas-agent: logs: %s\n", err.msg);
-            return 1;
+            return start_failed("logs: ", err.msg);
         }
     } else {
         faas_warn(NULL, "store_url is not set: invocation logs are not kept");
@@ -261,12 +272,11 @@ main(int argc, char **argv)
     uv_signal_start(&a.sighup, on_signal, SIGHUP);
 
     if (faas_agent_server_start(&a, &err) < 0) {
-        faas_err(NULL, "%s", err.msg);
-        fprintf(stderr, "faas-agent: %s\n", err.msg);
-        return 1;
+        return start_failed("", err.msg);
     }
     faas_info(NULL, "started (run_dir %s, cgroup_root %s)", a.host.run_dir,
               a.host.cgroup_root);
+    faas_notify_ready("listening on %s", a.socket_path);
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
     free(a.sandboxes);

@@ -59,6 +59,13 @@ faas_log_reopen(void)
 }
 
 
+
+int
+faas_log_to_stderr(void)
+{
+    return log_fd == STDERR_FILENO;
+}
+
 void
 faas_log(enum faas_log_level level, const char *request_id, const char *fmt,
          ...)

@@ -18,6 +18,10 @@ int faas_log_init(const char *component, const char *path, const char *level);
 /* Reopens the log file (after rotation; call from a SIGHUP handler's loop). */
 int faas_log_reopen(void);
 
+/* 1 when the log goes to stderr: a daemon that also prints a fatal error
+ * on stderr then says it once, not twice. */
+int faas_log_to_stderr(void);
+
 void faas_log(enum faas_log_level level, const char *request_id,
               const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

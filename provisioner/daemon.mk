@@ -6,7 +6,7 @@ PROV_SRCS := provisioner/main.c provisioner/prov_redis.c provisioner/leases.c \
 PROV_OBJS := $(PROV_SRCS:%.c=$(OBJS)/%.o)
 PROV_AR = $(LIBFAASSANDBOX) $(LIBFAASPROTO) $(LIBFAASCOMMON)
 PROV_LIBS = $(call lib,hiredis libuv libzip openssl jansson libcurl \
-              libseccomp libprotobuf-c) -lcap -lpthread -lm
+              libseccomp libprotobuf-c libsystemd) -lcap -lpthread -lm
 
 $(OBJS)/faas-provisioner: $(PROV_OBJS) $(PROV_AR)
 	$(CC) $(LDFLAGS) -o $@ $(PROV_OBJS) -Wl,--start-group $(PROV_AR) \

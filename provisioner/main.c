@@ -25,11 +25,13 @@
 #include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "notify.h"
 #include "prov.h"
 
 #define STOP_MAX_MS 20000
 
 static uint64_t stop_started;
+static uv_timer_t ready_timer;
 
 
 /* mkdir -p path (0755). 0 or -errno. */
@@ -93,6 +95,29 @@ stop_poll(uv_timer_t *t)
 }
 
 
+/* Ready for the service manager once Redis has answered and this host
+ * holds a shard lease, i.e. it consumes provisioning requests. */
+static void
+ready_poll(uv_timer_t *t)
+{
+    faas_prov_t *p = t->data;
+    unsigned     i;
+
+    if (p->stopping) {
+        uv_timer_stop(t);
+        return;
+    }
+    for (i = 0; i < p->shards; i++) {
+        if (faas_prov_leases_consumable(p, i)) {
+            faas_notify_ready("host %s: serving provisioning requests",
+                              p->host_id);
+            uv_timer_stop(t);
+            return;
+        }
+    }
+}
+
+
 static void
 sigchld_cb(uv_signal_t *s, int signum)
 {
@@ -110,6 +135,7 @@ signal_cb(uv_signal_t *s, int signum)
         return;
     }
     faas_info(NULL, "signal %d: stopping", signum);
+    faas_notify_stopping("signal %d: finishing the jobs in progress", signum);
     p->stopping = 1;
     stop_started = faas_now_ms();
     uv_timer_start(&p->stop_timer, stop_poll, 0, 20);
@@ -313,6 +339,9 @@ main(int argc, char **argv)
     faas_prov_redis_start(&p, &p.cmd, "cmd", faas_prov_queue_kick);
     faas_prov_reconcile_start(&p);
     faas_prov_leases_start(&p, faas_prov_queue_watchdog, faas_prov_queue_kick);
+    uv_timer_init(p.loop, &ready_timer);
+    ready_timer.data = &p;
+    uv_timer_start(&ready_timer, ready_poll, 20, 20);
     faas_info(NULL, "started: host %s, endpoint %s, %u shards, budget %u MB",
               p.host_id, p.endpoint, p.shards, p.memory_budget_mb);
 

@@ -7,7 +7,8 @@ $(REGISTRY_BIN): $(REGISTRY_OBJS) $(FAAS_LIBS)
 	@echo "  LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $(REGISTRY_OBJS) -Wl,--start-group $(FAAS_LIBS) \
 	    -Wl,--end-group $(call lib,hiredis jansson libzip libmicrohttpd \
-	    libprotobuf-c libmariadb libmongoc-1.0 openssl libcurl) -lpthread
+	    libprotobuf-c libmariadb libmongoc-1.0 openssl libcurl libsystemd) \
+	    -lpthread
 
 BINS += $(REGISTRY_BIN)
 

@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 
 static const char *const string_keys[] = {
     "socket", "mysql_host", "mysql_socket", "mysql_user", "mysql_password",
@@ -172,12 +173,16 @@ main(int argc, char **argv)
     if (setup(&reg, &err) < 0 || faas_http_start(&reg, &err) < 0
         || faas_mirror_start(reg.mirror, &err) < 0
         || faas_records_start(&reg, &err) < 0) {
-        faas_err(NULL, "start: %s", err.msg);
+        if (!faas_log_to_stderr()) {
+            faas_err(NULL, "start: %s", err.msg);
+        }
         fprintf(stderr, "faas-registry: %s\n", err.msg);
         goto out;
     }
     faas_info(NULL, "faas-registry ready (records to %s)",
               reg.mongo ? "mongodb" : "mysql");
+    faas_notify_ready("listening on %s",
+                      faas_config_string(reg.cfg, "socket", ""));
     for (;;) {
         if (sigwait(&set, &sig) != 0) {
             continue;
@@ -187,6 +192,7 @@ main(int argc, char **argv)
             continue;
         }
         faas_info(NULL, "signal %d: stopping", sig);
+        faas_notify_stopping("signal %d: stopping", sig);
         break;
     }
     rc = 0;
