@@ -6,9 +6,9 @@ use Test::More;
 use Faas::Test;
 use Faas::Nginx;
 use Faas::Agent;
+use Faas::Setup;
 
-plan skip_all => 'objs/faas-sandbox, objs/faas-agent or the runtimes are not built'
-    unless have_sandboxes() && -x objs_dir() . '/faas-agent';
+need_programs('faas-agent');
 
 my $redis = start_redis();
 my $r = redis_client($redis);
@@ -34,17 +34,11 @@ def handler(event, context):
             "key": event["headers"].get("x-faas-key"),
             "fn": context.function_name if hasattr(context, "function_name") else None}
 PY
-my $s1 = sandbox_create($agent, function => 'hello', code => $code);
+my ($s1) = warm_sandboxes($agent, $r, 'hello', $code, 1);
 my $s2 = sandbox_create($agent, function => 'hello', code => $code);
-my $ep = "unix:$agent->{socket}";
-
-$r->hset('faas:fn:hello', rid => 'hello@1', name => 'hello', version => 1,
-         owner => 'alice', runtime => 'python3', handler => 'handler.handler',
-         code_key => 'code/hello/1/x.zip', code_sha256 => 'x', memory_mb => 128,
-         timeout_ms => 5000, max_concurrency => 0, keep_alive_s => 60,
-         public => 1, env => '{}', keys => '');
-my $idle = 'faas:idle:{hello@1}';
-$r->rpush($idle, "$s1|$ep|-");
+my $ep = agent_ep($agent);
+fn_mirror($r, 'hello');
+my $idle = idle_key('hello');
 
 my $ng = start_nginx(http_config => "faas_redis $redis->{addr}; faas_agent_token tok-123;",
                      config => 'location /fn/ { faas_function on; }');
@@ -72,8 +66,7 @@ ok(wait_until(sub { $r->llen($idle) == 1 }, 5), 'the entry is back on the idle l
 is(($r->lrange($idle, 0, -1))[0], "$s1|$ep|-", '... unchanged');
 ok(wait_until(sub { $r->llen('faas:records') == 1 }, 5), 'one execution record');
 
-sub pb_decode { Faas::Agent::pb_decode(@_) }
-my $rec = pb_decode(($r->lrange('faas:records', 0, -1))[0]);
+my ($rec) = exec_records($r);
 is($rec->{1}[0], $rid, 'record: request id');
 is($rec->{2}[0], 'hello', 'record: function');
 is($rec->{3}[0], 1, 'record: version');
