@@ -5,9 +5,9 @@ use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 
-plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
+need_programs('faas-provisioner');
 
 my $w = work_dir();
 my $redis = start_redis();
