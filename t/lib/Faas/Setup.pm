@@ -3,7 +3,8 @@ package Faas::Setup;
 # programs are not built, a function's metadata as the registry mirrors it
 # into Redis, sandboxes made through the agent and listed idle, an agent
 # serving a provisioner's sandboxes, handlers put into a provisioner's code
-# store, and the execution records the gateway wrote.
+# store, a function created through the registry, and the execution records
+# the gateway wrote.
 #
 #   need_programs('faas-agent');                 # skip_all unless built
 #   my $agent = start_agent();
@@ -19,10 +20,11 @@ use Faas::Test;
 use Faas::Agent;
 use Faas::Protobuf qw(pb_decode);
 use Faas::Provisioner qw(put_code make_zip);
+use Faas::Registry qw(api py_fn);
 
 our @EXPORT = qw(
     need_programs fn_mirror idle_key idle_entry agent_ep warm_sandboxes
-    start_agent_for put_handlers exec_records last_record
+    start_agent_for put_handlers exec_records last_record create_py_function
 );
 
 # Skips the whole file unless objs/<program> is built for each program, and
@@ -85,6 +87,15 @@ sub put_handlers {
         $code{$fn} = { code_key => $k, code_sha256 => $s };
     }
     return \%code;
+}
+
+# Creates the Python function $name of alice through the registry's API
+# (py_fn() in app.py, handler app.handler); returns the API's answer.
+sub create_py_function {
+    my ($reg, $name) = @_;
+    return api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+        name => $name, runtime => 'python3', handler => 'app.handler',
+        code => { file => 'app.py', content => py_fn() } });
 }
 
 # The decoded ExecutionRecords on faas:records, oldest first.
