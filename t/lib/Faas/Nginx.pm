@@ -46,6 +46,7 @@ use Time::HiRes qw(time sleep);
 use Test::More ();
 use Faas::Test;
 use Faas::Blocks;
+use Faas::Http;
 
 our @EXPORT = qw(
     nginx_env start_nginx stop_nginx reload_nginx nginx_handle nginx_t
@@ -237,27 +238,7 @@ sub http_request {
         last unless $n;
     }
     close $s;
-    my ($head, $rbody) = split /\r\n\r\n/, $buf, 2;
-    return { status => 0, error => 'no answer', raw => $buf } unless defined $head;
-    my @lines = split /\r\n/, $head;
-    my ($status) = (shift(@lines) // '') =~ m{^HTTP/\d\.\d (\d+)};
-    my %hdr;
-    for (@lines) {
-        my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
-        $hdr{lc $k} = exists $hdr{lc $k} ? "$hdr{lc $k}, $v" : $v;
-    }
-    $rbody //= '';
-    if (($hdr{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $out = '';
-        while ($rbody =~ s/^([0-9a-fA-F]+)\r\n//) {
-            my $n = hex $1;
-            last if $n == 0;
-            $out .= substr($rbody, 0, $n);
-            substr($rbody, 0, $n + 2) = '';
-        }
-        $rbody = $out;
-    }
-    return { status => $status // 0, headers => \%hdr, body => $rbody };
+    return http_parse($buf);
 }
 
 # Runs several requests at once (one process each); returns their answers
