@@ -24,6 +24,7 @@ use strict;
 use warnings;
 use Exporter 'import';
 use Test::Base ();
+use Faas::Test ();
 
 # Test::Base takes the filters of a block from <its class>::Filter, and
 # accepts only objects of the class last imported.
@@ -45,7 +46,7 @@ BEGIN { Faas::Blocks::Base->import() }
 
 package Faas::Blocks;
 
-our @EXPORT = qw(data_blocks block_defaults lines_of);
+our @EXPORT = qw(data_blocks block_defaults lines_of edit_config);
 
 my %DEFAULTS;
 
@@ -65,6 +66,16 @@ sub data_blocks {
 sub lines_of {
     my ($s) = @_;
     return grep { length } map { s/^\s+|\s+$//gr } split /\n/, ($s // '');
+}
+
+# A copy of the config hash $cfg with the block's changes: "set", a JSON
+# object of keys to set, and "delete", names of keys to remove.
+sub edit_config {
+    my ($cfg, $b) = @_;
+    my %c = %$cfg;
+    delete @c{ split ' ', $b->delete } if defined $b->delete;
+    %c = (%c, %{ Faas::Test::json_decode($b->set) }) if defined $b->set;
+    return \%c;
 }
 
 package Faas::Blocks::Block;
