@@ -46,7 +46,7 @@ BEGIN { Faas::Blocks::Base->import() }
 
 package Faas::Blocks;
 
-our @EXPORT = qw(data_blocks block_defaults lines_of edit_config);
+our @EXPORT = qw(data_blocks block_defaults lines_of edit_config files_of);
 
 my %DEFAULTS;
 
@@ -66,6 +66,14 @@ sub data_blocks {
 sub lines_of {
     my ($s) = @_;
     return grep { length } map { s/^\s+|\s+$//gr } split /\n/, ($s // '');
+}
+
+# The files of a section that holds several: each starts with a line
+# ">>> path" and runs to the next such line. Returns { path => content }.
+sub files_of {
+    my ($text) = @_;
+    my (undef, @parts) = split /^>>> (\S+)\n/m, $text // '';
+    return { @parts };
 }
 
 # A copy of the config hash $cfg with the block's changes: "set", a JSON
