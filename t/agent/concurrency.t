@@ -6,9 +6,9 @@ use lib 't/lib';
 use Test::More;
 use Faas::Test;
 use Faas::Agent;
+use Faas::Setup;
 
-plan skip_all => 'objs/faas-sandbox or the runtimes are not built'
-    unless have_sandboxes();
+need_programs();
 
 my $agent = start_agent();
 my $code = write_handler('conc', 'handler.py' => <<'PY');

@@ -6,10 +6,10 @@ use lib 't/lib';
 use Test::More;
 use Faas::Test;
 use Faas::Agent;
+use Faas::Setup;
 use MIME::Base64 qw(encode_base64);
 
-plan skip_all => 'objs/faas-sandbox or the runtimes are not built'
-    unless have_sandboxes();
+need_programs();
 
 my $w = work_dir();
 my $store = "$w/store";

@@ -7,11 +7,11 @@ use lib 't/lib';
 use Test::More;
 use Faas::Test;
 use Faas::Agent;
+use Faas::Setup;
 use LWP::UserAgent;
 use Time::HiRes qw(time);
 
-plan skip_all => 'objs/faas-sandbox or the runtimes are not built'
-    unless have_sandboxes();
+need_programs();
 
 my $s3 = start_s3rver();
 my $port = $s3->{port};

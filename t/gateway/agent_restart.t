@@ -11,25 +11,18 @@ use Test::More;
 use Faas::Test;
 use Faas::Nginx;
 use Faas::Agent;
+use Faas::Setup;
 use Time::HiRes qw(sleep time);
 
-plan skip_all => 'objs/faas-sandbox, objs/faas-agent or the runtimes are not built'
-    unless have_sandboxes() && -x objs_dir() . '/faas-agent';
+need_programs('faas-agent');
 
 my $redis = start_redis();
 my $r = redis_client($redis);
 my $agent = start_agent();
-my $ep = "unix:$agent->{socket}";
-my $code = write_slow_handler('slow');
-my @sids = map { sandbox_create($agent, function => 'slow', code => $code) } 1 .. 2;
-$r->hset('faas:fn:slow', rid => 'slow@1', name => 'slow', version => 1,
-         owner => 'alice', runtime => 'python3', handler => 'handler.handler',
-         code_key => 'code/slow/1/x.zip', code_sha256 => 'x', memory_mb => 128,
-         timeout_ms => 10000, max_concurrency => 0, keep_alive_s => 60,
-         public => 1, env => '{}', keys => '');
-my $idle = 'faas:idle:{slow@1}';
-my @entries = map { "$_|$ep|-" } @sids;
-$r->rpush($idle, @entries);
+fn_mirror($r, 'slow', timeout_ms => 10000);
+my @sids = warm_sandboxes($agent, $r, 'slow', write_slow_handler('slow'), 2);
+my $idle = idle_key('slow');
+my @entries = map { idle_entry($agent, $_) } @sids;
 
 my $ng = start_nginx(
     http_config => "faas_redis $redis->{addr};",

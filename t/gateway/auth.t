@@ -6,15 +6,12 @@ use lib 't/lib';
 use Test::More;
 use Faas::Test;
 use Faas::Nginx;
-use Digest::SHA qw(hmac_sha256 hmac_sha256_hex);
-use MIME::Base64 qw(encode_base64url);
+use Faas::Setup;
+use Faas::Jwt;
+use Digest::SHA qw(hmac_sha256_hex);
 
 my $w = work_dir();
-for my $k (qw(rsa other)) {
-    system("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out $w/$k.pem 2>/dev/null") == 0
-        or die "openssl genpkey failed";
-    system("openssl pkey -in $w/$k.pem -pubout -out $w/$k.pub 2>/dev/null") == 0 or die;
-}
+key_pair($_) for qw(rsa other);
 write_file("$w/hs.key", "hs-secret-0123456789\n");
 
 our $redis = start_redis();
@@ -23,31 +20,10 @@ my $secret = 'key-secret';
 our $digest = hmac_sha256_hex('good-key', $secret);
 our $digest2 = hmac_sha256_hex('other-key', $secret);
 
-sub fn_meta {
-    my ($name, %o) = @_;
-    $r->hset("faas:fn:$name", %{ {
-        rid => "$name\@1", name => $name, version => 1, owner => 'alice',
-        runtime => 'python3', handler => 'main.handler',
-        code_key => "code/$name/1/x.zip", code_sha256 => 'x',
-        memory_mb => 64, timeout_ms => 1000, max_concurrency => 0,
-        keep_alive_s => 60, public => 0, env => '{}', keys => '', %o } });
+for my $fn (['priv', public => 0, keys => "$digest $digest2"], ['pub', public => 1]) {
+    fn_mirror($r, @$fn, handler => 'main.handler', memory_mb => 64, timeout_ms => 1000);
 }
-fn_meta('priv', keys => "$digest $digest2");
-fn_meta('pub', public => 1);
 
-sub b64 { encode_base64url($_[0]) }
-sub jwt_hs {
-    my ($hdr, $claims, $key) = @_;
-    my $in = b64(json_encode($hdr)) . '.' . b64(json_encode($claims));
-    return "$in." . b64(hmac_sha256($in, $key));
-}
-sub jwt_rs {
-    my ($hdr, $claims, $pem, $dgst) = @_;
-    my $in = b64(json_encode($hdr)) . '.' . b64(json_encode($claims));
-    write_file("$w/in", $in);
-    my $sig = `openssl dgst -$dgst -sign $pem $w/in`;
-    return "$in." . b64($sig);
-}
 my $now = time;
 my %good = (sub => 'alice', iss => 'https://issuer', aud => 'faas', exp => $now + 600);
 my $rs = { alg => 'RS256', typ => 'JWT' };
@@ -63,9 +39,9 @@ nginx_env(
     NBF_FUTURE => jwt_rs($rs, { %good, nbf => $now + 3600 }, "$w/rsa.pem", 'sha256'),
     NO_EXP => jwt_rs($rs, { sub => 'alice', iss => 'https://issuer', aud => 'faas' }, "$w/rsa.pem", 'sha256'),
     NO_SUB => jwt_rs($rs, { %good, sub => undef }, "$w/rsa.pem", 'sha256') =~ s/^/x/r,
-    ALG_NONE => b64(json_encode({ alg => 'none' })) . '.' . b64(json_encode(\%good)) . '.',
-    ALG_NONE_SIGNED => b64(json_encode({ alg => 'none' })) . '.' . b64(json_encode(\%good)) . '.'
-                       . b64('x'),
+    ALG_NONE => b64url(json_encode({ alg => 'none' })) . '.' . b64url(json_encode(\%good)) . '.',
+    ALG_NONE_SIGNED => b64url(json_encode({ alg => 'none' })) . '.' . b64url(json_encode(\%good)) . '.'
+                       . b64url('x'),
     HS_WITH_PUB => jwt_hs({ alg => 'HS256', typ => 'JWT' }, \%good, $rsapub),
     RS512 => jwt_rs({ alg => 'RS512' }, \%good, "$w/rsa.pem", 'sha512'),
     OTHER_KEY => jwt_rs($rs, \%good, "$w/other.pem", 'sha256'),
@@ -109,6 +85,7 @@ location /v1/ {
 }
 E
 
+block_defaults(http_config => $HTTP, config => $CONFIG);
 run_blocks();
 stop_nginx();
 faas_finish();
@@ -116,8 +93,6 @@ faas_finish();
 __DATA__
 
 === TEST 1: unknown function: 404
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/nope
 --- error_code: 404
@@ -127,15 +102,11 @@ GET /fn/nope
 X-Faas-Request-Id: ^[0-9a-f]{32}$
 
 === TEST 2: invalid function name: 404
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/Bad_Name/x
 --- error_code: 404
 
 === TEST 3: private function without credentials: 401 with WWW-Authenticate
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- error_code: 401
@@ -145,8 +116,6 @@ WWW-Authenticate: Bearer realm="faas"
 "error":"credentials required"
 
 === TEST 4: the owner's token passes
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -156,8 +125,6 @@ Authorization: Bearer $TEST_NGINX_OWNER
 no sandbox within 200 ms
 
 === TEST 5: another user's valid token: 403
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -167,8 +134,6 @@ Authorization: Bearer $TEST_NGINX_OTHER_USER
 "error":"access denied"
 
 === TEST 6: expired token: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -178,8 +143,6 @@ Authorization: Bearer $TEST_NGINX_EXPIRED
 WWW-Authenticate: Bearer realm="faas", error="invalid_token", error_description="token expired"
 
 === TEST 7: expired 5 s ago, inside the leeway: passes
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -187,8 +150,6 @@ Authorization: Bearer $TEST_NGINX_IN_LEEWAY
 --- error_code: 503
 
 === TEST 8: nbf in the future: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -198,8 +159,6 @@ Authorization: Bearer $TEST_NGINX_NBF_FUTURE
 token not yet valid
 
 === TEST 9: exp missing: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -209,8 +168,6 @@ Authorization: Bearer $TEST_NGINX_NO_EXP
 token has no expiry
 
 === TEST 10: alg none: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -220,8 +177,6 @@ Authorization: Bearer $TEST_NGINX_ALG_NONE
 token algorithm not accepted
 
 === TEST 11: alg none with a signature part: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -231,8 +186,6 @@ Authorization: Bearer $TEST_NGINX_ALG_NONE_SIGNED
 token algorithm not accepted
 
 === TEST 12: HS256 signed with the RSA public key: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -242,8 +195,6 @@ Authorization: Bearer $TEST_NGINX_HS_WITH_PUB
 token algorithm not accepted
 
 === TEST 13: RS512 under RS256: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -253,8 +204,6 @@ Authorization: Bearer $TEST_NGINX_RS512
 token algorithm not accepted
 
 === TEST 14: signed by another key: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -264,8 +213,6 @@ Authorization: Bearer $TEST_NGINX_OTHER_KEY
 bad token signature
 
 === TEST 15: wrong issuer: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -275,8 +222,6 @@ Authorization: Bearer $TEST_NGINX_WRONG_ISS
 wrong token issuer
 
 === TEST 16: wrong audience: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -286,8 +231,6 @@ Authorization: Bearer $TEST_NGINX_WRONG_AUD
 wrong token audience
 
 === TEST 17: audience in an array: passes
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -295,8 +238,6 @@ Authorization: Bearer $TEST_NGINX_AUD_ARRAY
 --- error_code: 503
 
 === TEST 18: garbage token: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -306,8 +247,6 @@ Authorization: Bearer not.a-token
 malformed token
 
 === TEST 19: not a Bearer scheme: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -317,8 +256,6 @@ Authorization: Basic YTpi
 malformed Authorization header
 
 === TEST 20: token without a subject: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -326,8 +263,6 @@ Authorization: Bearer $TEST_NGINX_NO_SUB
 --- error_code: 401
 
 === TEST 21: HS256 location, good secret: passes
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /hs/priv
 --- more_headers
@@ -335,8 +270,6 @@ Authorization: Bearer $TEST_NGINX_HS_GOOD
 --- error_code: 503
 
 === TEST 22: HS256 location, wrong secret: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /hs/priv
 --- more_headers
@@ -346,8 +279,6 @@ Authorization: Bearer $TEST_NGINX_HS_BAD
 bad token signature
 
 === TEST 23: access key right: passes
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -357,8 +288,6 @@ X-Faas-Key: good-key
 no sandbox within
 
 === TEST 24: access key wrong: 403
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -366,8 +295,6 @@ X-Faas-Key: bad-key
 --- error_code: 403
 
 === TEST 25: revoked in Redis but no invalidation yet: still cached
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- init
 $r->hset('faas:fn:priv', keys => $digest2);
 --- request
@@ -377,8 +304,6 @@ X-Faas-Key: good-key
 --- error_code: 503
 
 === TEST 26: revoked after the invalidation message: 403
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- init
 $r->publish('faas:inval', 'priv');
 Time::HiRes::sleep(0.2);
@@ -389,8 +314,6 @@ X-Faas-Key: good-key
 --- error_code: 403
 
 === TEST 27: the other key still works after the revocation
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/priv
 --- more_headers
@@ -398,15 +321,11 @@ X-Faas-Key: other-key
 --- error_code: 503
 
 === TEST 28: public function without credentials: passes
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /fn/pub/some/path?x=1
 --- error_code: 503
 
 === TEST 29: body over faas_max_body: 413
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request eval
 "POST /fn/pub\n" . ("x" x 2000)
 --- error_code: 413
@@ -414,15 +333,11 @@ GET /fn/pub/some/path?x=1
 request body too large
 
 === TEST 30: body at faas_max_body: accepted
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request eval
 "POST /fn/pub\n" . ("x" x 1024)
 --- error_code: 503
 
 === TEST 31: management without a token: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /v1/functions
 --- error_code: 401
@@ -430,8 +345,6 @@ GET /v1/functions
 WWW-Authenticate: Bearer realm="faas"
 
 === TEST 32: management with an expired token: 401
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /v1/functions
 --- more_headers
@@ -439,8 +352,6 @@ Authorization: Bearer $TEST_NGINX_EXPIRED
 --- error_code: 401
 
 === TEST 33: management with a valid token: X-Faas-User set, a forged one replaced
---- http_config eval: $::HTTP
---- config eval: $::CONFIG
 --- request
 GET /v1/functions
 --- more_headers

@@ -8,30 +8,24 @@ use Faas::Test;
 use Faas::Nginx;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 
-plan skip_all => 'faas-provisioner, faas-agent or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && -x objs_dir() . '/faas-agent'
-           && have_sandboxes();
+need_programs('faas-provisioner', 'faas-agent');
 
 my $SHARDS = 4;
 my $N = 8;
 my $redis = start_redis();
 my $r = redis_client($redis);
 my $prov = start_provisioner($redis, name => 'p1', shards => $SHARDS);
-my ($sock) = $prov->{cfg}{agent_endpoint} =~ /^unix:(.*)$/;
-my $agent = start_agent(run_dir => $prov->{cfg}{run_dir}, socket => $sock,
-                        name => 'agent');
+my $agent = start_agent_for($prov);
 my ($key, $sha) = put_code($prov, 'busy', 1, make_zip('handler.py' => <<'PY'));
 import time
 def handler(event, context):
     time.sleep(0.3)
     return {"statusCode": 200, "body": "ok"}
 PY
-$r->hset('faas:fn:busy', rid => 'busy@1', name => 'busy', version => 1,
-         owner => 'alice', runtime => 'python3', handler => 'handler.handler',
-         code_key => $key, code_sha256 => $sha, memory_mb => 64,
-         timeout_ms => 10000, max_concurrency => 20, keep_alive_s => 600,
-         public => 1, env => '{}', keys => '');
+fn_mirror($r, 'busy', code_key => $key, code_sha256 => $sha, memory_mb => 64,
+          timeout_ms => 10000, max_concurrency => 20, keep_alive_s => 600);
 
 # one worker with two BLPOP connections for eight simultaneous cold starts
 my $ng = start_nginx(workers => 1,

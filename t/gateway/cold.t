@@ -7,11 +7,11 @@ use Faas::Test;
 use Faas::Nginx;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
+use Faas::Protobuf qw(pb_decode);
 use Time::HiRes qw(sleep);
 
-plan skip_all => 'faas-provisioner, faas-agent or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && -x objs_dir() . '/faas-agent'
-           && have_sandboxes();
+need_programs('faas-provisioner', 'faas-agent');
 
 my $SHARDS = 4;
 my $redis = start_redis();
@@ -20,14 +20,10 @@ my $w = work_dir();
 
 sub fn_meta {
     my ($name, %o) = @_;
-    $r->hset("faas:fn:$name", %{ {
-        rid => "$name\@1", name => $name, version => 1, owner => 'alice',
-        runtime => 'python3', handler => 'handler.handler',
-        code_key => '', code_sha256 => '', memory_mb => 64, timeout_ms => 10000,
-        max_concurrency => 10, keep_alive_s => 600, public => 1,
-        env => '{"GREETING":"hi"}', keys => '', %o } });
+    fn_mirror($r, $name, code_key => '', code_sha256 => '', memory_mb => 64,
+              timeout_ms => 10000, max_concurrency => 10, keep_alive_s => 600,
+              env => '{"GREETING":"hi"}', %o);
 }
-sub pb_decode { Faas::Agent::pb_decode(@_) }
 sub queue_lengths { map { $r->llen("faas:prov:q:$_") } 0 .. $SHARDS - 1 }
 sub shard2 {
     my ($rid) = @_;
@@ -78,9 +74,8 @@ $r->del("faas:count:{$prid}");
 
 # --- the provisioner and the agent ----------------------------------------
 my $prov = start_provisioner($redis, name => 'p1', shards => $SHARDS);
-my ($sock) = $prov->{cfg}{agent_endpoint} =~ /^unix:(.*)$/;
-my $agent = start_agent(run_dir => $prov->{cfg}{run_dir}, socket => $sock,
-                        name => 'agent');
+my $agent = start_agent_for($prov);
+my $sock = $agent->{socket};
 my $zip = make_zip('handler.py' => <<'PY');
 import os, time
 def handler(event, context):
@@ -103,7 +98,7 @@ like(($r->lrange($idle, 0, -1))[0], qr/^s-[0-9a-f]{16}\|unix:\Q$sock\E\|-$/,
      '... as <id>|<endpoint>|-');
 is($r->get('faas:count:{hello@1}'), 1, 'count: one sandbox');
 ok(wait_until(sub { $r->llen('faas:records') >= 1 }, 5), 'a record');
-my $rec = pb_decode(($r->lrange('faas:records', -1, -1))[0]);
+my $rec = last_record($r);
 is($rec->{1}[0], $cold_rid, 'record of the cold call');
 is($rec->{5}[0], 1, 'record: start type COLD');
 ok(($rec->{10}[0] // 0) > 0, 'record: cold_start_us');
@@ -139,7 +134,7 @@ ok($origins{ $wres[0]{headers}{'x-faas-request-id'} }
    && $origins{ $wres[1]{headers}{'x-faas-request-id'} },
    '... with the waiting calls as origins');
 is($r->get('faas:count:{hello@1}'), 3, 'count: three sandboxes');
-my @recs = map { pb_decode($_) } $r->lrange('faas:records', 0, -1);
+my @recs = exec_records($r);
 my @stolen = grep { ($_->{5}[0] // 0) == 3 } @recs;
 is(scalar @stolen, 2, 'two STOLEN records');
 
@@ -153,7 +148,7 @@ ok($r->get('faas:count:{limited@1}') <= 2, 'count never above 2');
 ok(wait_until(sub { $r->llen('faas:idle:{limited@1}') == $r->get('faas:count:{limited@1}') }, 10),
    'every sandbox back on the idle list');
 my %sbx = map { $_->{15}[0] => 1 } grep { ($_->{2}[0] // '') eq 'limited' }
-          map { pb_decode($_) } $r->lrange('faas:records', 0, -1);
+          exec_records($r);
 ok(keys %sbx >= 1 && keys %sbx <= 2, 'served by at most 2 sandboxes (' . scalar(keys %sbx) . ')');
 ok(scalar(prov_sandboxes($prov)) <= 3 + 2, 'no more sandboxes than allowed exist');
 

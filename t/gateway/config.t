@@ -4,15 +4,13 @@ use lib 't/lib';
 use Test::More;
 use Faas::Test;
 use Faas::Nginx;
+use Faas::Jwt;
 
 my $w = work_dir();
 write_file("$w/hs.key", "0123456789abcdef0123456789abcdef\n");
 write_file("$w/empty.key", "\n");
-system("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out $w/rsa.pem 2>/dev/null") == 0
-    or die "openssl genpkey failed";
-system("openssl pkey -in $w/rsa.pem -pubout -out $w/rsa.pub 2>/dev/null") == 0 or die;
-system("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $w/ec.pem 2>/dev/null") == 0 or die;
-system("openssl pkey -in $w/ec.pem -pubout -out $w/ec.pub 2>/dev/null") == 0 or die;
+key_pair('rsa');
+key_pair('ec', 'EC');
 
 run_blocks();
 stop_nginx();

@@ -14,10 +14,9 @@ use Faas::Test;
 use Faas::Nginx;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 
-plan skip_all => 'faas-provisioner, faas-agent or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && -x objs_dir() . '/faas-agent'
-           && have_sandboxes();
+need_programs('faas-provisioner', 'faas-agent');
 
 my $SHARDS = 4;
 my $redis = start_redis();
@@ -27,9 +26,7 @@ my $r = redis_client($redis);
 # re-list sandboxes that calls hold (see the report on reconcile.c).
 my $prov = start_provisioner($redis, name => 'p1', shards => $SHARDS,
                              grace_ms => 600000, log_level => 'info');
-my ($sock) = $prov->{cfg}{agent_endpoint} =~ /^unix:(.*)$/;
-my $agent = start_agent(run_dir => $prov->{cfg}{run_dir}, socket => $sock,
-                        name => 'agent', log_level => 'info');
+my $agent = start_agent_for($prov, log_level => 'info');
 my $zip = make_zip('handler.py' => <<'PY');
 import time
 def handler(event, context):
@@ -41,18 +38,13 @@ PY
 sub fn_meta {
     my ($name, %o) = @_;
     my ($key, $sha) = put_code($prov, $name, 1, $zip);
-    $r->hset("faas:fn:$name", %{ {
-        rid => "$name\@1", name => $name, version => 1, owner => 'alice',
-        runtime => 'python3', handler => 'handler.handler',
-        code_key => $key, code_sha256 => $sha, memory_mb => 64,
-        timeout_ms => 1000, max_concurrency => 3, keep_alive_s => 600,
-        public => 1, env => '{}', keys => '', %o } });
+    fn_mirror($r, $name, code_key => $key, code_sha256 => $sha, memory_mb => 64,
+              timeout_ms => 1000, max_concurrency => 3, keep_alive_s => 600, %o);
 }
 
 sub records_of {
     my ($name) = @_;
-    return grep { ($_->{2}[0] // '') eq $name }
-           map { Faas::Agent::pb_decode($_) } $r->lrange('faas:records', 0, -1);
+    return grep { ($_->{2}[0] // '') eq $name } exec_records($r);
 }
 
 sub busy_lines {

@@ -11,9 +11,9 @@ use Time::HiRes qw(sleep);
 use Faas::Test;
 use Faas::Nginx;
 use Faas::Agent;
+use Faas::Setup;
 
-plan skip_all => 'objs/faas-sandbox, objs/faas-agent or the runtimes are not built'
-    unless have_sandboxes() && -x objs_dir() . '/faas-agent';
+need_programs('faas-agent');
 
 my $redis = start_redis();
 my $r = redis_client($redis);
@@ -26,17 +26,11 @@ def handler(event, context):
         time.sleep(float((event.get("queryStringParameters") or {}).get("s", "1")))
     return {"statusCode": 200, "body": event["rawPath"]}
 PY
-my $sbx = sandbox_create($agent, function => 'one', code => $code);
-my $ep = "unix:$agent->{socket}";
-
-$r->hset('faas:fn:one', rid => 'one@1', name => 'one', version => 1,
-         owner => 'alice', runtime => 'python3', handler => 'handler.handler',
-         code_key => 'code/one/1/x.zip', code_sha256 => 'x', memory_mb => 128,
-         timeout_ms => 5000, max_concurrency => 1, keep_alive_s => 60,
-         public => 1, env => '{}', keys => '');
-my $idle = 'faas:idle:{one@1}';
+fn_mirror($r, 'one', max_concurrency => 1);
+my $idle = idle_key('one');
 $r->set('faas:count:{one@1}', 1);      # the one sandbox allowed exists
-$r->rpush($idle, "$sbx|$ep|-");
+my ($sbx) = warm_sandboxes($agent, $r, 'one', $code, 1);
+my $ep = agent_ep($agent);
 
 # one worker, so that every call of the test shares one wait queue
 my $ng = start_nginx(workers => 1, http_config => "faas_redis $redis->{addr};",

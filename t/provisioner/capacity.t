@@ -7,19 +7,15 @@ use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 
-plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
+need_programs('faas-provisioner');
 
 my $redis = start_redis();
 my $r = redis_client($redis);
 my $p = start_provisioner($redis, name => 'p1', memory_budget_mb => 96,
                           grace_ms => 600000);
-my %code;
-for my $fn (qw(a b c d e)) {
-    my ($k, $s) = put_code($p, $fn, 1, make_zip('handler.py' => "def handler(e, c):\n    return '$fn'\n"));
-    $code{$fn} = { code_key => $k, code_sha256 => $s };
-}
+my %code = %{ put_handlers($p, qw(a b c d e)) };
 sub exists_sbx { -d "$p->{cfg}{run_dir}/sbx/$_[0]" }
 sub count { $r->get("faas:count:{$_[0]\@1}") // 0 }
 

@@ -5,9 +5,9 @@ use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 
-plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
+need_programs('faas-provisioner');
 
 my $redis = start_redis();
 my $r = redis_client($redis);
@@ -46,8 +46,7 @@ is(scalar(@cached), 1, 'one cache entry');
 is(-s "$cached[0]/data.bin", 6 << 20, 'unpacked in full');
 
 # The s3 code runs under the real agent.
-my ($sock) = $p->{cfg}{agent_endpoint} =~ /^unix:(.*)$/;
-my $agent = start_agent(run_dir => $p->{cfg}{run_dir}, socket => $sock);
+my $agent = start_agent_for($p);
 my $sid = (split /\|/, $r->lpop('faas:idle:{big@1}'))[0];
 my $resp = invoke_once($agent, sandbox_id => $sid, function => 'big', version => 1,
                        event => '{}', deadline_ms => int(time * 1000) + 10000,

@@ -1,13 +1,16 @@
 # faas-provisioner refuses bad configuration with a one-line reason (exit 1),
-# and survives garbage on its queues.
+# and survives garbage on its queues. Each block changes a good
+# configuration (set: a JSON object of keys, delete: key names) and gives
+# the reason the provisioner must print (error_like).
 use lib 't/lib';
 use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
+use Faas::Blocks;
 
-plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
+need_programs('faas-provisioner');
 
 my $w = work_dir();
 my $redis = start_redis();
@@ -21,26 +24,11 @@ sub run_with {
     return ($? >> 8, $out);
 }
 
-my @cases = (
-    [ sub { delete $_[0]{host_id} }, qr/config: host_id is required/, 'missing host_id' ],
-    [ sub { $_[0]{host_id} = 'a b' }, qr/host_id must be a non-empty word/, 'host_id with a space' ],
-    [ sub { $_[0]{agent_endpoint} = 'http://x' }, qr/agent_endpoint must be unix:\/path or tcp:host:port/, 'bad endpoint' ],
-    [ sub { delete $_[0]{cache_dir} }, qr/config: cache_dir is required/, 'missing cache_dir' ],
-    [ sub { delete $_[0]{store_url} }, qr/config: store_url is required/, 'missing store_url' ],
-    [ sub { $_[0]{store_url} = 'ftp://x' }, qr/store/, 'unknown store scheme' ],
-    [ sub { $_[0]{shards} = 0 }, qr/config: shards must be in \[1, 16384\]/, 'zero shards' ],
-    [ sub { $_[0]{lease_ms} = 'long' }, qr/config: lease_ms must be/, 'lease_ms not an integer' ],
-    [ sub { $_[0]{freezer} = 'v3' }, qr/config: freezer must be v1 or v2/, 'bad freezer' ],
-    [ sub { $_[0]{create_concurrency} = 1000 }, qr/create_concurrency must be in/, 'concurrency too high' ],
-    [ sub { $_[0]{zygote} = 'per-user' }, qr/zygote must be "off", "shared", "function" or a boolean/, 'unknown zygote mode' ],
-    [ sub { $_[0]{zygote_idle_s} = 0 }, qr/zygote_idle_s must be 1\.\.86400/, 'zygote_idle_s 0' ],
-);
-for my $c (@cases) {
-    my %cfg = %$good;
-    $c->[0]->(\%cfg);
-    my ($rc, $out) = run_with(\%cfg);
-    is($rc, 1, "$c->[2]: exit 1");
-    like($out, $c->[1], "$c->[2]: reason") or diag($out);
+for my $b (data_blocks()) {
+    my ($rc, $out) = run_with(edit_config($good, $b));
+    is($rc, 1, $b->name . ': exit 1');
+    my $re = $b->error_like =~ s/\n\z//r;
+    like($out, qr/$re/, $b->name . ': reason') or diag($out);
 }
 my ($rc, $out) = run_with('{"host_id": ');
 is($rc, 1, 'invalid JSON: exit 1');
@@ -70,3 +58,74 @@ ok(!defined $r->zscore('faas:prov:hosts', 'p1'), 'and it left faas:prov:hosts');
 is(scalar(prov_held_shards($r, 'p1', 2)), 0, 'and released its leases');
 prov_cleanup($p);
 faas_finish();
+
+__DATA__
+
+=== TEST 1: missing host_id
+--- delete: host_id
+--- error_like
+config: host_id is required
+
+=== TEST 2: host_id with a space
+--- set
+{"host_id": "a b"}
+--- error_like
+host_id must be a non-empty word
+
+=== TEST 3: bad endpoint
+--- set
+{"agent_endpoint": "http://x"}
+--- error_like
+agent_endpoint must be unix:\/path or tcp:host:port
+
+=== TEST 4: missing cache_dir
+--- delete: cache_dir
+--- error_like
+config: cache_dir is required
+
+=== TEST 5: missing store_url
+--- delete: store_url
+--- error_like
+config: store_url is required
+
+=== TEST 6: unknown store scheme
+--- set
+{"store_url": "ftp://x"}
+--- error_like
+store
+
+=== TEST 7: zero shards
+--- set
+{"shards": 0}
+--- error_like
+config: shards must be in \[1, 16384\]
+
+=== TEST 8: lease_ms not an integer
+--- set
+{"lease_ms": "long"}
+--- error_like
+config: lease_ms must be
+
+=== TEST 9: bad freezer
+--- set
+{"freezer": "v3"}
+--- error_like
+config: freezer must be v1 or v2
+
+=== TEST 10: concurrency too high
+--- set
+{"create_concurrency": 1000}
+--- error_like
+create_concurrency must be in
+
+=== TEST 11: unknown zygote mode
+--- set
+{"zygote": "per-user"}
+--- error_like
+zygote must be "off", "shared", "function" or a boolean
+
+=== TEST 12: zygote_idle_s 0
+--- set
+{"zygote_idle_s": 0}
+--- error_like
+zygote_idle_s must be 1\.\.86400

@@ -8,9 +8,9 @@ use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 
-plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
+need_programs('faas-provisioner');
 
 my $redis = start_redis();
 my $r = redis_client($redis);
@@ -39,9 +39,7 @@ ok(-d "$cfg->{cache_dir}/hello\@1.$sha", 'code unpacked into the cache');
 ok(!$r->exists("faas:err:{hello\@1}:$rq"), 'no error key on success');
 
 # The real agent invokes the sandbox the provisioner built.
-my ($sock) = $cfg->{agent_endpoint} =~ /^unix:(.*)$/;
-my $agent = start_agent(run_dir => $cfg->{run_dir}, socket => $sock,
-                        name => 'agent');
+my $agent = start_agent_for($prov);
 my $resp = invoke_once($agent, sandbox_id => $sid, function => 'hello',
                        version => 1, event => '{"who":"prov"}',
                        deadline_ms => int(time * 1000) + 10000,

@@ -9,21 +9,17 @@ use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 use Time::HiRes qw(time);
 
-plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
+need_programs('faas-provisioner');
 
 my $redis = start_redis();
 my $r = redis_client($redis);
 my $p = start_provisioner($redis, name => 'p1', code_gc_s => 2,
                           grace_ms => 60000);
 my $cache = $p->{cfg}{cache_dir};
-my %code;
-for my $fn (qw(keep short popped gc used)) {
-    my ($k, $s) = put_code($p, $fn, 1, make_zip('handler.py' => "def handler(e, c):\n    return '$fn'\n"));
-    $code{$fn} = { code_key => $k, code_sha256 => $s };
-}
+my %code = %{ put_handlers($p, qw(keep short popped gc used)) };
 
 sub provision {
     my ($fn, %f) = @_;

@@ -5,10 +5,10 @@ use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 use File::Path qw(make_path);
 
-plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
+need_programs('faas-provisioner');
 
 my $redis = start_redis();
 my $p = start_provisioner($redis, name => 'p1', shards => 2, lease_ms => 1000);

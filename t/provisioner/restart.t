@@ -9,9 +9,9 @@ use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 
-plan skip_all => 'objs/faas-provisioner or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && have_sandboxes();
+need_programs('faas-provisioner');
 
 my $redis = start_redis();
 my $r = redis_client($redis);
@@ -65,8 +65,7 @@ is_deeply([sort(idle_entries($r, $rid))], \@before, 'the same five entries, once
 is_deeply([prov_sandboxes($p)], [sort map { sid($_) } @before], 'and no other sandbox on the host');
 is(count(), 5, 'count unchanged');
 
-my ($sock) = $p->{cfg}{agent_endpoint} =~ /^unix:(.*)$/;
-my $agent = start_agent(run_dir => $p->{cfg}{run_dir}, socket => $sock);
+my $agent = start_agent_for($p);
 my $n = 0;
 for my $e (@before) {
     my $resp = invoke_once($agent, sandbox_id => sid($e), function => 'echo',

@@ -1,9 +1,13 @@
 # The code cache's unzip (provisioner/code_cache.c, through the AddressSanitizer
 # build of faas-provision-tool): directories and modes kept, unsafe archives
-# refused with a reason.
+# refused with a reason. Each block is an archive, written by the Python of
+# its zip_py section (z: the open zipfile.ZipFile; truncate_to cuts the
+# file), and what unzip must do with it: exit_code, error_like (its
+# stderr), modes ("path mode" lines) and contents ("path: line" lines).
 use lib 't/lib';
 use Test::More;
 use Faas::Test;
+use Faas::Blocks;
 use Faas::Provisioner;
 
 my $tool = objs_dir() . '/asan/faas-provision-tool';
@@ -26,38 +30,92 @@ sub unzip {
     return ($? >> 8, $err, $dir);
 }
 
-my ($rc, $err, $dir) = unzip(zip_of(<<'PY'));
+for my $b (data_blocks()) {
+    my $name = $b->name;
+    my $zip = zip_of($b->zip_py);
+    if (defined $b->truncate_to) {
+        write_file($zip, substr(read_file($zip), 0, $b->truncate_to));
+    }
+    my ($rc, $err, $dir) = unzip($zip);
+    is($rc, $b->exit_code =~ s/\s+//gr, "$name: exit code") or diag($err);
+    if (defined $b->error_like) {
+        my $re = $b->error_like =~ s/\n\z//r;
+        like($err, qr/$re/, "$name: reason") or diag($err);
+    }
+    for (lines_of($b->modes)) {
+        my ($path, $mode) = split ' ';
+        is((stat("$dir/$path"))[2] & 07777, oct($mode), "$name: $path is $mode");
+    }
+    for (lines_of($b->contents)) {
+        my ($path, $line) = /^([^:]+):\s*(.*)$/;
+        is(read_file("$dir/$path"), "$line\n", "$name: $path holds \"$line\"");
+    }
+}
+ok(!-e "$w/../evil" && !-e '/etc/evil', 'nothing written outside');
+faas_finish();
+
+__DATA__
+
+=== TEST 1: a normal archive unpacks, nested files, modes 0644 and 0755
+--- zip_py
 z.writestr('handler.py', 'x = 1\n')
 z.writestr('lib/', '')
 z.writestr('lib/pkg/mod.py', 'y = 2\n')
 i = zipfile.ZipInfo('bin/tool.sh'); i.create_system = 3
 i.external_attr = (stat.S_IFREG | 0o755) << 16
 z.writestr(i, '#!/bin/sh\n')
-PY
-is($rc, 0, 'a normal archive unpacks') or diag($err);
-is(read_file("$dir/lib/pkg/mod.py"), "y = 2\n", 'nested files');
-is((stat("$dir/handler.py"))[2] & 07777, 0644, 'files are 0644');
-is((stat("$dir/bin/tool.sh"))[2] & 07777, 0755, 'executables stay executable');
-is((stat("$dir/lib"))[2] & 07777, 0755, 'directories are 0755');
+--- exit_code: 0
+--- contents
+lib/pkg/mod.py: y = 2
+--- modes
+handler.py 0644
+bin/tool.sh 0755
+lib 0755
 
-my @bad = (
-    [ "z.writestr('/etc/evil', 'x')\n", qr/unsafe entry name/, 'absolute path' ],
-    [ "z.writestr('a/../../evil', 'x')\n", qr/unsafe entry name/, '".." inside a path' ],
-    [ "z.writestr('a.py', 'x')\nz.writestr('a.py', 'y')\n", qr/already exists/, 'duplicate entry' ],
-    [ "i = zipfile.ZipInfo('l'); i.create_system = 3\ni.external_attr = (stat.S_IFLNK | 0o777) << 16\nz.writestr(i, '/etc/passwd')\n",
-      qr/symlink or special file/, 'symlink' ],
-    [ "i = zipfile.ZipInfo('fifo'); i.create_system = 3\ni.external_attr = (stat.S_IFIFO | 0o644) << 16\nz.writestr(i, '')\n",
-      qr/symlink or special file/, 'fifo' ],
-);
-for my $b (@bad) {
-    ($rc, $err) = unzip(zip_of($b->[0]));
-    is($rc, 1, "$b->[2]: refused");
-    like($err, $b->[1], "$b->[2]: reason") or diag($err);
-}
-ok(!-e "$w/../evil" && !-e '/etc/evil', 'nothing written outside');
+=== TEST 2: absolute path
+--- zip_py
+z.writestr('/etc/evil', 'x')
+--- exit_code: 1
+--- error_like
+unsafe entry name
 
-write_file("$w/trunc.zip", substr(read_file(zip_of("z.writestr('a.py', 'x' * 10000)\n")), 0, 60));
-($rc, $err) = unzip("$w/trunc.zip");
-is($rc, 1, 'a truncated archive is refused');
-like($err, qr/not a valid zip archive/, 'with a reason');
-faas_finish();
+=== TEST 3: ".." inside a path
+--- zip_py
+z.writestr('a/../../evil', 'x')
+--- exit_code: 1
+--- error_like
+unsafe entry name
+
+=== TEST 4: duplicate entry
+--- zip_py
+z.writestr('a.py', 'x')
+z.writestr('a.py', 'y')
+--- exit_code: 1
+--- error_like
+already exists
+
+=== TEST 5: symlink
+--- zip_py
+i = zipfile.ZipInfo('l'); i.create_system = 3
+i.external_attr = (stat.S_IFLNK | 0o777) << 16
+z.writestr(i, '/etc/passwd')
+--- exit_code: 1
+--- error_like
+symlink or special file
+
+=== TEST 6: fifo
+--- zip_py
+i = zipfile.ZipInfo('fifo'); i.create_system = 3
+i.external_attr = (stat.S_IFIFO | 0o644) << 16
+z.writestr(i, '')
+--- exit_code: 1
+--- error_like
+symlink or special file
+
+=== TEST 7: a truncated archive
+--- zip_py
+z.writestr('a.py', 'x' * 10000)
+--- truncate_to: 60
+--- exit_code: 1
+--- error_like
+not a valid zip archive

@@ -8,11 +8,10 @@ use Test::More;
 use Faas::Test;
 use Faas::Agent;
 use Faas::Provisioner;
+use Faas::Setup;
 use Time::HiRes qw(time);
 
-plan skip_all => 'objs/faas-provisioner, faas-agent or the sandboxes are not built'
-    unless -x objs_dir() . '/faas-provisioner' && -x objs_dir() . '/faas-agent'
-           && have_sandboxes();
+need_programs('faas-provisioner', 'faas-agent');
 
 my $redis = start_redis();
 my $r = redis_client($redis);
@@ -62,8 +61,7 @@ sub one_more_scan {
 }
 ok(wait_until(sub { count() == 2 }, 10), 'count 2');
 
-my ($sock) = $p->{cfg}{agent_endpoint} =~ /^unix:(.*)$/;
-my $agent = start_agent(run_dir => $p->{cfg}{run_dir}, socket => $sock);
+my $agent = start_agent_for($p);
 $r->lrem('faas:idle:{z@1}', 0, $e[1]);    # popped by a gateway
 my $resp = invoke_once($agent, sandbox_id => $sids[1], function => 'z', version => 1,
                        event => '{"sleep":30}', deadline_ms => int(time * 1000) + 500,

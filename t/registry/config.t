@@ -1,37 +1,80 @@
 # faas-registry refuses a bad configuration at start, with a clear reason.
+# Each block changes a configuration that is good but for its unreachable
+# MySQL (set: a JSON object of keys, delete: key names) and gives the reason
+# the registry must log (error_like).
 use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
 use Faas::Test;
 use Faas::Registry;
+use Faas::Blocks;
 
+my $base = registry_config(db => { port => free_port() }, redis => { addr => '127.0.0.1:1' },
+                           cfg => { mysql_start_wait_s => 1, mysql_timeout_s => 1 });
 my $n = 0;
-sub refused {
-    my ($change, $re, $what) = @_;
-    my $cfg = registry_config(db => { port => free_port() }, redis => { addr => '127.0.0.1:1' },
-                              cfg => { mysql_start_wait_s => 1, mysql_timeout_s => 1 });
-    $change->($cfg);
-    my $h = start_daemon('faas-registry', $cfg, name => 'cfg' . ++$n);
+for my $b (data_blocks()) {
+    my $what = $b->name;
+    my $h = start_daemon('faas-registry', edit_config($base, $b), name => 'cfg' . ++$n);
     ok(wait_until(sub { !proc_alive($h) }, 20), "$what: exits");
     isnt($h->{status}, 0, "$what: with a failure status");
-    like(read_file($h->{log}) // '', $re, "$what: says why");
+    my $re = $b->error_like =~ s/\n\z//r;
+    like(read_file($h->{log}) // '', qr/$re/, "$what: says why");
 }
-
-refused(sub { delete $_[0]{master_key} }, qr/master_key is required/, 'no master key');
-refused(sub { $_[0]{master_key} = 'ab' x 31 }, qr/master_key must be 64 hex/, 'short master key');
-refused(sub { delete $_[0]{key_digest_secret} }, qr/key_digest_secret is required/,
-        'no digest secret');
-refused(sub { $_[0]{key_digest_secret} = 'short' }, qr/at least 16 characters/,
-        'weak digest secret');
-refused(sub { $_[0]{mysql_port} = 'x' }, qr/mysql_port must be/, 'wrongly typed key');
-refused(sub { $_[0]{records_batch} = 0 }, qr/out of range/, 'limit out of range');
-refused(sub { delete $_[0]{socket} }, qr/socket is required/, 'no socket');
-refused(sub { $_[0]{redis} = 'nocolon' }, qr/redis must be host:port/, 'bad redis address');
-refused(sub { 1 }, qr/schema migrations: .*mysql connect/, 'MySQL unreachable at start');
 
 my $h = spawn('noargs', [ objs_dir() . '/faas-registry' ]);
 ok(wait_until(sub { !proc_alive($h) }, 10), 'no -c: exits');
 like(read_file($h->{log}), qr/usage: faas-registry -c/, 'usage');
 
 faas_finish();
+
+__DATA__
+
+=== TEST 1: no master key
+--- delete: master_key
+--- error_like
+master_key is required
+
+=== TEST 2: short master key
+--- set
+{"master_key": "ababababababababababababababababababababababababababababababab"}
+--- error_like
+master_key must be 64 hex
+
+=== TEST 3: no digest secret
+--- delete: key_digest_secret
+--- error_like
+key_digest_secret is required
+
+=== TEST 4: weak digest secret
+--- set
+{"key_digest_secret": "short"}
+--- error_like
+at least 16 characters
+
+=== TEST 5: wrongly typed key
+--- set
+{"mysql_port": "x"}
+--- error_like
+mysql_port must be
+
+=== TEST 6: limit out of range
+--- set
+{"records_batch": 0}
+--- error_like
+out of range
+
+=== TEST 7: no socket
+--- delete: socket
+--- error_like
+socket is required
+
+=== TEST 8: bad redis address
+--- set
+{"redis": "nocolon"}
+--- error_like
+redis must be host:port
+
+=== TEST 9: MySQL unreachable at start
+--- error_like
+schema migrations: .*mysql connect

@@ -8,6 +8,7 @@ use Digest::SHA qw(hmac_sha256_hex);
 use Faas::Test;
 use Faas::MariaDB;
 use Faas::Registry;
+use Faas::Setup;
 
 my $db = start_mariadb();
 my $redis = start_redis();
@@ -31,9 +32,7 @@ sub inval_seen {
 sub mirror_keys { [ sort split / /, $r->hget('faas:fn:kf', 'keys') // '' ] }
 sub digest { hmac_sha256_hex($_[0], $secret) }
 
-my $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
-    name => 'kf', runtime => 'python3', handler => 'app.handler',
-    code => { file => 'app.py', content => py_fn() } });
+my $res = create_py_function($reg, 'kf');
 is($res->{status}, 201, 'function created');
 ok(inval_seen('kf'), 'invalidation on create');
 is_deeply(mirror_keys(), [], 'no keys yet');

@@ -8,6 +8,7 @@ use Test::More;
 use Faas::Test;
 use Faas::MariaDB;
 use Faas::Registry;
+use Faas::Setup;
 
 my $db = start_mariadb();
 my $redis = start_redis();
@@ -19,9 +20,7 @@ my $reg = start_registry(db => $db, redis => $redis, cfg => \%cfg);
 my $dbh = mariadb_dbh($db, 'faas');
 my $NS = 'faas.executions';
 
-my $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
-    name => 'mrec', runtime => 'python3', handler => 'app.handler',
-    code => { file => 'app.py', content => py_fn() } });
+my $res = create_py_function($reg, 'mrec');
 is($res->{status}, 201, 'function created');
 
 my $T0 = 1_700_000_000_000;

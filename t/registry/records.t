@@ -9,6 +9,7 @@ use POSIX qw(strftime);
 use Faas::Test;
 use Faas::MariaDB;
 use Faas::Registry;
+use Faas::Setup;
 
 my $db = start_mariadb();
 my $redis = start_redis();
@@ -18,9 +19,7 @@ my $reg = start_registry(db => $db, redis => $redis,
 my $dbh = mariadb_dbh($db, 'faas');
 my $store = work_dir() . '/store';
 
-my $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
-    name => 'rec', runtime => 'python3', handler => 'app.handler',
-    code => { file => 'app.py', content => py_fn() } });
+my $res = create_py_function($reg, 'rec');
 is($res->{status}, 201, 'function created');
 
 my $T0 = 1_700_000_000_000;

@@ -8,6 +8,7 @@ use Test::More;
 use Faas::Test;
 use Faas::MariaDB;
 use Faas::Registry;
+use Faas::Setup;
 
 my $db = start_mariadb();
 my $redis = start_redis();
@@ -27,9 +28,7 @@ sub s3_objects {
     return sort grep { index($_, "$root/$prefix") == 0 } @f;
 }
 
-my $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
-    name => 's3fn', runtime => 'python3', handler => 'app.handler',
-    code => { file => 'app.py', content => py_fn() } });
+my $res = create_py_function($reg, 's3fn');
 is($res->{status}, 201, 'created with the S3 store') or diag explain $res;
 my $key = $res->{json}{code_key};
 my @obj = s3_objects($key);
@@ -52,9 +51,7 @@ is($res->{body}, 'hello from s3', 'verbatim');
 
 # Store down: 503, nothing registered, nothing mirrored.
 stop_proc($s3);
-$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
-    name => 'nostore', runtime => 'python3', handler => 'app.handler',
-    code => { file => 'app.py', content => py_fn() } });
+$res = create_py_function($reg, 'nostore');
 is($res->{status}, 503, 'store down: 503');
 is($dbh->selectrow_array("SELECT COUNT(*) FROM functions WHERE name = 'nostore'"), 0,
    'no function row');

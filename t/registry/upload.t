@@ -1,5 +1,7 @@
 # Upload validation: every bad archive is refused with its own message and
-# leaves nothing anywhere (store, MySQL, Redis).
+# leaves nothing anywhere (store, MySQL, Redis). Each block is an archive
+# (its zip section, Perl) and the message it is refused with (error_like);
+# also_as_new_version: it is refused as well as the code of a new version.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -8,6 +10,7 @@ use File::Find;
 use Faas::Test;
 use Faas::MariaDB;
 use Faas::Registry;
+use Faas::Blocks;
 
 my $db = start_mariadb();
 my $redis = start_redis();
@@ -54,60 +57,28 @@ sub noise {
     return substr($s, 0, $n);
 }
 
-my $ok_py = py_fn();
-my $good = make_zip([ 'app.py' => $ok_py ]);
+# The blocks' zip sections are built from these.
+our $ok_py = py_fn();
+our $good = make_zip([ 'app.py' => $ok_py ]);
 my $stored_good = make_zip([ 'app.py' => $ok_py ], attrs => { 'app.py' => { stored => 1 } });
-(my $crc_bad = $stored_good) =~ s/return \{'msg'/return \{'MSG'/;
+(our $crc_bad = $stored_good) =~ s/return \{'msg'/return \{'MSG'/;
 
-my @cases = (
-    [ 'not a zip', 'this is not a zip file at all' x 10, qr/not a valid zip archive/ ],
-    [ 'truncated zip', substr($good, 0, length($good) - 10), qr/not a valid zip archive/ ],
-    [ 'absolute name', make_zip([ 'app.py' => $ok_py, '/etc/cron.d/x' => 'x' ]),
-      qr/absolute path not allowed: \/etc\/cron\.d\/x/ ],
-    [ 'dot-dot', make_zip([ 'app.py' => $ok_py, 'lib/../../x.py' => 'x' ]),
-      qr/"\.\." in entry name not allowed/ ],
-    [ 'backslash', make_zip([ 'app.py' => $ok_py, 'lib\\x.py' => 'x' ]),
-      qr/backslash in entry name not allowed/ ],
-    [ 'symlink', make_zip([ 'app.py' => $ok_py, 'passwd' => '/etc/passwd' ],
-                          attrs => { passwd => { mode => 0120777 } }),
-      qr/symbolic link not allowed: passwd/ ],
-    [ 'device file', make_zip([ 'app.py' => $ok_py, 'dev' => '' ],
-                              attrs => { dev => { mode => 0020666 } }),
-      qr/special file not allowed: dev/ ],
-    [ 'encrypted entry', make_zip([ 'app.py' => $ok_py, 'secret.py' => 'x = 1' ],
-                                  attrs => { 'secret.py' => { encrypted => 1 } }),
-      qr/encrypted entry not allowed: secret\.py/ ],
-    [ 'too many entries', make_zip([ 'app.py' => $ok_py,
-                                     map { ("f$_.txt" => "$_") } 1 .. 20 ]),
-      qr/too many entries \(21, at most 20\)/ ],
-    [ 'over the uncompressed cap', make_zip([ 'app.py' => $ok_py,
-                                              'a.hex' => unpack('H*', noise(600_000, 1)),
-                                              'b.hex' => unpack('H*', noise(600_000, 2)),
-                                              'c.hex' => unpack('H*', noise(450_000, 3)) ]),
-      qr/uncompressed size exceeds 3145728 bytes/ ],
-    [ 'headers that lie about the size',
-      lying_zip(make_zip([ 'big.py' => ('#' x 3_500_000) . "\n", 'app.py' => $ok_py ]), 100),
-      qr/uncompressed size exceeds|expands more than|corrupt/ ],
-    [ 'compression bomb', make_zip([ 'app.py' => $ok_py, 'zeros' => "\0" x 2_500_000 ]),
-      qr/zeros expands more than 100 times \(compression bomb\)/ ],
-    [ 'duplicate entry', make_zip([ 'app.py' => $ok_py, 'app.py' => 'x = 2' ]),
-      qr/zip: duplicate entry name/ ],
-    [ 'bad CRC', $crc_bad, qr/corrupt entry app\.py/ ],
-    [ 'handler file missing', make_zip([ 'main.py' => $ok_py ]),
-      qr/handler app\.handler: its file is not in the archive/ ],
-    [ 'python syntax error', make_zip([ 'app.py' => "def handler(e, c)\n    return 1\n" ]),
-      qr/syntax error in app\.py: .*SyntaxError/s ],
-);
-
-for my $c (@cases) {
-    my ($what, $zip, $re) = @$c;
+my @blocks = data_blocks();
+for my $b (@blocks) {
+    my $what = $b->name;
     my $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
         name => 'bad', runtime => 'python3', handler => 'app.handler',
-        code => { zip => b64($zip) } });
+        code => { zip => b64($b->zip) } });
     is($res->{status}, 400, "$what: 400");
     is($res->{json}{error}{code}, 'bad_code', "$what: code bad_code");
-    like($res->{json}{error}{message} // '', $re, "$what: its own message")
+    like($res->{json}{error}{message} // '', error_re($b), "$what: its own message")
         or diag explain $res;
+}
+
+sub error_re {
+    my ($b) = @_;
+    my $re = $b->error_like =~ s/\n\z//r;
+    return qr/$re/s;
 }
 
 my $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
@@ -134,10 +105,10 @@ $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
 is($res->{status}, 201, 'a good zip is accepted');
 my @before = store_files();
 is(scalar @before, 1, 'one zip stored');
-for my $c (@cases[2, 5, 11]) {
-    $res = api($reg, 'PUT', '/v1/functions/good/code', user => 'alice', body => $c->[1]);
-    is($res->{status}, 400, "PUT code, $c->[0]: 400");
-    like($res->{json}{error}{message}, $c->[2], '... with its message');
+for my $b (grep { $_->has('also_as_new_version') } @blocks) {
+    $res = api($reg, 'PUT', '/v1/functions/good/code', user => 'alice', body => $b->zip);
+    is($res->{status}, 400, 'PUT code, ' . $b->name . ': 400');
+    like($res->{json}{error}{message}, error_re($b), '... with its message');
 }
 is_deeply([ store_files() ], \@before, 'the store is unchanged');
 is($dbh->selectrow_array('SELECT COUNT(*) FROM versions'), 1, 'still one version');
@@ -170,3 +141,109 @@ ok(!(grep { m{/faas-registry-} } glob(work_dir() . '/*')),
 
 stop_proc($reg);
 faas_finish();
+
+__DATA__
+
+=== TEST 1: not a zip
+--- zip eval
+'this is not a zip file at all' x 10
+--- error_like
+not a valid zip archive
+
+=== TEST 2: truncated zip
+--- zip eval
+substr($good, 0, length($good) - 10)
+--- error_like
+not a valid zip archive
+
+=== TEST 3: absolute name
+--- zip eval
+make_zip([ 'app.py' => $ok_py, '/etc/cron.d/x' => 'x' ])
+--- error_like
+absolute path not allowed: \/etc\/cron\.d\/x
+--- also_as_new_version
+
+=== TEST 4: dot-dot
+--- zip eval
+make_zip([ 'app.py' => $ok_py, 'lib/../../x.py' => 'x' ])
+--- error_like
+"\.\." in entry name not allowed
+
+=== TEST 5: backslash
+--- zip eval
+make_zip([ 'app.py' => $ok_py, 'lib\\x.py' => 'x' ])
+--- error_like
+backslash in entry name not allowed
+
+=== TEST 6: symlink
+--- zip eval
+make_zip([ 'app.py' => $ok_py, 'passwd' => '/etc/passwd' ],
+         attrs => { passwd => { mode => 0120777 } })
+--- error_like
+symbolic link not allowed: passwd
+--- also_as_new_version
+
+=== TEST 7: device file
+--- zip eval
+make_zip([ 'app.py' => $ok_py, 'dev' => '' ], attrs => { dev => { mode => 0020666 } })
+--- error_like
+special file not allowed: dev
+
+=== TEST 8: encrypted entry
+--- zip eval
+make_zip([ 'app.py' => $ok_py, 'secret.py' => 'x = 1' ],
+         attrs => { 'secret.py' => { encrypted => 1 } })
+--- error_like
+encrypted entry not allowed: secret\.py
+
+=== TEST 9: too many entries
+--- zip eval
+make_zip([ 'app.py' => $ok_py, map { ("f$_.txt" => "$_") } 1 .. 20 ])
+--- error_like
+too many entries \(21, at most 20\)
+
+=== TEST 10: over the uncompressed cap
+--- zip eval
+make_zip([ 'app.py' => $ok_py,
+           'a.hex' => unpack('H*', noise(600_000, 1)),
+           'b.hex' => unpack('H*', noise(600_000, 2)),
+           'c.hex' => unpack('H*', noise(450_000, 3)) ])
+--- error_like
+uncompressed size exceeds 3145728 bytes
+
+=== TEST 11: headers that lie about the size
+--- zip eval
+lying_zip(make_zip([ 'big.py' => ('#' x 3_500_000) . "\n", 'app.py' => $ok_py ]), 100)
+--- error_like
+uncompressed size exceeds|expands more than|corrupt
+
+=== TEST 12: compression bomb
+--- zip eval
+make_zip([ 'app.py' => $ok_py, 'zeros' => "\0" x 2_500_000 ])
+--- error_like
+zeros expands more than 100 times \(compression bomb\)
+--- also_as_new_version
+
+=== TEST 13: duplicate entry
+--- zip eval
+make_zip([ 'app.py' => $ok_py, 'app.py' => 'x = 2' ])
+--- error_like
+zip: duplicate entry name
+
+=== TEST 14: bad CRC
+--- zip eval
+$crc_bad
+--- error_like
+corrupt entry app\.py
+
+=== TEST 15: handler file missing
+--- zip eval
+make_zip([ 'main.py' => $ok_py ])
+--- error_like
+handler app\.handler: its file is not in the archive
+
+=== TEST 16: python syntax error
+--- zip eval
+make_zip([ 'app.py' => "def handler(e, c)\n    return 1\n" ])
+--- error_like
+syntax error in app\.py: .*SyntaxError

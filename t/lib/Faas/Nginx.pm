@@ -28,7 +28,10 @@ package Faas::Nginx;
 # no_error_log / error_log (lines that must not / must appear in the error
 # log written during the block), init (Perl code run before the request),
 # must_die (nginx -t must fail; error_log then applies to its output),
-# workers (worker_processes), master_process (on/off, default on).
+# workers (worker_processes), master_process (on/off, default on),
+# response_json ("field: JSON value" lines the JSON body must match).
+# Blocks are read by Faas::Blocks: "--- name eval" runs Perl in main, and
+# block_defaults(config => ...) gives the blocks that lack a section one.
 # nginx is restarted only when a block's configuration differs from the
 # previous one. $TEST_NGINX_<NAME> is replaced by nginx_env's values, and
 # $TEST_NGINX_SERVER_PORT / $TEST_NGINX_WORK are always set.
@@ -41,17 +44,14 @@ use IO::Select;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use Test::More ();
-use Test::Base ();
-{
-    # sets Test::Base's default class; its exports stay in this package
-    package Faas::Nginx::TB;
-    Test::Base->import();
-}
 use Faas::Test;
+use Faas::Blocks;
+use Faas::Http;
 
 our @EXPORT = qw(
     nginx_env start_nginx stop_nginx reload_nginx nginx_handle nginx_t
     http_request http_parallel http_start http_collect error_log_since error_log_size run_blocks
+    block_defaults
 );
 
 my %ENVV;
@@ -238,27 +238,7 @@ sub http_request {
         last unless $n;
     }
     close $s;
-    my ($head, $rbody) = split /\r\n\r\n/, $buf, 2;
-    return { status => 0, error => 'no answer', raw => $buf } unless defined $head;
-    my @lines = split /\r\n/, $head;
-    my ($status) = (shift(@lines) // '') =~ m{^HTTP/\d\.\d (\d+)};
-    my %hdr;
-    for (@lines) {
-        my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
-        $hdr{lc $k} = exists $hdr{lc $k} ? "$hdr{lc $k}, $v" : $v;
-    }
-    $rbody //= '';
-    if (($hdr{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $out = '';
-        while ($rbody =~ s/^([0-9a-fA-F]+)\r\n//) {
-            my $n = hex $1;
-            last if $n == 0;
-            $out .= substr($rbody, 0, $n);
-            substr($rbody, 0, $n + 2) = '';
-        }
-        $rbody = $out;
-    }
-    return { status => $status // 0, headers => \%hdr, body => $rbody };
+    return http_parse($buf);
 }
 
 # Runs several requests at once (one process each); returns their answers
@@ -298,63 +278,63 @@ sub http_collect {
     return $txt ? json_decode($txt) : { status => 0 };
 }
 
-sub lines_of {
-    my ($s) = @_;
-    return grep { length } map { s/^\s+|\s+$//gr } split /\n/, ($s // '');
-}
-
 # Runs every block of the calling script's __DATA__.
 sub run_blocks {
-    my $data = do { no strict 'refs'; local $/; my $fh = \*{'main::DATA'}; <$fh> };
-    my $tb = Test::Base->new;
-    $tb->spec_string($data);
-    for my $block ($tb->blocks) {
-        run_block($block);
-    }
+    run_block($_) for data_blocks();
 }
 
-# A section's value, or undef when no block has it.
-sub sec {
-    my ($b, $name) = @_;
-    return undef unless $b->can($name);
-    my $v = scalar $b->$name;
-    return $v;
-}
-
+# One block: nginx -t for must_die, else (re)start nginx when the
+# configuration changed, send the request and check the answer and the log.
 sub run_block {
-    my ($blk) = @_;
-    my $b = bless { blk => $blk }, 'Faas::Nginx::Sec';
-    my $name = $blk->name;
-    my %conf = (
-        http_config => $b->http_config, config => $b->config,
-        main_config => $b->main_config,
-        workers => (defined $b->workers ? $b->workers =~ s/\s+//gr : undef),
-        master_process => (defined $b->master_process
-                           ? $b->master_process =~ s/\s+//gr : undef),
-    );
-
-    if (defined $b->must_die) {
-        my ($ok, $out) = nginx_t(%conf);
-        Test::More::ok(!$ok, "$name: nginx -t fails") or Test::More::diag($out);
-        for my $l (lines_of($b->error_log)) {
-            Test::More::like($out, qr/\Q$l\E/, "$name: nginx -t says \"$l\"")
-                or Test::More::diag("nginx -t said: $out");
-        }
-        return;
-    }
+    my ($b) = @_;
+    my %conf = block_conf($b);
+    return check_nginx_t($b, %conf) if defined $b->must_die;
 
     my $key = join("\0", map { $_ // '' } @conf{qw(http_config config main_config workers master_process)});
     if (!$NGINX || $NGINX->{key} ne $key || !proc_alive($NGINX->{h})) {
         start_nginx(%conf, key => $key);
     }
-
-    if (defined $b->init) {
-        my $code = $b->init;
-        eval "package main; no strict; $code";
-        die "init of \"$name\" failed: $@" if $@;
-    }
-
+    run_init($b);
     my $log_off = error_log_size();
+    my $res = block_request($b);
+    check_status_and_body($b, $res);
+    check_headers($b, $res);
+    check_body_json($b, $res);
+    check_error_log($b, $log_off);
+    return $res;
+}
+
+sub block_conf {
+    my ($b) = @_;
+    my $word = sub { defined $_[0] ? $_[0] =~ s/\s+//gr : undef };
+    return (http_config => $b->http_config, config => $b->config,
+            main_config => $b->main_config, workers => $word->($b->workers),
+            master_process => $word->($b->master_process));
+}
+
+sub check_nginx_t {
+    my ($b, %conf) = @_;
+    my $name = $b->name;
+    my ($ok, $out) = nginx_t(%conf);
+    Test::More::ok(!$ok, "$name: nginx -t fails") or Test::More::diag($out);
+    for my $l (lines_of($b->error_log)) {
+        Test::More::like($out, qr/\Q$l\E/, "$name: nginx -t says \"$l\"")
+            or Test::More::diag("nginx -t said: $out");
+    }
+    return undef;
+}
+
+sub run_init {
+    my ($b) = @_;
+    return unless defined $b->init;
+    my $code = $b->init;
+    eval "package main; no strict; $code";
+    die "init of \"" . $b->name . "\" failed: $@" if $@;
+}
+
+# The block's request: "METHOD /uri" then the body, with more_headers.
+sub block_request {
+    my ($b) = @_;
     my ($line, $body) = split /\n/, ($b->request // "GET /\n"), 2;
     $line =~ s/^\s+|\s+$//g;
     my ($method, $uri) = split /\s+/, $line;
@@ -365,12 +345,15 @@ sub run_block {
         my ($k, $v) = $l =~ /^([^:]+):\s*(.*)$/ or next;
         push @hdrs, [$k, $v];
     }
-    my $res = http_request($NGINX->{port}, $method, $uri, headers => \@hdrs,
-                           body => $body);
+    return http_request($NGINX->{port}, $method, $uri, headers => \@hdrs, body => $body);
+}
+
+sub check_status_and_body {
+    my ($b, $res) = @_;
+    my $name = $b->name;
     my $want = defined $b->error_code ? $b->error_code =~ s/\s+//gr : 200;
     Test::More::is($res->{status}, $want, "$name: status $want")
         or Test::More::diag("body: " . ($res->{body} // $res->{error} // ''));
-
     if (defined $b->response_body) {
         Test::More::is($res->{body}, $b->response_body, "$name: body");
     }
@@ -379,6 +362,11 @@ sub run_block {
         $re =~ s/\n\z//;
         Test::More::like($res->{body}, qr/$re/s, "$name: body like /$re/");
     }
+}
+
+sub check_headers {
+    my ($b, $res) = @_;
+    my $name = $b->name;
     for my $l (lines_of($b->response_headers)) {
         if ($l =~ /^!\s*(.+)$/) {
             Test::More::ok(!exists $res->{headers}{lc $1}, "$name: no $1 header");
@@ -391,28 +379,36 @@ sub run_block {
         my ($k, $v) = $l =~ /^([^:]+):\s*(.*)$/ or next;
         Test::More::like($res->{headers}{lc $k} // '', qr/$v/, "$name: header $k like /$v/");
     }
-    if (defined $b->no_error_log || defined $b->error_log) {
-        # the log line of the request is written after the answer
-        sleep 0.05;
-        my $log = error_log_since($log_off);
-        for my $l (lines_of($b->no_error_log)) {
-            Test::More::unlike($log, qr/\Q$l\E/, "$name: no \"$l\" in the error log");
-        }
-        for my $l (lines_of($b->error_log)) {
-            Test::More::ok(wait_until(sub { error_log_since($log_off) =~ /\Q$l\E/ }, 5),
-                           "$name: \"$l\" in the error log");
-        }
-    }
-    return $res;
 }
 
-package Faas::Nginx::Sec;
-our $AUTOLOAD;
-sub AUTOLOAD {
-    my $self = shift;
-    (my $n = $AUTOLOAD) =~ s/.*:://;
-    return if $n eq 'DESTROY';
-    return Faas::Nginx::sec($self->{blk}, $n);
+# response_json: "field: JSON value" lines; the body is a JSON object whose
+# field must equal the value (null: absent or null).
+sub check_body_json {
+    my ($b, $res) = @_;
+    return unless defined $b->response_json;
+    my $got = eval { json_decode($res->{body}) };
+    $got = {} unless ref $got eq 'HASH';
+    for my $l (lines_of($b->response_json)) {
+        my ($k, $v) = $l =~ /^([^:]+):\s*(.*)$/ or die "bad response_json line \"$l\"\n";
+        Test::More::is(json_encode($got->{$k}), json_encode(json_decode($v)),
+                       $b->name . ": $k is $v");
+    }
+}
+
+sub check_error_log {
+    my ($b, $log_off) = @_;
+    return unless defined $b->no_error_log || defined $b->error_log;
+    my $name = $b->name;
+    # the log line of the request is written after the answer
+    sleep 0.05;
+    my $log = error_log_since($log_off);
+    for my $l (lines_of($b->no_error_log)) {
+        Test::More::unlike($log, qr/\Q$l\E/, "$name: no \"$l\" in the error log");
+    }
+    for my $l (lines_of($b->error_log)) {
+        Test::More::ok(wait_until(sub { error_log_since($log_off) =~ /\Q$l\E/ }, 5),
+                       "$name: \"$l\" in the error log");
+    }
 }
 
 1;

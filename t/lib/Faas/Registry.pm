@@ -14,6 +14,7 @@ use IO::Socket::UNIX;
 use MIME::Base64 qw(encode_base64);
 use Archive::Zip qw(:ERROR_CODES :CONSTANTS);
 use Faas::Test;
+use Faas::Http;
 
 our @EXPORT = qw(start_registry registry_config api make_zip b64 py_fn
                  restart_redis_same_port exec_record
@@ -95,26 +96,10 @@ sub api {
         $resp .= $buf;
     }
     close $s;
-    my ($head, $content) = split /\r\n\r\n/, $resp, 2;
-    return { status => 0, error => 'no answer' } unless defined $head;
-    my ($status) = $head =~ m{^HTTP/1\.\d (\d+)};
-    my %h;
-    for (split /\r\n/, $head) {
-        $h{lc $1} = $2 if /^([^:]+):\s*(.*)$/;
-    }
-    if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $out = '';
-        while ($content =~ s/^([0-9a-fA-F]+)\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($content, 0, $len);
-            substr($content, 0, $len + 2) = '';
-        }
-        $content = $out;
-    }
-    my $r = { status => $status + 0, headers => \%h, body => $content };
-    $r->{json} = eval { json_decode($content) }
-        if ($h{'content-type'} // '') =~ /json/;
+    my $r = http_parse($resp);
+    return $r unless $r->{headers};
+    $r->{json} = eval { json_decode($r->{body}) }
+        if ($r->{headers}{'content-type'} // '') =~ /json/;
     return $r;
 }
 
