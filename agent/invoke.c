@@ -1146,8 +1146,9 @@ runtime_answer(sbx_t *s, const uint8_t *frame, size_t len)
         v = json_object_get(r, "body");
         if (json_is_string(v)) {
             if (json_is_true(json_object_get(r, "isBase64Encoded"))) {
-                if (faas_base64_decode(json_string_value(v), json_string_length(v),
-                               &body_dec, &resp.body.len) < 0) {
+                if (faas_base64_decode(json_string_value(v),
+                                       json_string_length(v), &body_dec,
+                                       &resp.body.len) < 0) {
                     set_error(inv, FAAS__INVOKE_STATUS__FUNCTION_ERROR,
                               "handler returned isBase64Encoded with a body "
                               "that is not base64");

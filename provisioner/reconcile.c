@@ -402,7 +402,8 @@ static void
 scan_step(faas_prov_t *p, scan_t *sc, const char *cursor)
 {
     if (faas_prov_redis_cmd(&p->cmd, scan_cb, sc,
-                       "SCAN %s MATCH " FAAS_KEY_IDLE_MATCH " COUNT 1000", cursor)
+                            "SCAN %s MATCH " FAAS_KEY_IDLE_MATCH " COUNT 1000",
+                            cursor)
         != 0) {
         scan_free(sc);
         p->recon_busy = 0;

@@ -413,8 +413,8 @@ fn_create(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
     }
     if ((v = json_object_get(code, "zip")) != NULL) {
         if (!json_is_string(v)
-            || faas_base64_decode(json_string_value(v), json_string_length(v), &zip,
-                          &ziplen) < 0) {
+            || faas_base64_decode(json_string_value(v), json_string_length(v),
+                                  &zip, &ziplen) < 0) {
             return faas_http_error(resp, 400, "invalid",
                                    "code.zip must be base64");
         }
