@@ -363,7 +363,7 @@ ngx_http_faas_fn_parse(redisReply *reply, u_char *name, size_t len,
         }
     }
 
-    if (fn->rid.len == 0 || fn->rid.len > FAAS_RID_MAX) {
+    if (!faas_rid_valid((char *) fn->rid.data, fn->rid.len)) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "faas: faas:fn:%*s has no valid \"rid\"", len, name);
         goto failed;
