@@ -635,7 +635,13 @@ ngx_http_faas_init(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    /*
+     * The management check runs in the preaccess phase: nginx skips the
+     * access phase for subrequests (an SSI include or add_after_body of a
+     * /v1/ URI would reach the registry unchecked), and `satisfy any` with
+     * an allow rule would let a request through it without a token.
+     */
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }
