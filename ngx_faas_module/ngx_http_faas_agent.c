@@ -24,7 +24,13 @@
 #include "record.h"
 
 
-#define NGX_HTTP_FAAS_AGENT_MAX_FRAME  (64 * 1024 * 1024)
+/*
+ * An answer frame may exceed faas_max_response_body by this much (the
+ * headers and the other fields): a body over the cap but within it is read
+ * and refused cleanly (ngx_http_faas_answer_refused); a larger frame is not
+ * read at all, and the connection is closed.
+ */
+#define NGX_HTTP_FAAS_AGENT_FRAME_SLACK  (1024 * 1024)
 #define NGX_HTTP_FAAS_AGENT_MAX_IDLE   64
 
 
@@ -374,7 +380,6 @@ ngx_http_faas_agent_read(ngx_event_t *rev)
     ngx_connection_t       *c = rev->data;
     ngx_http_faas_agent_t  *a = c->data;
     Faas__InvokeResponse   *resp;
-    faas_error_t            err;
 
     if (!a->dispatched) {
         /* an early answer or EOF: the write handler will see it */
@@ -399,9 +404,15 @@ ngx_http_faas_agent_read(ngx_event_t *rev)
         if (a->hdr_got == FAAS_FRAME_HDR) {
             a->in_len = faas_frame_get_len(a->hdr);
 
-            if (a->in_len > NGX_HTTP_FAAS_AGENT_MAX_FRAME) {
+            if (a->in_len > a->call->flcf->max_response_body
+                            + NGX_HTTP_FAAS_AGENT_FRAME_SLACK)
+            {
+                ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                              "faas: %s: agent answer of %uz bytes, over "
+                              "faas_max_response_body", a->call->request_id,
+                              a->in_len);
                 ngx_http_faas_agent_finish(a, NULL,
-                                           "agent answer too large");
+                                           "function response too large");
                 return;
             }
 
@@ -427,7 +438,8 @@ ngx_http_faas_agent_read(ngx_event_t *rev)
         a->in_got += n;
     }
 
-    resp = faas_invoke_response_unpack(a->in, a->in_len, &err);
+    /* the one copy of the body, into the call's pool */
+    resp = ngx_http_faas_answer_unpack(a->call, a->in, a->in_len);
     if (resp == NULL) {
         ngx_http_faas_agent_finish(a, NULL, "malformed agent answer");
         return;

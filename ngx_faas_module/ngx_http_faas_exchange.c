@@ -370,7 +370,7 @@ ngx_http_faas_sandbox_dropped(ngx_http_faas_call_t *call,
                   resp->status == FAAS__INVOKE_STATUS__SANDBOX_GONE
                   ? "is gone"
                   : "is busy with another call (listed twice)");
-    faas__invoke_response__free_unpacked(resp, NULL);
+    ngx_http_faas_answer_free(call, resp);
 
     ngx_http_faas_retry(call, NGX_HTTP_SERVICE_UNAVAILABLE,
                         "no sandbox available");
@@ -389,7 +389,8 @@ ngx_http_faas_http_status(ngx_http_faas_call_t *call,
     switch (resp->status) {
 
     case FAAS__INVOKE_STATUS__OK:
-        http = resp->http_status ? resp->http_status : NGX_HTTP_OK;
+        /* the agent says 200 when the function named none */
+        http = resp->http_status;
         break;
 
     case FAAS__INVOKE_STATUS__TIMEOUT:
@@ -441,7 +442,8 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
     Faas__InvokeResponse *resp, ngx_uint_t dispatched,
     ngx_uint_t unreachable, const char *error)
 {
-    ngx_uint_t  http, keep;
+    ngx_uint_t   http, keep;
+    const char  *refused;
 
     if (resp == NULL && !dispatched && unreachable) {
         /* the agent is down or restarting, its sandbox is fine: wait */
@@ -449,7 +451,7 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
 
     } else if (resp && resp->status == FAAS__INVOKE_STATUS__AGENT_DRAINING) {
         /* nothing ran; a new agent is expected on the same endpoint */
-        faas__invoke_response__free_unpacked(resp, NULL);
+        ngx_http_faas_answer_free(call, resp);
         ngx_http_faas_agent_unreachable(call, "agent is shutting down");
 
     } else if (resp == NULL) {
@@ -462,15 +464,27 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
 
     } else {
         http = ngx_http_faas_http_status(call, resp, &keep);
+        refused = ngx_http_faas_answer_refused(call, resp);
+        if (refused) {
+            http = NGX_HTTP_BAD_GATEWAY;
+        }
+
         ngx_http_faas_record(call, resp, resp->status, http, keep);
 
         if (call->ctx) {
             call->ctx->status = resp->status + 1;
         }
 
-        call->resp = resp;
-        call->http_status = http;
-        ngx_http_faas_call_next(call, NGX_HTTP_FAAS_RESPOND);
+        if (refused) {
+            /* the function ran, its sandbox is fine: only its answer goes */
+            ngx_http_faas_answer_free(call, resp);
+            ngx_http_faas_call_fail(call, http, refused);
+
+        } else {
+            call->resp = resp;
+            call->http_status = http;
+            ngx_http_faas_call_next(call, NGX_HTTP_FAAS_RESPOND);
+        }
     }
 
     ngx_http_faas_call_end(call);

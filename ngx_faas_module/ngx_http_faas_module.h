@@ -9,6 +9,7 @@
  *   ngx_http_faas_acquire.c  LPOP, the cold start request, BLPOP
  *   ngx_http_faas_waitq.c    per-worker wait queues, local hand-offs
  *   ngx_http_faas_exchange.c the agent call, its answer mapped to a step
+ *   ngx_http_faas_answer.c   what a function may send back
  *   ngx_http_faas_output.c   headers, body and error answers
  *   ngx_http_faas_records.c  execution records, batched per iteration
  *   ngx_http_faas_redis.c    hiredis 0.14 adapter for nginx's event loop
@@ -56,6 +57,7 @@ typedef struct {
     time_t                     jwt_leeway;
     ngx_msec_t                 cold_start_timeout;
     size_t                     max_body;
+    size_t                     max_response_body;
     ngx_uint_t                 retries;
 } ngx_http_faas_loc_conf_t;
 
@@ -170,6 +172,7 @@ struct ngx_http_faas_call_s {
     ngx_uint_t                 http_status;    /* for NGX_HTTP_FAAS_RESPOND */
     const char                *error;          /* an error answer's message */
     Faas__InvokeResponse      *resp;           /* the agent's answer */
+    ProtobufCAllocator         pb_alloc;       /* answers in call->pool */
 };
 
 
@@ -207,6 +210,16 @@ ngx_uint_t ngx_http_faas_wq_handoff(ngx_http_faas_call_t *call);
 
 /* ngx_http_faas_exchange.c: the agent call and what its answer means */
 void ngx_http_faas_invoke(ngx_http_faas_call_t *call);
+
+/* ngx_http_faas_answer.c: what a function may send back */
+Faas__InvokeResponse *ngx_http_faas_answer_unpack(ngx_http_faas_call_t *call,
+    u_char *buf, size_t len);
+void ngx_http_faas_answer_free(ngx_http_faas_call_t *call,
+    Faas__InvokeResponse *resp);
+const char *ngx_http_faas_answer_refused(ngx_http_faas_call_t *call,
+    Faas__InvokeResponse *resp);
+ngx_int_t ngx_http_faas_answer_headers(ngx_http_request_t *r,
+    ngx_http_faas_call_t *call, Faas__InvokeResponse *resp);
 
 /* ngx_http_faas_output.c: the answer to the client */
 void ngx_http_faas_respond(ngx_http_faas_call_t *call);
