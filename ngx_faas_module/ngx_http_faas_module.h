@@ -143,6 +143,7 @@ struct ngx_http_faas_call_s {
     ngx_http_faas_main_conf_t *fmcf;
     u_char                     request_id[FAAS_REQID_LEN + 1];
     ngx_str_t                  user;
+    ngx_uint_t                 owner;          /* the caller owns fn */
     char                       idle_key[FAAS_KEY_MAX];
     char                       count_key[FAAS_KEY_MAX];
     char                       err_key[FAAS_KEY_MAX];
