@@ -273,16 +273,27 @@ ngx_int_t ngx_http_faas_unauthorized(ngx_http_request_t *r, const char *why);
 
 /* ngx_http_faas_agent.c */
 
+/* Why an agent call ended without an answer. */
+typedef enum {
+    NGX_HTTP_FAAS_AGENT_FAILED = 0,
+    /*
+     * (only before dispatch) the agent could not be reached at all
+     * (connect refused, no socket, a kept-alive connection found closed
+     * before a byte was written): it is down or restarting, the sandbox may
+     * be fine
+     */
+    NGX_HTTP_FAAS_AGENT_UNREACHABLE,
+    /* the answer is over faas_max_response_body: read and dropped */
+    NGX_HTTP_FAAS_AGENT_TOO_LARGE
+} ngx_http_faas_agent_failure_e;
+
 /*
- * The end of an agent call. resp: the answer, or NULL on failure (error
- * says why). dispatched: the whole request frame was written. unreachable
- * (only when !dispatched): the agent could not be reached at all (connect
- * refused, no socket, a kept-alive connection found closed before a byte
- * was written): the agent is down or restarting, the sandbox may be fine.
+ * The end of an agent call. resp: the answer, or NULL on failure (failure
+ * and error say why). dispatched: the whole request frame was written.
  */
 typedef void (*ngx_http_faas_agent_pt)(ngx_http_faas_call_t *call,
     Faas__InvokeResponse *resp, ngx_uint_t dispatched,
-    ngx_uint_t unreachable, const char *error);
+    ngx_http_faas_agent_failure_e failure, const char *error);
 
 ngx_int_t ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call,
     u_char *frame, size_t len, ngx_msec_t timeout,

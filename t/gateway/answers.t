@@ -170,12 +170,23 @@ is($res->{status}, 200, 'the default cap (6m) lets 3 MB through');
 is(length $res->{body}, 3000000, '... whole');
 ok(wait_until(sub { $r->llen($idle) == 2 }, 5), 'both sandboxes are back');
 
-# an answer frame far over the cap is not read at all
+# an answer frame far over the cap is read and dropped as it comes
+$r->del('faas:records');
 $res = http_request($port, 'GET', '/small/ans/big?n=' . (2 * 1024 * 1024));
 is($res->{status}, 502, 'an answer frame far over the cap: 502');
 like($res->{body}, qr/"error":"function response too large"/, '... with a clear error');
-$res = http_request($port, 'GET', '/fn/ans/ok');
-is($res->{status}, 200, 'the next call is served');
+ok(wait_until(sub { $r->llen($idle) == 2 }, 5), '... the sandbox is back');
+ok(wait_until(sub { $r->llen('faas:records') == 1 }, 5), '... one record');
+my $rec = Faas::Agent::pb_decode(($r->lrange('faas:records', 0, -1))[0] // '');
+ok(!defined $rec->{6}[0], '... status OK (the function answered)');
+is($rec->{7}[0], 502, '... http status 502');
+my $warm = 0;
+for (1 .. 4) {
+    $res = http_request($port, 'GET', '/fn/ans/ok');
+    $warm++ if $res->{status} == 200 && $res->{body} eq 'ok';
+}
+is($warm, 4, 'the next calls are served, on the same sandboxes');
+is($r->llen($idle), 2, '... both listed');
 
 stop_nginx();
 sandbox_destroy($agent, $_) for @sbx;
