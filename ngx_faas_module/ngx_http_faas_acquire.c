@@ -459,6 +459,14 @@ ngx_http_faas_cold_failed(ngx_http_faas_call_t *call, redisReply *v)
     ngx_log_error(NGX_LOG_ERR, call->log, 0,
                   "faas: %s: cold start of %V failed: %s",
                   call->request_id, &call->fn->rid, reason);
+
+    /* the reason may carry the function's startup output: owner only */
+    if (!call->owner) {
+        ngx_http_faas_call_fail(call, NGX_HTTP_BAD_GATEWAY,
+                                "cold start failed");
+        return;
+    }
+
     ngx_snprintf(msg, sizeof(msg), "cold start failed: %s%Z", reason);
     ngx_http_faas_call_fail(call, NGX_HTTP_BAD_GATEWAY, (char *) msg);
 }

@@ -24,7 +24,14 @@
 #include "record.h"
 
 
-#define NGX_HTTP_FAAS_AGENT_MAX_FRAME  (64 * 1024 * 1024)
+/*
+ * An answer frame may exceed faas_max_response_body by this much (the
+ * headers and the other fields): a body over the cap but within it is
+ * unpacked and refused (ngx_http_faas_answer_refused); a larger frame is
+ * read and dropped as it comes (NGX_HTTP_FAAS_AGENT_TOO_LARGE), so the
+ * connection stays usable and nothing that large is kept.
+ */
+#define NGX_HTTP_FAAS_AGENT_FRAME_SLACK  (1024 * 1024)
 #define NGX_HTTP_FAAS_AGENT_MAX_IDLE   64
 
 
@@ -62,6 +69,7 @@ struct ngx_http_faas_agent_s {
     unsigned                   dispatched:1;
     unsigned                   reused:1;       /* a kept-alive connection */
     unsigned                   unreachable:1;
+    unsigned                   discard:1;      /* an answer too large */
 };
 
 
@@ -370,11 +378,11 @@ ngx_http_faas_agent_write(ngx_event_t *wev)
 static void
 ngx_http_faas_agent_read(ngx_event_t *rev)
 {
+    u_char                  scratch[16384];
     ssize_t                 n;
     ngx_connection_t       *c = rev->data;
     ngx_http_faas_agent_t  *a = c->data;
     Faas__InvokeResponse   *resp;
-    faas_error_t            err;
 
     if (!a->dispatched) {
         /* an early answer or EOF: the write handler will see it */
@@ -399,10 +407,16 @@ ngx_http_faas_agent_read(ngx_event_t *rev)
         if (a->hdr_got == FAAS_FRAME_HDR) {
             a->in_len = faas_frame_get_len(a->hdr);
 
-            if (a->in_len > NGX_HTTP_FAAS_AGENT_MAX_FRAME) {
-                ngx_http_faas_agent_finish(a, NULL,
-                                           "agent answer too large");
-                return;
+            if (a->in_len > a->call->flcf->max_response_body
+                            + NGX_HTTP_FAAS_AGENT_FRAME_SLACK)
+            {
+                ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                              "faas: %s: function %V answered %uz bytes, "
+                              "more than faas_max_response_body %uz: 502",
+                              a->call->request_id, &a->call->fn->name,
+                              a->in_len, a->call->flcf->max_response_body);
+                a->discard = 1;
+                break;
             }
 
             a->in = ngx_alloc(a->in_len ? a->in_len : 1, c->log);
@@ -414,7 +428,13 @@ ngx_http_faas_agent_read(ngx_event_t *rev)
     }
 
     while (a->in_got < a->in_len) {
-        n = c->recv(c, a->in + a->in_got, a->in_len - a->in_got);
+        if (a->discard) {
+            n = c->recv(c, scratch,
+                        ngx_min(sizeof(scratch), a->in_len - a->in_got));
+
+        } else {
+            n = c->recv(c, a->in + a->in_got, a->in_len - a->in_got);
+        }
 
         if (n == NGX_AGAIN) {
             goto again;
@@ -427,7 +447,13 @@ ngx_http_faas_agent_read(ngx_event_t *rev)
         a->in_got += n;
     }
 
-    resp = faas_invoke_response_unpack(a->in, a->in_len, &err);
+    if (a->discard) {
+        ngx_http_faas_agent_finish(a, NULL, "function response too large");
+        return;
+    }
+
+    /* the one copy of the body, into the call's pool */
+    resp = ngx_http_faas_answer_unpack(a->call, a->in, a->in_len);
     if (resp == NULL) {
         ngx_http_faas_agent_finish(a, NULL, "malformed agent answer");
         return;
@@ -525,14 +551,18 @@ static void
 ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
     Faas__InvokeResponse *resp, const char *error)
 {
-    ngx_uint_t             dispatched, unreachable;
-    ngx_http_faas_call_t  *call;
+    ngx_uint_t                     dispatched, whole;
+    ngx_http_faas_call_t          *call;
+    ngx_http_faas_agent_failure_e  failure;
 
     if (a->timer.timer_set) {
         ngx_del_timer(&a->timer);
     }
 
-    if (resp != NULL) {
+    /* a whole frame was read: the connection can serve another call */
+    whole = resp != NULL || (a->discard && a->in_got == a->in_len);
+
+    if (whole) {
         ngx_http_faas_agent_keep(a);
 
     } else {
@@ -541,12 +571,20 @@ ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
 
     call = a->call;
     dispatched = a->dispatched;
-    unreachable = (resp == NULL && !dispatched && a->unreachable);
+
+    failure = NGX_HTTP_FAAS_AGENT_FAILED;
+
+    if (resp == NULL && !dispatched && a->unreachable) {
+        failure = NGX_HTTP_FAAS_AGENT_UNREACHABLE;
+
+    } else if (resp == NULL && whole) {
+        failure = NGX_HTTP_FAAS_AGENT_TOO_LARGE;
+    }
 
     ngx_free(a->out);
     ngx_free(a->in);
 
-    a->handler(call, resp, dispatched, unreachable, error);
+    a->handler(call, resp, dispatched, failure, error);
 
     ngx_free(a);
 }

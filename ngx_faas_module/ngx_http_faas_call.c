@@ -98,10 +98,7 @@ ngx_http_faas_call_end(ngx_http_faas_call_t *call)
         ngx_http_faas_fn_unref(call->fn);
     }
 
-    if (call->resp) {
-        faas__invoke_response__free_unpacked(call->resp, NULL);
-    }
-
+    /* (an answer, call->resp included, lives in call->pool) */
     ngx_destroy_pool(call->pool);
 }
 
@@ -146,7 +143,7 @@ ngx_http_faas_call_next(ngx_http_faas_call_t *call, ngx_http_faas_step_e step)
         ngx_http_faas_call_release(call);
 
         if (call->resp) {
-            faas__invoke_response__free_unpacked(call->resp, NULL);
+            ngx_http_faas_answer_free(call, call->resp);
             call->resp = NULL;
         }
 

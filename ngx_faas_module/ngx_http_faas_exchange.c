@@ -30,7 +30,7 @@ static void ngx_http_faas_agent_cancel(ngx_http_faas_call_t *call);
 static void ngx_http_faas_agent_retry(ngx_event_t *ev);
 static void ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
     Faas__InvokeResponse *resp, ngx_uint_t dispatched,
-    ngx_uint_t unreachable, const char *error);
+    ngx_http_faas_agent_failure_e failure, const char *error);
 
 
 static char *
@@ -182,12 +182,15 @@ ngx_http_faas_invoke_now(ngx_http_faas_call_t *call)
 
     case NGX_DECLINED:
         /* the agent is not there (stopped, restarting): nothing ran */
-        ngx_http_faas_agent_done(call, NULL, 0, 1, "agent unreachable");
+        ngx_http_faas_agent_done(call, NULL, 0,
+                                 NGX_HTTP_FAAS_AGENT_UNREACHABLE,
+                                 "agent unreachable");
         return;
 
     case NGX_ABORT:
         /* an entry no connection can be made for: try another sandbox */
-        ngx_http_faas_agent_done(call, NULL, 0, 0, "agent unreachable");
+        ngx_http_faas_agent_done(call, NULL, 0, NGX_HTTP_FAAS_AGENT_FAILED,
+                                 "agent unreachable");
         return;
     }
 
@@ -370,10 +373,29 @@ ngx_http_faas_sandbox_dropped(ngx_http_faas_call_t *call,
                   resp->status == FAAS__INVOKE_STATUS__SANDBOX_GONE
                   ? "is gone"
                   : "is busy with another call (listed twice)");
-    faas__invoke_response__free_unpacked(resp, NULL);
+    ngx_http_faas_answer_free(call, resp);
 
     ngx_http_faas_retry(call, NGX_HTTP_SERVICE_UNAVAILABLE,
                         "no sandbox available");
+}
+
+
+/*
+ * The function answered more than faas_max_response_body (the agent client
+ * read and dropped it): its sandbox is fine and goes back; the client gets
+ * 502. Recorded as OK, with the 502.
+ */
+static void
+ngx_http_faas_too_large(ngx_http_faas_call_t *call, const char *error)
+{
+    ngx_http_faas_record(call, NULL, FAAS__INVOKE_STATUS__OK,
+                         NGX_HTTP_BAD_GATEWAY, 1);
+
+    if (call->ctx) {
+        call->ctx->status = FAAS__INVOKE_STATUS__OK + 1;
+    }
+
+    ngx_http_faas_call_fail(call, NGX_HTTP_BAD_GATEWAY, error);
 }
 
 
@@ -389,7 +411,8 @@ ngx_http_faas_http_status(ngx_http_faas_call_t *call,
     switch (resp->status) {
 
     case FAAS__INVOKE_STATUS__OK:
-        http = resp->http_status ? resp->http_status : NGX_HTTP_OK;
+        /* the agent says 200 when the function named none */
+        http = resp->http_status;
         break;
 
     case FAAS__INVOKE_STATUS__TIMEOUT:
@@ -439,17 +462,21 @@ ngx_http_faas_http_status(ngx_http_faas_call_t *call,
 static void
 ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
     Faas__InvokeResponse *resp, ngx_uint_t dispatched,
-    ngx_uint_t unreachable, const char *error)
+    ngx_http_faas_agent_failure_e failure, const char *error)
 {
-    ngx_uint_t  http, keep;
+    ngx_uint_t   http, keep;
+    const char  *refused;
 
-    if (resp == NULL && !dispatched && unreachable) {
+    if (resp == NULL && failure == NGX_HTTP_FAAS_AGENT_UNREACHABLE) {
         /* the agent is down or restarting, its sandbox is fine: wait */
         ngx_http_faas_agent_unreachable(call, error);
 
+    } else if (resp == NULL && failure == NGX_HTTP_FAAS_AGENT_TOO_LARGE) {
+        ngx_http_faas_too_large(call, error);
+
     } else if (resp && resp->status == FAAS__INVOKE_STATUS__AGENT_DRAINING) {
         /* nothing ran; a new agent is expected on the same endpoint */
-        faas__invoke_response__free_unpacked(resp, NULL);
+        ngx_http_faas_answer_free(call, resp);
         ngx_http_faas_agent_unreachable(call, "agent is shutting down");
 
     } else if (resp == NULL) {
@@ -462,15 +489,27 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
 
     } else {
         http = ngx_http_faas_http_status(call, resp, &keep);
+        refused = ngx_http_faas_answer_refused(call, resp);
+        if (refused) {
+            http = NGX_HTTP_BAD_GATEWAY;
+        }
+
         ngx_http_faas_record(call, resp, resp->status, http, keep);
 
         if (call->ctx) {
             call->ctx->status = resp->status + 1;
         }
 
-        call->resp = resp;
-        call->http_status = http;
-        ngx_http_faas_call_next(call, NGX_HTTP_FAAS_RESPOND);
+        if (refused) {
+            /* the function ran, its sandbox is fine: only its answer goes */
+            ngx_http_faas_answer_free(call, resp);
+            ngx_http_faas_call_fail(call, http, refused);
+
+        } else {
+            call->resp = resp;
+            call->http_status = http;
+            ngx_http_faas_call_next(call, NGX_HTTP_FAAS_RESPOND);
+        }
     }
 
     ngx_http_faas_call_end(call);

@@ -273,7 +273,7 @@ ngx_http_faas_with_fn(ngx_http_request_t *r, ngx_http_faas_call_t *call)
     if (ctx->jwt_ok && ctx->user.len == fn->owner.len
         && ngx_strncmp(ctx->user.data, fn->owner.data, fn->owner.len) == 0)
     {
-        /* the owner */
+        call->owner = 1;
 
     } else if (ctx->key.len
                && ngx_http_faas_key_check(call->fmcf, fn, &ctx->key)

@@ -6,8 +6,9 @@
  * are checked here: "exp" is required, "exp" and "nbf" with faas_jwt_leeway,
  * "iss" and "aud" when configured, "sub" is required (it is the user).
  *
- * Also the access-phase handler of `faas_management on` locations: a valid
- * token, then X-Faas-User set to its subject for the proxied registry.
+ * Also the access handler of `faas_management on` locations (run in the
+ * preaccess phase, for subrequests too): a valid token, then X-Faas-User
+ * set to its subject for the proxied registry.
  */
 #include "ngx_http_faas_module.h"
 
@@ -284,9 +285,15 @@ ngx_http_faas_jwt_claims(ngx_http_faas_loc_conf_t *flcf, json_t *claims)
         return "wrong token audience";
     }
 
-    s = json_string_value(json_object_get(claims, "sub"));
-    if (s == NULL || s[0] == '\0' || ngx_strlen(s) > 255) {
+    v = json_object_get(claims, "sub");
+    s = json_string_value(v);
+    if (s == NULL || s[0] == '\0') {
         return "token has no subject";
+    }
+
+    /* the rule the registry applies to owners (proto/ids.h) */
+    if (!faas_subject_valid(s, json_string_length(v))) {
+        return "malformed subject (want [A-Za-z0-9._@:-]{1,128})";
     }
 
     return NULL;
@@ -451,21 +458,83 @@ ngx_http_faas_unauthorized(ngx_http_request_t *r, const char *why)
 }
 
 
+/*
+ * Whatever the client sent as X-Faas-User is replaced by sub. The list is
+ * rebuilt rather than edited in place: a subrequest's headers_in is a copy
+ * of its parent's, whose list parts it shares, so a header pushed onto it
+ * could land in the parent's part and be missed by the subrequest.
+ */
+static ngx_int_t
+ngx_http_faas_set_user(ngx_http_request_t *r, ngx_str_t *sub)
+{
+    ngx_uint_t        i;
+    ngx_list_t        old;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *copy;
+
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, 20,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &old.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("X-Faas-User") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Faas-User",
+                               sizeof("X-Faas-User") - 1) == 0)
+        {
+            continue;
+        }
+
+        copy = ngx_list_push(&r->headers_in.headers);
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+        *copy = h[i];
+    }
+
+    h = ngx_list_push(&r->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(h, sizeof(ngx_table_elt_t));
+    ngx_str_set(&h->key, "X-Faas-User");
+    h->lowcase_key = (u_char *) "x-faas-user";
+    h->hash = ngx_hash_key(h->lowcase_key, h->key.len);
+    h->value = *sub;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_faas_access_handler(ngx_http_request_t *r)
 {
     ngx_str_t                  token, sub;
     ngx_int_t                  rc;
-    ngx_uint_t                 i, found;
-    ngx_list_part_t           *part;
-    ngx_table_elt_t           *h;
     const char                *why;
     ngx_http_faas_ctx_t       *ctx;
     ngx_http_faas_loc_conf_t  *flcf;
 
     flcf = ngx_http_get_module_loc_conf(r, ngx_http_faas_module);
 
-    if (!flcf->management || r != r->main) {
+    if (!flcf->management) {
         return NGX_DECLINED;
     }
 
@@ -503,40 +572,8 @@ ngx_http_faas_access_handler(ngx_http_request_t *r)
 
     ctx->user = sub;
 
-    /* whatever the client sent as X-Faas-User is replaced */
-    found = 0;
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("X-Faas-User") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Faas-User",
-                               sizeof("X-Faas-User") - 1) == 0)
-        {
-            h[i].value = sub;
-            found = 1;
-        }
-    }
-
-    if (!found) {
-        h = ngx_list_push(&r->headers_in.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_str_set(&h->key, "X-Faas-User");
-        h->lowcase_key = (u_char *) "x-faas-user";
-        h->hash = ngx_hash_key(h->lowcase_key, h->key.len);
-        h->value = sub;
+    if (ngx_http_faas_set_user(r, &sub) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return NGX_OK;

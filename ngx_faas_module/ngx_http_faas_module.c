@@ -170,6 +170,13 @@ static ngx_command_t  ngx_http_faas_commands[] = {
       offsetof(ngx_http_faas_loc_conf_t, max_body),
       NULL },
 
+    { ngx_string("faas_max_response_body"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_faas_loc_conf_t, max_response_body),
+      NULL },
+
     { ngx_string("faas_retries"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -389,6 +396,7 @@ ngx_http_faas_create_loc_conf(ngx_conf_t *cf)
     flcf->jwt_leeway = NGX_CONF_UNSET;
     flcf->cold_start_timeout = NGX_CONF_UNSET_MSEC;
     flcf->max_body = NGX_CONF_UNSET_SIZE;
+    flcf->max_response_body = NGX_CONF_UNSET_SIZE;
     flcf->retries = NGX_CONF_UNSET_UINT;
 
     return flcf;
@@ -412,6 +420,8 @@ ngx_http_faas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->cold_start_timeout, 10000);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body,
                               6 * 1024 * 1024);
+    ngx_conf_merge_size_value(conf->max_response_body,
+                              prev->max_response_body, 6 * 1024 * 1024);
     ngx_conf_merge_uint_value(conf->retries, prev->retries, 3);
 
     if (conf->jwt_key_file.len == 0 && conf->jwt_alg != JWT_ALG_NONE) {
@@ -635,7 +645,13 @@ ngx_http_faas_init(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    /*
+     * The management check runs in the preaccess phase: nginx skips the
+     * access phase for subrequests (an SSI include or add_after_body of a
+     * /v1/ URI would reach the registry unchecked), and `satisfy any` with
+     * an allow rule would let a request through it without a token.
+     */
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }

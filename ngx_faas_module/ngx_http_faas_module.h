@@ -9,6 +9,7 @@
  *   ngx_http_faas_acquire.c  LPOP, the cold start request, BLPOP
  *   ngx_http_faas_waitq.c    per-worker wait queues, local hand-offs
  *   ngx_http_faas_exchange.c the agent call, its answer mapped to a step
+ *   ngx_http_faas_answer.c   what a function may send back
  *   ngx_http_faas_output.c   headers, body and error answers
  *   ngx_http_faas_records.c  execution records, batched per iteration
  *   ngx_http_faas_redis.c    hiredis 0.14 adapter for nginx's event loop
@@ -56,6 +57,7 @@ typedef struct {
     time_t                     jwt_leeway;
     ngx_msec_t                 cold_start_timeout;
     size_t                     max_body;
+    size_t                     max_response_body;
     ngx_uint_t                 retries;
 } ngx_http_faas_loc_conf_t;
 
@@ -141,6 +143,7 @@ struct ngx_http_faas_call_s {
     ngx_http_faas_main_conf_t *fmcf;
     u_char                     request_id[FAAS_REQID_LEN + 1];
     ngx_str_t                  user;
+    ngx_uint_t                 owner;          /* the caller owns fn */
     char                       idle_key[FAAS_KEY_MAX];
     char                       count_key[FAAS_KEY_MAX];
     char                       err_key[FAAS_KEY_MAX];
@@ -170,6 +173,7 @@ struct ngx_http_faas_call_s {
     ngx_uint_t                 http_status;    /* for NGX_HTTP_FAAS_RESPOND */
     const char                *error;          /* an error answer's message */
     Faas__InvokeResponse      *resp;           /* the agent's answer */
+    ProtobufCAllocator         pb_alloc;       /* answers in call->pool */
 };
 
 
@@ -207,6 +211,16 @@ ngx_uint_t ngx_http_faas_wq_handoff(ngx_http_faas_call_t *call);
 
 /* ngx_http_faas_exchange.c: the agent call and what its answer means */
 void ngx_http_faas_invoke(ngx_http_faas_call_t *call);
+
+/* ngx_http_faas_answer.c: what a function may send back */
+Faas__InvokeResponse *ngx_http_faas_answer_unpack(ngx_http_faas_call_t *call,
+    u_char *buf, size_t len);
+void ngx_http_faas_answer_free(ngx_http_faas_call_t *call,
+    Faas__InvokeResponse *resp);
+const char *ngx_http_faas_answer_refused(ngx_http_faas_call_t *call,
+    Faas__InvokeResponse *resp);
+ngx_int_t ngx_http_faas_answer_headers(ngx_http_request_t *r,
+    ngx_http_faas_call_t *call, Faas__InvokeResponse *resp);
 
 /* ngx_http_faas_output.c: the answer to the client */
 void ngx_http_faas_respond(ngx_http_faas_call_t *call);
@@ -259,16 +273,27 @@ ngx_int_t ngx_http_faas_unauthorized(ngx_http_request_t *r, const char *why);
 
 /* ngx_http_faas_agent.c */
 
+/* Why an agent call ended without an answer. */
+typedef enum {
+    NGX_HTTP_FAAS_AGENT_FAILED = 0,
+    /*
+     * (only before dispatch) the agent could not be reached at all
+     * (connect refused, no socket, a kept-alive connection found closed
+     * before a byte was written): it is down or restarting, the sandbox may
+     * be fine
+     */
+    NGX_HTTP_FAAS_AGENT_UNREACHABLE,
+    /* the answer is over faas_max_response_body: read and dropped */
+    NGX_HTTP_FAAS_AGENT_TOO_LARGE
+} ngx_http_faas_agent_failure_e;
+
 /*
- * The end of an agent call. resp: the answer, or NULL on failure (error
- * says why). dispatched: the whole request frame was written. unreachable
- * (only when !dispatched): the agent could not be reached at all (connect
- * refused, no socket, a kept-alive connection found closed before a byte
- * was written): the agent is down or restarting, the sandbox may be fine.
+ * The end of an agent call. resp: the answer, or NULL on failure (failure
+ * and error say why). dispatched: the whole request frame was written.
  */
 typedef void (*ngx_http_faas_agent_pt)(ngx_http_faas_call_t *call,
     Faas__InvokeResponse *resp, ngx_uint_t dispatched,
-    ngx_uint_t unreachable, const char *error);
+    ngx_http_faas_agent_failure_e failure, const char *error);
 
 ngx_int_t ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call,
     u_char *frame, size_t len, ngx_msec_t timeout,

@@ -60,84 +60,31 @@ ngx_http_faas_common_headers(ngx_http_request_t *r)
 }
 
 
+/*
+ * The function's answer (checked by ngx_http_faas_answer_refused). The
+ * body is sent from where the answer was unpacked, the call's pool, which
+ * lasts as long as the request.
+ */
 static ngx_int_t
 ngx_http_faas_send(ngx_http_request_t *r, ngx_http_faas_call_t *call,
-    ngx_uint_t status, Faas__InvokeResponse *resp, u_char *body, size_t len)
+    ngx_uint_t status, Faas__InvokeResponse *resp)
 {
-    size_t        i;
-    u_char       *p;
     ngx_int_t     rc;
     ngx_buf_t    *b;
-    ngx_str_t     v;
     ngx_chain_t   out;
-    Faas__Header *h;
 
     r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
+    r->headers_out.content_length_n = resp->body.len;
 
-    for (i = 0; i < resp->n_headers; i++) {
-        h = resp->headers[i];
-
-        if (h->name == NULL || h->name[0] == '\0' || h->value == NULL) {
-            continue;
-        }
-
-        v.len = ngx_strlen(h->value);
-        if (ngx_strlchr((u_char *) h->value, (u_char *) h->value + v.len,
-                        '\n')
-            || ngx_strlchr((u_char *) h->value, (u_char *) h->value + v.len,
-                           '\r')
-            || ngx_strchr(h->name, ':') || ngx_strchr(h->name, '\n')
-            || ngx_strchr(h->name, '\r') || ngx_strchr(h->name, ' '))
-        {
-            continue;
-        }
-
-        v.data = ngx_pnalloc(r->pool, v.len);
-        if (v.data == NULL) {
-            return NGX_ERROR;
-        }
-        ngx_memcpy(v.data, h->value, v.len);
-
-        if (ngx_strcasecmp((u_char *) h->name, (u_char *) "content-type")
-            == 0)
-        {
-            r->headers_out.content_type = v;
-            r->headers_out.content_type_len = v.len;
-            continue;
-        }
-
-        if (ngx_strcasecmp((u_char *) h->name, (u_char *) "content-length")
-               == 0
-            || ngx_strcasecmp((u_char *) h->name, (u_char *) "connection")
-               == 0
-            || ngx_strcasecmp((u_char *) h->name,
-                              (u_char *) "transfer-encoding") == 0
-            || ngx_strcasecmp((u_char *) h->name, (u_char *) "keep-alive")
-               == 0
-            || ngx_strncasecmp((u_char *) h->name, (u_char *) "x-faas-", 7)
-               == 0)
-        {
-            continue;
-        }
-
-        p = ngx_pnalloc(r->pool, ngx_strlen(h->name) + 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-        ngx_cpystrn(p, (u_char *) h->name, ngx_strlen(h->name) + 1);
-
-        if (ngx_http_faas_add_header(r, (char *) p, v.data, v.len) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+    if (ngx_http_faas_answer_headers(r, call, resp) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (ngx_http_faas_common_headers(r) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (len == 0) {
+    if (resp->body.len == 0) {
         r->header_only = 1;
     }
 
@@ -147,12 +94,14 @@ ngx_http_faas_send(ngx_http_request_t *r, ngx_http_faas_call_t *call,
         return rc;
     }
 
-    b = ngx_create_temp_buf(r->pool, len);
+    b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->last = ngx_cpymem(b->last, body, len);
+    b->pos = resp->body.data;
+    b->last = resp->body.data + resp->body.len;
+    b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
@@ -240,8 +189,7 @@ ngx_http_faas_send_answer(ngx_http_request_t *r, ngx_http_faas_call_t *call,
         || resp->status == FAAS__INVOKE_STATUS__FUNCTION_ERROR
         || resp->body.len)
     {
-        return ngx_http_faas_send(r, call, call->http_status, resp,
-                                  resp->body.data, resp->body.len);
+        return ngx_http_faas_send(r, call, call->http_status, resp);
     }
 
     msg = resp->error && resp->error[0] ? resp->error
@@ -267,9 +215,8 @@ ngx_http_faas_respond(ngx_http_faas_call_t *call)
     c = r->connection;
 
     if (resp) {
-        call->resp = NULL;
+        /* (it stays in call->pool: the body may not be sent yet) */
         rc = ngx_http_faas_send_answer(r, call, resp);
-        faas__invoke_response__free_unpacked(resp, NULL);
 
     } else if (call->error) {
         rc = ngx_http_faas_send_error(r, call->http_status, call->error);

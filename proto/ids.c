@@ -87,3 +87,24 @@ faas_request_id_valid(const char *s, size_t len)
 {
     return len == FAAS_REQID_LEN && all_lhex(s, len);
 }
+
+
+int
+faas_subject_valid(const char *s, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > FAAS_SUBJECT_MAX) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@'
+              || c == ':' || c == '-'))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}

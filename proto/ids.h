@@ -12,6 +12,7 @@
 #define FAAS_RID_MAX    (FAAS_NAME_MAX + 1 + 10)
 #define FAAS_REQID_LEN  32
 #define FAAS_SBXID_LEN  18
+#define FAAS_SUBJECT_MAX 128
 
 /* 1 when name matches [a-z][a-z0-9-]{0,62}, else 0. */
 int faas_name_valid(const char *name, size_t len);
@@ -30,5 +31,13 @@ int faas_sbxid_valid(const char *s, size_t len);
 
 /* 1 when s is a request id: 32 lowercase hex digits. */
 int faas_request_id_valid(const char *s, size_t len);
+
+/*
+ * 1 when s can name a user (a JWT's "sub", a function's owner):
+ * [A-Za-z0-9._@:-]{1,128}. No spaces (MariaDB would compare "bob " equal
+ * to "bob"), no control characters (they would split the headers of the
+ * request proxied to the registry).
+ */
+int faas_subject_valid(const char *s, size_t len);
 
 #endif

@@ -29,10 +29,11 @@ my %good = (sub => 'alice', iss => 'https://issuer', aud => 'faas', exp => $now 
 my $rs = { alg => 'RS256', typ => 'JWT' };
 my $rsapub = read_file("$w/rsa.pub");
 
+my $owner = jwt_rs($rs, \%good, "$w/rsa.pem", 'sha256');
 nginx_env(
     REDIS => $redis->{addr},
     BACKEND_PORT => free_port(),
-    OWNER => jwt_rs($rs, \%good, "$w/rsa.pem", 'sha256'),
+    OWNER => $owner,
     OTHER_USER => jwt_rs($rs, { %good, sub => 'bob' }, "$w/rsa.pem", 'sha256'),
     EXPIRED => jwt_rs($rs, { %good, exp => $now - 3600 }, "$w/rsa.pem", 'sha256'),
     IN_LEEWAY => jwt_rs($rs, { %good, exp => $now - 5 }, "$w/rsa.pem", 'sha256'),
@@ -50,6 +51,10 @@ nginx_env(
     AUD_ARRAY => jwt_rs($rs, { %good, aud => ['x', 'faas'] }, "$w/rsa.pem", 'sha256'),
     HS_GOOD => jwt_hs({ alg => 'HS256' }, \%good, 'hs-secret-0123456789'),
     HS_BAD => jwt_hs({ alg => 'HS256' }, \%good, 'wrong-secret'),
+    SUB_CRLF => jwt_rs($rs, { %good, sub => "alice\r\nX-Faas-User: admin" }, "$w/rsa.pem", 'sha256'),
+    SUB_SPACE => jwt_rs($rs, { %good, sub => 'alice ' }, "$w/rsa.pem", 'sha256'),
+    SUB_LONG => jwt_rs($rs, { %good, sub => 'a' x 129 }, "$w/rsa.pem", 'sha256'),
+    SUB_NUL => jwt_rs($rs, { %good, sub => "alice\0x" }, "$w/rsa.pem", 'sha256'),
 );
 
 our $HTTP = <<'E';
@@ -83,10 +88,29 @@ location /v1/ {
     faas_jwt_key $TEST_NGINX_WORK/rsa.pub;
     proxy_pass http://127.0.0.1:$TEST_NGINX_BACKEND_PORT;
 }
+location /page {
+    default_type text/html;
+    ssi on;
+    return 200 '<!--# include virtual="/v1/functions" -->';
+}
 E
 
 block_defaults(http_config => $HTTP, config => $CONFIG);
 run_blocks();
+
+# A subrequest (here an SSI include) to a management location is checked
+# too: nginx runs no access phase for subrequests.
+my $port = nginx_handle()->{port};
+my $res = http_request($port, 'GET', '/page', headers => { 'X-Faas-User' => 'mallory' });
+unlike($res->{body}, qr/user=/, 'subrequest without a token: the registry is not reached')
+    or diag $res->{body};
+like($res->{body}, qr/401/, '... the include gets 401');
+$res = http_request($port, 'GET', '/page', headers => {
+    'X-Faas-User' => 'mallory', Authorization => "Bearer $owner" });
+like($res->{body}, qr/^user=alice$/m, 'subrequest with a token: X-Faas-User is its subject')
+    or diag $res->{body};
+unlike($res->{body}, qr/mallory/, '... the forged one is gone');
+
 stop_nginx();
 faas_finish();
 
@@ -359,3 +383,52 @@ Authorization: Bearer $TEST_NGINX_OWNER
 X-Faas-User: mallory
 --- response_body
 user=alice
+
+=== TEST 34: a subject with CR LF: 401, never an X-Faas-User
+--- http_config eval: $::HTTP
+--- config eval: $::CONFIG
+--- request
+GET /v1/functions
+--- more_headers
+Authorization: Bearer $TEST_NGINX_SUB_CRLF
+--- error_code: 401
+--- response_headers_like
+WWW-Authenticate: malformed subject
+
+=== TEST 35: a subject with a trailing space: 401
+--- http_config eval: $::HTTP
+--- config eval: $::CONFIG
+--- request
+GET /v1/functions
+--- more_headers
+Authorization: Bearer $TEST_NGINX_SUB_SPACE
+--- error_code: 401
+
+=== TEST 36: a subject of 129 characters: 401
+--- http_config eval: $::HTTP
+--- config eval: $::CONFIG
+--- request
+GET /v1/functions
+--- more_headers
+Authorization: Bearer $TEST_NGINX_SUB_LONG
+--- error_code: 401
+
+=== TEST 37: a subject with NUL: 401
+--- http_config eval: $::HTTP
+--- config eval: $::CONFIG
+--- request
+GET /v1/functions
+--- more_headers
+Authorization: Bearer $TEST_NGINX_SUB_NUL
+--- error_code: 401
+
+=== TEST 38: a function call with a bad subject: 401 with the reason
+--- http_config eval: $::HTTP
+--- config eval: $::CONFIG
+--- request
+GET /fn/pub
+--- more_headers
+Authorization: Bearer $TEST_NGINX_SUB_CRLF
+--- error_code: 401
+--- response_body_like
+"error":"malformed subject

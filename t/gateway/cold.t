@@ -10,6 +10,8 @@ use Faas::Provisioner;
 use Faas::Setup;
 use Faas::Protobuf qw(pb_decode);
 use Time::HiRes qw(sleep);
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64url);
 
 need_programs('faas-provisioner', 'faas-agent');
 
@@ -31,10 +33,23 @@ sub shard2 {
     return int($p * $SHARDS / 16384);
 }
 
+write_file("$w/hs.key", "hs-secret-0123456789");
+sub jwt_hs {
+    my ($claims) = @_;
+    my $in = encode_base64url(json_encode({ alg => 'HS256' })) . '.'
+             . encode_base64url(json_encode($claims));
+    return "$in." . encode_base64url(hmac_sha256($in, 'hs-secret-0123456789'));
+}
+
 my $ng = start_nginx(
     http_config => "faas_redis $redis->{addr}; faas_shards $SHARDS;",
-    config => <<'C');
-location /fn/ { faas_function on; faas_cold_start_timeout 20s; }
+    config => <<"C");
+location /fn/ {
+    faas_function on;
+    faas_cold_start_timeout 20s;
+    faas_jwt_alg HS256;
+    faas_jwt_key $w/hs.key;
+}
 location /short/ { faas_function on; faas_cold_start_timeout 300ms; }
 C
 my $port = $ng->{port};
@@ -181,13 +196,28 @@ is($res->{headers}{'x-faas-start'}, 'cold', '... cold, by a sandbox made for it'
 ok(wait_until(sub { ($r->get('faas:count:{orphan@1}') // 0) == 1 }, 10),
    '... count 1: the dead sandbox was taken off, the new one counted');
 
-# a failed cold start: the reason reaches the request, with 502
+# a failed cold start: the reason (which may carry the function's startup
+# output) reaches its owner and the log; anyone else gets a generic 502
 fn_meta('broken', code_key => 'code/broken/1/missing.zip', code_sha256 => 'ab' x 32);
+my $off = error_log_size();
 $res = http_request($port, 'GET', '/fn/broken');
 is($res->{status}, 502, 'failed cold start: 502');
-like($res->{body}, qr/"error":"cold start failed: [^"]+"/, '... with the reason');
+like($res->{body}, qr/^\{"error":"cold start failed","request_id":"[0-9a-f]{32}"\}$/,
+     '... an anonymous caller gets no reason, but the request id');
+my ($rid) = $res->{body} =~ /"request_id":"([0-9a-f]{32})"/;
+like(error_log_since($off), qr/$rid: cold start of broken\@1 failed: \S/,
+     '... the reason is logged with the request id');
 ok(wait_until(sub { ($r->get('faas:count:{broken@1}') // 0) == 0 }, 5),
    '... and the count taken back by the provisioner');
+$res = http_request($port, 'GET', '/fn/broken', headers => {
+    Authorization => 'Bearer ' . jwt_hs({ sub => 'alice', exp => time + 600 }) });
+is($res->{status}, 502, 'failed cold start, the owner calling: 502');
+like($res->{body}, qr/"error":"cold start failed: [^"]+"/, '... with the reason');
+$res = http_request($port, 'GET', '/fn/broken', headers => {
+    Authorization => 'Bearer ' . jwt_hs({ sub => 'bob', exp => time + 600 }) });
+like($res->{body}, qr/"error":"cold start failed"/, 'another user: no reason');
+ok(wait_until(sub { ($r->get('faas:count:{broken@1}') // 0) == 0 }, 5),
+   '... the counts taken back');
 
 stop_nginx();
 stop_proc($agent);

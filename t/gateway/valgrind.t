@@ -7,7 +7,7 @@ use Faas::Test;
 
 plan skip_all => 'valgrind is not installed' unless -x '/usr/bin/valgrind';
 
-for my $t (qw(auth warm cold faults redis waitq agent_restart no_duplicates)) {
+for my $t (qw(auth warm answers cold faults redis waitq agent_restart no_duplicates)) {
     my $out = `FAAS_NGINX_VALGRIND=1 $^X t/gateway/$t.t 2>&1`;
     my $rc = $? >> 8;
     is($rc, 0, "t/gateway/$t.t passes under valgrind")

@@ -54,6 +54,28 @@ test_ids(void)
 
 
 static void
+test_subject(void)
+{
+    char buf[FAAS_SUBJECT_MAX + 1];
+
+    ok(faas_subject_valid("alice", 5), "subject ok");
+    ok(faas_subject_valid("user@example.com", 16), "an email address");
+    ok(faas_subject_valid("a.b_c@d:e-F9", 12), "every allowed sign");
+    ok(!faas_subject_valid("", 0), "empty subject");
+    ok(!faas_subject_valid("bob ", 4), "trailing space");
+    ok(!faas_subject_valid(" bob", 4), "leading space");
+    ok(!faas_subject_valid("a\r\nX-Faas-User: admin", 22), "CR LF");
+    ok(!faas_subject_valid("a\0b", 3), "NUL");
+    ok(!faas_subject_valid("a\tb", 3), "tab");
+    ok(!faas_subject_valid("auth0|x", 7), "'|'");
+    ok(!faas_subject_valid("caf\xc3\xa9", 5), "non-ASCII");
+    memset(buf, 'a', sizeof(buf));
+    ok(faas_subject_valid(buf, FAAS_SUBJECT_MAX), "128 characters");
+    ok(!faas_subject_valid(buf, FAAS_SUBJECT_MAX + 1), "129 characters");
+}
+
+
+static void
 test_status(void)
 {
     const ProtobufCEnumDescriptor *d = &faas__invoke_status__descriptor;
@@ -183,6 +205,7 @@ int
 main(void)
 {
     test_ids();
+    test_subject();
     test_keys();
     test_entry();
     test_status();
