@@ -1146,29 +1146,35 @@ env_or(const char *name, const char *def)
 }
 
 
-int
-main(int argc, char **argv)
+/* What the option parsers return to go on; anything else is an exit code. */
+#define GO_ON (-1)
+
+
+/* The defaults, then what the environment says. */
+static void
+defaults(fctl_t *f)
 {
-    fctl_t             f;
-    const fctl_cmd_t  *cmd;
-    int                c, rc, nargs;
-    char              *slash, *url = NULL;
-    faas_error_t       err;
+    memset(f, 0, sizeof(*f));
+    f->public = -1;
+    f->ttl = 3600;
+    f->limit = 20;
+    f->conn.timeout_s = 60;
+    f->conn.url = getenv("FAAS_URL");
+    f->conn.unix_socket = env_or("FAAS_UNIX_SOCKET", NULL);
+    f->conn.token = env_or("FAAS_TOKEN", NULL);
+    f->conn.cacert = env_or("FAAS_CACERT", NULL);
+    f->secret_file = env_or("FAAS_JWT_SECRET_FILE", NULL);
+    f->subject = env_or("FAAS_SUBJECT", "dev");
+    f->key = env_or("FAAS_KEY", NULL);
+}
 
-    memset(&f, 0, sizeof(f));
-    f.public = -1;
-    f.ttl = 3600;
-    f.limit = 20;
-    f.conn.timeout_s = 60;
-    f.conn.url = getenv("FAAS_URL");
-    f.conn.unix_socket = env_or("FAAS_UNIX_SOCKET", NULL);
-    f.conn.token = env_or("FAAS_TOKEN", NULL);
-    f.conn.cacert = env_or("FAAS_CACERT", NULL);
-    f.secret_file = env_or("FAAS_JWT_SECRET_FILE", NULL);
-    f.subject = env_or("FAAS_SUBJECT", "dev");
-    f.key = env_or("FAAS_KEY", NULL);
 
-    /* "+": options before the command are global; then every option */
+/* The options before the command ("+" stops at it): they are global. */
+static int
+global_options(fctl_t *f, int argc, char **argv)
+{
+    int c, rc;
+
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+kvhX:H:", long_opts, NULL)) != -1) {
         if (c == 'h') {
@@ -1185,30 +1191,39 @@ main(int argc, char **argv)
                     prog, c);
             return FCTL_EXIT_USAGE;
         }
-        rc = take_option(&f, c, optarg, opt_name(c));
+        rc = take_option(f, c, optarg, opt_name(c));
         if (rc) {
             return rc;
         }
     }
-    if (optind >= argc) {
-        usage(stderr);
-        return FCTL_EXIT_USAGE;
-    }
+    return GO_ON;
+}
+
+
+static const fctl_cmd_t *
+find_command(const char *name)
+{
+    const fctl_cmd_t *cmd;
+
     for (cmd = commands; cmd->name; cmd++) {
-        if (strcmp(cmd->name, argv[optind]) == 0) {
-            break;
+        if (strcmp(cmd->name, name) == 0) {
+            return cmd;
         }
     }
-    if (cmd->name == NULL) {
-        fprintf(stderr, "%s: unknown command \"%s\" (see --help)\n", prog,
-                argv[optind]);
-        return FCTL_EXIT_USAGE;
-    }
-    cmd_name = cmd->name;
+    return NULL;
+}
 
-    /* the command's own arguments and options, in any order */
-    argc -= optind;
-    argv += optind;
+
+/*
+ * The command's own arguments and options, in any order (argv[0] is the
+ * command); *nargs is how many arguments, left at the end of argv.
+ */
+static int
+command_options(fctl_t *f, const fctl_cmd_t *cmd, int argc, char **argv,
+                int *nargs)
+{
+    int c, rc;
+
     optind = 0;   /* glibc: 0 re-initialises getopt */
     while ((c = getopt_long(argc, argv, "kvhX:H:", long_opts, NULL)) != -1) {
         if (c == 'h') {
@@ -1224,61 +1239,119 @@ main(int argc, char **argv)
         } else if (c == 'H') {
             c = OPT_HEADER;
         }
-        rc = take_option(&f, c, optarg, opt_name(c));
+        rc = take_option(f, c, optarg, opt_name(c));
         if (rc) {
             return rc;
         }
-        if (f.given & ~cmd->opts) {
+        if (f->given & ~cmd->opts) {
             return fail(FCTL_EXIT_USAGE, "option %s does not apply; "
                         "usage: faasctl %s", opt_name(c), cmd->usage);
         }
     }
-    if (f.given & ~cmd->opts) {
+    if (f->given & ~cmd->opts) {
         return fail(FCTL_EXIT_USAGE, "an option given before \"%s\" does "
                     "not apply to it; usage: %s", cmd->name, cmd->usage);
     }
-    nargs = argc - optind;
-    if (nargs < cmd->min_args || nargs > cmd->max_args) {
+    *nargs = argc - optind;
+    if (*nargs < cmd->min_args || *nargs > cmd->max_args) {
         return fail(FCTL_EXIT_USAGE, "usage: faasctl %s", cmd->usage);
     }
+    return GO_ON;
+}
 
-    if (f.conn.url == NULL || f.conn.url[0] == '\0') {
-        f.conn.url = f.conn.unix_socket ? "http://localhost"
-                                        : "https://localhost";
+
+/* The server's scheme://host[:port] in f->conn.url, a copy in *url (the
+ * caller frees it): paths are added per request. */
+static int
+server_url(fctl_t *f, char **url)
+{
+    char *slash;
+
+    if (f->conn.url == NULL || f->conn.url[0] == '\0') {
+        f->conn.url = f->conn.unix_socket ? "http://localhost"
+                                          : "https://localhost";
     }
-    /* keep scheme://host[:port]: paths are added per request */
-    url = strdup(f.conn.url);
-    if (url == NULL) {
+    *url = strdup(f->conn.url);
+    if (*url == NULL) {
         return fail(FCTL_EXIT_USAGE, "out of memory");
     }
-    slash = strstr(url, "://");
+    slash = strstr(*url, "://");
     if (slash == NULL) {
-        free(url);
         return fail(FCTL_EXIT_USAGE, "--url \"%s\" has no scheme (http:// or "
-                    "https://)", f.conn.url);
+                    "https://)", f->conn.url);
     }
     slash = strchr(slash + 3, '/');
     if (slash) {
         *slash = '\0';
     }
-    f.conn.url = url;
+    f->conn.url = *url;
+    return GO_ON;
+}
 
-    if (strcmp(cmd->name, "token") != 0 && f.conn.token == NULL
-        && f.conn.user == NULL && f.secret_file != NULL) {
-        faas_error_clear(&err);
-        f.minted = fctl_token_mint(f.secret_file, f.subject, 300, f.issuer,
-                                   f.audience, &err);
-        if (f.minted == NULL) {
-            free(url);
-            return fail(FCTL_EXIT_USAGE, "%s", err.msg);
-        }
-        f.conn.token = f.minted;
+
+/* A short-lived token from the JWT secret, when no credential is given
+ * (the token command makes its own). */
+static int
+mint_token(fctl_t *f, const fctl_cmd_t *cmd)
+{
+    faas_error_t err;
+
+    if (strcmp(cmd->name, "token") == 0 || f->conn.token != NULL
+        || f->conn.user != NULL || f->secret_file == NULL) {
+        return GO_ON;
+    }
+    faas_error_clear(&err);
+    f->minted = fctl_token_mint(f->secret_file, f->subject, 300, f->issuer,
+                                f->audience, &err);
+    if (f->minted == NULL) {
+        return fail(FCTL_EXIT_USAGE, "%s", err.msg);
+    }
+    f->conn.token = f->minted;
+    return GO_ON;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    fctl_t             f;
+    const fctl_cmd_t  *cmd;
+    int                rc, nargs = 0;
+    cleanup_free char *url = NULL;
+
+    defaults(&f);
+    rc = global_options(&f, argc, argv);
+    if (rc != GO_ON) {
+        return rc;
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return FCTL_EXIT_USAGE;
+    }
+    cmd = find_command(argv[optind]);
+    if (cmd == NULL) {
+        fprintf(stderr, "%s: unknown command \"%s\" (see --help)\n", prog,
+                argv[optind]);
+        return FCTL_EXIT_USAGE;
+    }
+    cmd_name = cmd->name;
+
+    argc -= optind;
+    argv += optind;
+    rc = command_options(&f, cmd, argc, argv, &nargs);
+    if (rc == GO_ON) {
+        rc = server_url(&f, &url);
+    }
+    if (rc == GO_ON) {
+        rc = mint_token(&f, cmd);
+    }
+    if (rc != GO_ON) {
+        return rc;
     }
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = cmd->run(&f, nargs, argv + optind);
     curl_global_cleanup();
     free(f.minted);
-    free(url);
     return rc;
 }

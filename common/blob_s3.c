@@ -373,41 +373,40 @@ curl_errno(CURLcode rc)
 }
 
 
-/*
- * Runs one request. Returns 0 on a 2xx answer, else a negative errno with
- * err saying what S3 or curl said.
- */
+/* The request's URL, in *url (the caller frees it): the bucket's, or the
+ * key's (the store's prefix prepended, percent-encoded). */
 static int
-s3_perform(s3_req_t *rq, faas_error_t *err)
+s3_url(const s3_req_t *rq, const char *what, char **url, faas_error_t *err)
 {
-    s3_store_t              *s3 = rq->s3;
-    CURL                    *h = s3->curl;
-    cleanup_free char       *full = NULL, *enc = NULL, *url = NULL;
-    struct curl_slist       *hdrs = NULL, *t;
-    char                     errbuf[CURL_ERROR_SIZE], line[128];
-    char                     code[128], msg[256];
-    const char              *what;
-    CURLcode                 rc;
-    curl_off_t               size;
-    struct stat              st;
+    const s3_store_t  *s3 = rq->s3;
+    cleanup_free char *full = NULL, *enc = NULL;
 
-    what = rq->key != NULL ? rq->key : "(bucket)";
-    if (rq->key != NULL) {
-        if (asprintf(&full, "%s%s", s3->prefix, rq->key) < 0) {
-            full = NULL;
+    if (rq->key == NULL) {
+        *url = strdup(s3->base_url);
+        if (*url == NULL) {
             return faas_error_set(err, ENOMEM, "S3 %s %s", rq->method, what);
         }
-        enc = uri_encode(full);
-        if (enc == NULL || asprintf(&url, "%s/%s", s3->base_url, enc) < 0) {
-            url = NULL;
-            return faas_error_set(err, ENOMEM, "S3 %s %s", rq->method, what);
-        }
-    } else if ((url = strdup(s3->base_url)) == NULL) {
+        return 0;
+    }
+    if (asprintf(&full, "%s%s", s3->prefix, rq->key) < 0) {
+        full = NULL;
         return faas_error_set(err, ENOMEM, "S3 %s %s", rq->method, what);
     }
+    enc = uri_encode(full);
+    if (enc == NULL || asprintf(url, "%s/%s", s3->base_url, enc) < 0) {
+        *url = NULL;
+        return faas_error_set(err, ENOMEM, "S3 %s %s", rq->method, what);
+    }
+    return 0;
+}
 
-    curl_easy_reset(h);
-    errbuf[0] = '\0';
+
+/* The options every request has: URL, timeouts, signing, the answer. */
+static void
+s3_setopt_common(CURL *h, s3_req_t *rq, const char *url, char *errbuf)
+{
+    const s3_store_t *s3 = rq->s3;
+
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -424,86 +423,84 @@ s3_perform(s3_req_t *rq, faas_error_t *err)
     }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, rq);
+}
 
-    if (strcmp(rq->method, "PUT") == 0) {
-        if (rq->up_fd >= 0) {
-            if (fstat(rq->up_fd, &st) < 0) {
-                return faas_error_set(err, errno, "S3 PUT %s: stat %s", what,
-                                      rq->up_name);
-            }
-            size = (curl_off_t) st.st_size;
-            if (sha256_fd(rq->up_fd, rq->up_name, rq->sha256, err) < 0) {
-                return faas_error_wrap(err, "S3 PUT %s", what);
-            }
-        } else {
-            size = (curl_off_t) rq->up_len;
-            if (sha256_mem(rq->up_data, rq->up_len, rq->sha256, err) < 0) {
-                return faas_error_wrap(err, "S3 PUT %s", what);
-            }
+
+/* A PUT's body (from memory or a file) and its hash, in rq->sha256. */
+static int
+s3_setopt_upload(CURL *h, s3_req_t *rq, const char *what, faas_error_t *err)
+{
+    curl_off_t  size;
+    struct stat st;
+
+    if (rq->up_fd >= 0) {
+        if (fstat(rq->up_fd, &st) < 0) {
+            return faas_error_set(err, errno, "S3 PUT %s: stat %s", what,
+                                  rq->up_name);
         }
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
-        curl_easy_setopt(h, CURLOPT_READDATA, rq);
-        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_cb);
-        curl_easy_setopt(h, CURLOPT_SEEKDATA, rq);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, size);
+        size = (curl_off_t) st.st_size;
+        if (sha256_fd(rq->up_fd, rq->up_name, rq->sha256, err) < 0) {
+            return faas_error_wrap(err, "S3 PUT %s", what);
+        }
     } else {
-        strcpy(rq->sha256, S3_EMPTY_SHA256);
-        if (strcmp(rq->method, "HEAD") == 0) {
-            curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-        } else if (strcmp(rq->method, "GET") != 0) {
-            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
+        size = (curl_off_t) rq->up_len;
+        if (sha256_mem(rq->up_data, rq->up_len, rq->sha256, err) < 0) {
+            return faas_error_wrap(err, "S3 PUT %s", what);
         }
     }
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
+    curl_easy_setopt(h, CURLOPT_READDATA, rq);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_cb);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, rq);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, size);
+    return 0;
+}
+
+
+/* The method's options; the body's hash in rq->sha256. */
+static int
+s3_setopt_method(CURL *h, s3_req_t *rq, const char *what, faas_error_t *err)
+{
+    if (strcmp(rq->method, "PUT") == 0) {
+        return s3_setopt_upload(h, rq, what, err);
+    }
+    strcpy(rq->sha256, S3_EMPTY_SHA256);
+    if (strcmp(rq->method, "HEAD") == 0) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(rq->method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
+    }
+    return 0;
+}
+
+
+/* The request's headers (the caller frees them), or NULL: out of memory. */
+static struct curl_slist *
+s3_headers(const s3_req_t *rq)
+{
+    struct curl_slist *hdrs, *t;
+    char               line[128];
+
     snprintf(line, sizeof(line), "x-amz-content-sha256: %s", rq->sha256);
-    t = curl_slist_append(hdrs, line);
-    if (t != NULL) {
-        hdrs = t;
-        if (strcmp(rq->method, "PUT") == 0) {
-            t = curl_slist_append(hdrs,
-                                  "Content-Type: application/octet-stream");
-        }
+    hdrs = curl_slist_append(NULL, line);
+    if (hdrs == NULL || strcmp(rq->method, "PUT") != 0) {
+        return hdrs;
     }
+    t = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
     if (t == NULL) {
         curl_slist_free_all(hdrs);
-        return faas_error_set(err, ENOMEM, "S3 %s %s", rq->method, what);
     }
-    hdrs = t;
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    return t;
+}
 
-    rc = curl_easy_perform(h);
-    curl_slist_free_all(hdrs);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rq->status);
-    /* The store outlives this call: drop pointers into our stack. */
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 
-    if (rq->too_big) {
-        if (rq->length > 0) {
-            return faas_error_set(err, EFBIG,
-                                  "blob %s is %lld bytes (limit %zu)", what,
-                                  (long long) rq->length, rq->max);
-        }
-        return faas_error_set(err, EFBIG, "blob %s is over %zu bytes", what,
-                              rq->max);
-    }
-    if (rq->out_errno != 0) {
-        return faas_error_set(err, rq->out_errno, "S3 %s %s", rq->method,
-                              what);
-    }
-    if (rc != CURLE_OK) {
-        return faas_error_set(err, curl_errno(rc), "S3 %s %s at %s: %s",
-                              rq->method, what, s3->base_url,
-                              errbuf[0] != '\0' ? errbuf
-                              : curl_easy_strerror(rc));
-    }
-    if (rq->status >= 200 && rq->status <= 299) {
-        if (strcmp(rq->method, "HEAD") == 0) {
-            curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
-                              &rq->length);
-        }
-        return 0;
-    }
+/* A non-2xx answer as an errno and a message, from S3's error document. */
+static int
+s3_status_error(const s3_req_t *rq, const char *what, faas_error_t *err)
+{
+    const s3_store_t *s3 = rq->s3;
+    char              code[128], msg[256];
 
     xml_field(rq->errbody, "Code", code, sizeof(code));
     xml_field(rq->errbody, "Message", msg, sizeof(msg));
@@ -532,6 +529,83 @@ s3_perform(s3_req_t *rq, faas_error_t *err)
                           rq->method, what, rq->status,
                           code[0] != '\0' ? code : "(no S3 error code)",
                           msg[0] != '\0' ? ": " : "", msg);
+}
+
+
+/* What a finished transfer amounts to: 0 on a 2xx answer, else an error
+ * (a download too big, a failed write, curl's error, S3's answer). */
+static int
+s3_outcome(s3_req_t *rq, CURLcode rc, const char *errbuf, const char *what,
+           faas_error_t *err)
+{
+    if (rq->too_big) {
+        if (rq->length > 0) {
+            return faas_error_set(err, EFBIG,
+                                  "blob %s is %lld bytes (limit %zu)", what,
+                                  (long long) rq->length, rq->max);
+        }
+        return faas_error_set(err, EFBIG, "blob %s is over %zu bytes", what,
+                              rq->max);
+    }
+    if (rq->out_errno != 0) {
+        return faas_error_set(err, rq->out_errno, "S3 %s %s", rq->method,
+                              what);
+    }
+    if (rc != CURLE_OK) {
+        return faas_error_set(err, curl_errno(rc), "S3 %s %s at %s: %s",
+                              rq->method, what, rq->s3->base_url,
+                              errbuf[0] != '\0' ? errbuf
+                              : curl_easy_strerror(rc));
+    }
+    if (rq->status >= 200 && rq->status <= 299) {
+        if (strcmp(rq->method, "HEAD") == 0) {
+            curl_easy_getinfo(rq->s3->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+                              &rq->length);
+        }
+        return 0;
+    }
+    return s3_status_error(rq, what, err);
+}
+
+
+/*
+ * Runs one request. Returns 0 on a 2xx answer, else a negative errno with
+ * err saying what S3 or curl said.
+ */
+static int
+s3_perform(s3_req_t *rq, faas_error_t *err)
+{
+    CURL               *h = rq->s3->curl;
+    cleanup_free char  *url = NULL;
+    struct curl_slist  *hdrs;
+    char                errbuf[CURL_ERROR_SIZE];
+    const char         *what;
+    CURLcode            rc;
+    int                 ret;
+
+    what = rq->key != NULL ? rq->key : "(bucket)";
+    if ((ret = s3_url(rq, what, &url, err)) < 0) {
+        return ret;
+    }
+    curl_easy_reset(h);
+    errbuf[0] = '\0';
+    s3_setopt_common(h, rq, url, errbuf);
+    if ((ret = s3_setopt_method(h, rq, what, err)) < 0) {
+        return ret;
+    }
+    hdrs = s3_headers(rq);
+    if (hdrs == NULL) {
+        return faas_error_set(err, ENOMEM, "S3 %s %s", rq->method, what);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+
+    rc = curl_easy_perform(h);
+    curl_slist_free_all(hdrs);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rq->status);
+    /* The store outlives this call: drop pointers into our stack. */
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    return s3_outcome(rq, rc, errbuf, what, err);
 }
 
 

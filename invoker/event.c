@@ -1,12 +1,12 @@
 #include "event.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "base64.h"
-#include "cleanup.h"
 #include "utf8.h"
 
 
@@ -317,20 +317,34 @@ sb_num(sbuf_t *b, unsigned long long v)
 }
 
 
-char *
-faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
+/* What the event is written from: the request's texts, cleaned and grouped.
+ * Every text lives in mem (the arena) or in the request itself. */
+typedef struct {
+    char    *mem;        /* the pairs' arrays, then the arena */
+    char    *arena;      /* next free byte of the arena */
+    pairs_t  hp;         /* headers */
+    pairs_t  qp;         /* query parameters */
+    text_t  *cookies;    /* point into the header values */
+    size_t   ncookies;
+    size_t   cookie_cap;
+    text_t   ua, host, path, method;
+    char     time[64];
+} event_parts_t;
+
+
+static void
+parts_free(event_parts_t *e)
 {
-    sbuf_t             b = {NULL, 0, 0, 0};
-    pairs_t            hp, qp;
-    cleanup_free char *mem = NULL;
-    cleanup_free char *cookie_mem = NULL;
-    text_t            *cookies = NULL, ua, host, path, method;
-    size_t             i, need, nq = 0, ncookies = 0, cookie_cap = 0;
-    char              *arena, tbuf[64];
-    const char        *p, *end, *amp, *eq;
-    time_t             secs;
-    struct tm          tm;
-    int                b64 = 0;
+    free(e->mem);
+    free(e->cookies);
+}
+
+
+/* Sizes and allocates the pairs' arrays and the arena in one block. */
+static int
+parts_alloc(event_parts_t *e, const faas_event_req_t *req)
+{
+    size_t i, need, nq = 0;
 
     /* room: every header name and value twice (cleaned, then the joined
      * user-agent/host), the query decoded, cookies, path, method */
@@ -338,72 +352,106 @@ faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
     for (i = 0; i < req->nheaders; i++) {
         need += 2 * (req->headers[i].name_len + req->headers[i].value_len) + 2;
     }
-    for (i = 0, p = req->query; i < req->query_len; i++) {
-        nq += p[i] == '&';
+    for (i = 0; i < req->query_len; i++) {
+        nq += req->query[i] == '&';
     }
     nq++;
-    mem = malloc(need + (req->nheaders + nq) * 2 * (2 * sizeof(text_t)
-                                                     + sizeof(size_t)));
-    if (mem == NULL) {
-        return faas_error_set(err, 0, "out of memory"), NULL;
+    e->mem = malloc(need + (req->nheaders + nq) * 2 * (2 * sizeof(text_t)
+                                                        + sizeof(size_t)));
+    if (e->mem == NULL) {
+        return -1;
     }
-    hp.names = (text_t *) mem;
-    hp.values = hp.names + req->nheaders;
-    qp.names = hp.values + req->nheaders;
-    qp.values = qp.names + nq;
-    hp.group = (size_t *) (qp.values + nq);
-    qp.group = hp.group + req->nheaders;
-    arena = (char *) (qp.group + nq);
-    hp.n = qp.n = 0;
+    e->hp.names = (text_t *) e->mem;
+    e->hp.values = e->hp.names + req->nheaders;
+    e->qp.names = e->hp.values + req->nheaders;
+    e->qp.values = e->qp.names + nq;
+    e->hp.group = (size_t *) (e->qp.values + nq);
+    e->qp.group = e->hp.group + req->nheaders;
+    e->arena = (char *) (e->qp.group + nq);
+    e->hp.n = e->qp.n = 0;
+    return 0;
+}
 
-    /* headers (names lowercased), cookies */
+
+static int
+cookie_add(event_parts_t *e, const char *s, size_t len)
+{
+    text_t *nc;
+
+    if (e->ncookies == e->cookie_cap) {
+        e->cookie_cap = e->cookie_cap ? e->cookie_cap * 2 : 8;
+        nc = realloc(e->cookies, e->cookie_cap * sizeof(text_t));
+        if (nc == NULL) {
+            return -1;
+        }
+        e->cookies = nc;
+    }
+    /* points into the header value: written with sanitize */
+    e->cookies[e->ncookies].s = (char *) s;
+    e->cookies[e->ncookies].len = len;
+    e->ncookies++;
+    return 0;
+}
+
+
+/* Splits a Cookie header's value at ';', leading spaces dropped. */
+static int
+cookies_split(event_parts_t *e, const char *value, size_t value_len)
+{
+    const char *p, *end, *semi;
+
+    for (p = value, end = value + value_len; p < end;) {
+        while (p < end && *p == ' ') {
+            p++;
+        }
+        if (p >= end) {
+            break;
+        }
+        semi = memchr(p, ';', (size_t) (end - p));
+        if (semi == NULL) {
+            semi = end;
+        }
+        if (semi > p && cookie_add(e, p, (size_t) (semi - p)) < 0) {
+            return -1;
+        }
+        p = semi + 1;
+    }
+    return 0;
+}
+
+
+/* The headers (names lowercased) and the cookies. */
+static int
+parts_headers(event_parts_t *e, const faas_event_req_t *req)
+{
+    size_t i;
+
     for (i = 0; i < req->nheaders; i++) {
         const faas_event_header_t *h = &req->headers[i];
         text_t                     name, value;
 
-        name = clean(&arena, h->name, h->name_len, 1);
-        value = clean(&arena, h->value, h->value_len, 0);
-        pairs_add(&hp, name, value);
+        name = clean(&e->arena, h->name, h->name_len, 1);
+        value = clean(&e->arena, h->value, h->value_len, 0);
+        pairs_add(&e->hp, name, value);
         if (!(name.len == 6 && memcmp(name.s, "cookie", 6) == 0)) {
             continue;
         }
-        for (p = h->value, end = h->value + h->value_len; p < end;) {
-            const char *semi;
-
-            while (p < end && *p == ' ') {
-                p++;
-            }
-            if (p >= end) {
-                break;
-            }
-            semi = memchr(p, ';', (size_t) (end - p));
-            if (semi == NULL) {
-                semi = end;
-            }
-            if (semi > p) {
-                if (ncookies == cookie_cap) {
-                    text_t *nc;
-                    cookie_cap = cookie_cap ? cookie_cap * 2 : 8;
-                    nc = realloc(cookie_mem, cookie_cap * sizeof(text_t));
-                    if (nc == NULL) {
-                        return faas_error_set(err, 0, "out of memory"), NULL;
-                    }
-                    cookie_mem = (char *) nc;
-                }
-                cookies = (text_t *) cookie_mem;
-                /* points into the header value: written with sanitize */
-                cookies[ncookies].s = (char *) p;
-                cookies[ncookies].len = (size_t) (semi - p);
-                ncookies++;
-            }
-            p = semi + 1;
+        if (cookies_split(e, h->value, h->value_len) < 0) {
+            return -1;
         }
     }
+    return 0;
+}
 
-    /* the query */
+
+/* The query split at '&' and '=', each part percent-decoded. */
+static void
+parts_query(event_parts_t *e, const faas_event_req_t *req)
+{
+    const char *p, *end, *amp, *eq;
+    text_t      k, v;
+
     for (p = req->query, end = req->query + req->query_len; p < end;) {
-        text_t k, v;
-
         amp = memchr(p, '&', (size_t) (end - p));
         if (amp == NULL) {
             amp = end;
@@ -413,127 +461,204 @@ faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
             continue;
         }
         eq = memchr(p, '=', (size_t) (amp - p));
-        k = url_decode(&arena, p, (size_t) ((eq ? eq : amp) - p));
-        k = clean(&arena, k.s, k.len, 0);
+        k = url_decode(&e->arena, p, (size_t) ((eq ? eq : amp) - p));
+        k = clean(&e->arena, k.s, k.len, 0);
         if (eq != NULL) {
-            v = url_decode(&arena, eq + 1, (size_t) (amp - eq - 1));
-            v = clean(&arena, v.s, v.len, 0);
+            v = url_decode(&e->arena, eq + 1, (size_t) (amp - eq - 1));
+            v = clean(&e->arena, v.s, v.len, 0);
         } else {
-            v.s = arena;
+            v.s = e->arena;
             v.len = 0;
         }
-        pairs_add(&qp, k, v);
+        pairs_add(&e->qp, k, v);
         p = amp + 1;
     }
+}
 
-    ua = pairs_get(&hp, "user-agent", &arena);
-    host = pairs_get(&hp, "host", &arena);
-    path = clean(&arena, req->path ? req->path : "",
-                 req->path ? req->path_len : 0, 0);
-    method = clean(&arena, req->method ? req->method : "",
-                   req->method ? req->method_len : 0, 0);
+
+/* The single texts: user agent, host, path, method, the request time. */
+static void
+parts_singles(event_parts_t *e, const faas_event_req_t *req)
+{
+    time_t    secs;
+    struct tm tm;
+
+    e->ua = pairs_get(&e->hp, "user-agent", &e->arena);
+    e->host = pairs_get(&e->hp, "host", &e->arena);
+    e->path = clean(&e->arena, req->path ? req->path : "",
+                    req->path ? req->path_len : 0, 0);
+    e->method = clean(&e->arena, req->method ? req->method : "",
+                      req->method ? req->method_len : 0, 0);
     secs = (time_t) (req->time_ms / 1000);
     gmtime_r(&secs, &tm);
-    strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    strftime(e->time, sizeof(e->time), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+}
 
-#define PATH_STR sb_jstr(&b, path.s, path.len, 0)
-#define METHOD_STR sb_jstr(&b, method.s, method.len, 0)
-#define STR0(s) sb_jstr(&b, (s), strlen(s), 1)
 
-    sb_lit(&b, "{\"version\":\"2.0\",\"routeKey\":\"$default\",\"rawPath\":");
-    PATH_STR;
-    sb_lit(&b, ",\"rawQueryString\":");
-    sb_jstr(&b, req->query ? req->query : "", req->query ? req->query_len : 0,
+static void
+sb_text(sbuf_t *b, text_t t)
+{
+    sb_jstr(b, t.s ? t.s : "", t.len, 0);
+}
+
+
+/* A NUL-terminated text from the request, sanitized; NULL as dflt. */
+static void
+sb_opt(sbuf_t *b, const char *s, const char *dflt)
+{
+    s = s ? s : dflt;
+    sb_jstr(b, s, strlen(s), 1);
+}
+
+
+/* version .. multiValueQueryStringParameters */
+static void
+write_request_line(sbuf_t *b, const faas_event_req_t *req,
+                   const event_parts_t *e)
+{
+    size_t i;
+
+    sb_lit(b, "{\"version\":\"2.0\",\"routeKey\":\"$default\",\"rawPath\":");
+    sb_text(b, e->path);
+    sb_lit(b, ",\"rawQueryString\":");
+    sb_jstr(b, req->query ? req->query : "", req->query ? req->query_len : 0,
             1);
-    if (ncookies > 0) {
-        sb_lit(&b, ",\"cookies\":[");
-        for (i = 0; i < ncookies; i++) {
+    if (e->ncookies > 0) {
+        sb_lit(b, ",\"cookies\":[");
+        for (i = 0; i < e->ncookies; i++) {
             if (i > 0) {
-                sb_lit(&b, ",");
+                sb_lit(b, ",");
             }
-            sb_jstr(&b, cookies[i].s, cookies[i].len, 1);
+            sb_jstr(b, e->cookies[i].s, e->cookies[i].len, 1);
         }
-        sb_lit(&b, "]");
+        sb_lit(b, "]");
     }
-    sb_lit(&b, ",\"headers\":");
-    pairs_write(&b, &hp, 0);
-    if (qp.n > 0) {
-        sb_lit(&b, ",\"queryStringParameters\":");
-        pairs_write(&b, &qp, 0);
-        sb_lit(&b, ",\"multiValueQueryStringParameters\":");
-        pairs_write(&b, &qp, 1);
+    sb_lit(b, ",\"headers\":");
+    pairs_write(b, &e->hp, 0);
+    if (e->qp.n > 0) {
+        sb_lit(b, ",\"queryStringParameters\":");
+        pairs_write(b, &e->qp, 0);
+        sb_lit(b, ",\"multiValueQueryStringParameters\":");
+        pairs_write(b, &e->qp, 1);
     } else {
-        sb_lit(&b, ",\"queryStringParameters\":null,"
-                   "\"multiValueQueryStringParameters\":null");
+        sb_lit(b, ",\"queryStringParameters\":null,"
+                  "\"multiValueQueryStringParameters\":null");
     }
+}
 
-    sb_lit(&b, ",\"requestContext\":{\"accountId\":\"anonymous\",\"apiId\":");
-    STR0(req->function ? req->function : "");
-    sb_lit(&b, ",\"domainName\":");
-    sb_jstr(&b, host.s ? host.s : "", host.len, 0);
-    sb_lit(&b, ",\"http\":{\"method\":");
-    METHOD_STR;
-    sb_lit(&b, ",\"path\":");
-    PATH_STR;
-    sb_lit(&b, ",\"protocol\":");
-    STR0(req->protocol ? req->protocol : "HTTP/1.1");
-    sb_lit(&b, ",\"sourceIp\":");
-    STR0(req->source_ip ? req->source_ip : "");
-    sb_lit(&b, ",\"userAgent\":");
-    sb_jstr(&b, ua.s ? ua.s : "", ua.len, 0);
-    sb_lit(&b, "},\"requestId\":");
-    STR0(req->request_id ? req->request_id : "");
-    sb_lit(&b, ",\"routeKey\":\"$default\",\"stage\":\"$default\",\"time\":");
-    STR0(tbuf);
-    sb_lit(&b, ",\"timeEpoch\":");
-    sb_num(&b, req->time_ms);
-    sb_lit(&b, ",\"httpMethod\":");
-    METHOD_STR;
-    sb_lit(&b, ",\"path\":");
-    PATH_STR;
-    sb_lit(&b, ",\"resourcePath\":");
-    PATH_STR;
-    sb_lit(&b, ",\"identity\":{\"sourceIp\":");
-    STR0(req->source_ip ? req->source_ip : "");
-    sb_lit(&b, ",\"userAgent\":");
-    sb_jstr(&b, ua.s ? ua.s : "", ua.len, 0);
-    sb_lit(&b, "},\"requestTimeEpoch\":");
-    sb_num(&b, req->time_ms);
-    sb_lit(&b, "},\"body\":");
 
+/* requestContext, both versions' fields in one object */
+static void
+write_request_context(sbuf_t *b, const faas_event_req_t *req,
+                      const event_parts_t *e)
+{
+    sb_lit(b, ",\"requestContext\":{\"accountId\":\"anonymous\",\"apiId\":");
+    sb_opt(b, req->function, "");
+    sb_lit(b, ",\"domainName\":");
+    sb_text(b, e->host);
+    sb_lit(b, ",\"http\":{\"method\":");
+    sb_text(b, e->method);
+    sb_lit(b, ",\"path\":");
+    sb_text(b, e->path);
+    sb_lit(b, ",\"protocol\":");
+    sb_opt(b, req->protocol, "HTTP/1.1");
+    sb_lit(b, ",\"sourceIp\":");
+    sb_opt(b, req->source_ip, "");
+    sb_lit(b, ",\"userAgent\":");
+    sb_text(b, e->ua);
+    sb_lit(b, "},\"requestId\":");
+    sb_opt(b, req->request_id, "");
+    sb_lit(b, ",\"routeKey\":\"$default\",\"stage\":\"$default\",\"time\":");
+    sb_opt(b, e->time, "");
+    sb_lit(b, ",\"timeEpoch\":");
+    sb_num(b, req->time_ms);
+    sb_lit(b, ",\"httpMethod\":");
+    sb_text(b, e->method);
+    sb_lit(b, ",\"path\":");
+    sb_text(b, e->path);
+    sb_lit(b, ",\"resourcePath\":");
+    sb_text(b, e->path);
+    sb_lit(b, ",\"identity\":{\"sourceIp\":");
+    sb_opt(b, req->source_ip, "");
+    sb_lit(b, ",\"userAgent\":");
+    sb_text(b, e->ua);
+    sb_lit(b, "},\"requestTimeEpoch\":");
+    sb_num(b, req->time_ms);
+    sb_lit(b, "}");
+}
+
+
+/* The body as text if it is UTF-8, else base64: returns 1 if base64,
+ * -1 out of memory. */
+static int
+write_body(sbuf_t *b, const faas_event_req_t *req)
+{
+    size_t blen;
+    char  *enc;
+
+    sb_lit(b, ",\"body\":");
     if (req->body_len == 0) {
-        sb_lit(&b, "null");
-    } else if (faas_utf8_valid((const char *) req->body, req->body_len)) {
-        sb_jstr(&b, (const char *) req->body, req->body_len, 0);
-    } else {
-        size_t blen;
-        char  *enc = faas_base64_encode(req->body, req->body_len, &blen);
-
-        if (enc == NULL) {
-            free(b.p);
-            return faas_error_set(err, 0, "out of memory"), NULL;
-        }
-        sb_jstr(&b, enc, blen, 0);
-        free(enc);
-        b64 = 1;
+        sb_lit(b, "null");
+        return 0;
     }
+    if (faas_utf8_valid((const char *) req->body, req->body_len)) {
+        sb_jstr(b, (const char *) req->body, req->body_len, 0);
+        return 0;
+    }
+    enc = faas_base64_encode(req->body, req->body_len, &blen);
+    if (enc == NULL) {
+        return -1;
+    }
+    sb_jstr(b, enc, blen, 0);
+    free(enc);
+    return 1;
+}
+
+
+/* isBase64Encoded .. the end of the event */
+static void
+write_rest(sbuf_t *b, const event_parts_t *e, int b64)
+{
     if (b64) {
-        sb_lit(&b, ",\"isBase64Encoded\":true,\"resource\":");
+        sb_lit(b, ",\"isBase64Encoded\":true,\"resource\":");
     } else {
-        sb_lit(&b, ",\"isBase64Encoded\":false,\"resource\":");
+        sb_lit(b, ",\"isBase64Encoded\":false,\"resource\":");
     }
-    PATH_STR;
-    sb_lit(&b, ",\"path\":");
-    PATH_STR;
-    sb_lit(&b, ",\"httpMethod\":");
-    METHOD_STR;
-    sb_lit(&b, ",\"multiValueHeaders\":");
-    pairs_write(&b, &hp, 1);
-    sb_lit(&b, ",\"pathParameters\":null,\"stageVariables\":null}");
+    sb_text(b, e->path);
+    sb_lit(b, ",\"path\":");
+    sb_text(b, e->path);
+    sb_lit(b, ",\"httpMethod\":");
+    sb_text(b, e->method);
+    sb_lit(b, ",\"multiValueHeaders\":");
+    pairs_write(b, &e->hp, 1);
+    sb_lit(b, ",\"pathParameters\":null,\"stageVariables\":null}");
+}
 
-#undef PATH_STR
-#undef METHOD_STR
-#undef STR0
+
+char *
+faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
+{
+    event_parts_t e = {0};
+    sbuf_t        b = {NULL, 0, 0, 0};
+    int           b64;
+
+    if (parts_alloc(&e, req) < 0 || parts_headers(&e, req) < 0) {
+        parts_free(&e);
+        return faas_error_set(err, 0, "out of memory"), NULL;
+    }
+    parts_query(&e, req);
+    parts_singles(&e, req);
+
+    write_request_line(&b, req, &e);
+    write_request_context(&b, req, &e);
+    b64 = write_body(&b, req);
+    if (b64 < 0) {
+        parts_free(&e);
+        free(b.p);
+        return faas_error_set(err, 0, "out of memory"), NULL;
+    }
+    write_rest(&b, &e, b64);
+    parts_free(&e);
 
     if (b.oom) {
         free(b.p);

@@ -896,6 +896,204 @@ launch_freep(sbx_launch_t **l)
     }
 }
 
+/* The caller's ends of the pipes to the two children. */
+typedef struct {
+    int info_rd; /* the runtime's host pid, from the first child */
+    int go_wr;   /* lets both children go */
+    int err_rd;  /* a sbx_setup_error_t, from the sandbox's process */
+} launch_pipes_t;
+
+static void
+launch_pipes_closep(launch_pipes_t *pp)
+{
+    faas_cleanup_closep(&pp->info_rd);
+    faas_cleanup_closep(&pp->go_wr);
+    faas_cleanup_closep(&pp->err_rd);
+}
+
+/* Reads the sbx_setup_error_t a child wrote to fd: 1 if there was one. */
+static int
+setup_error_read(int fd, sbx_setup_error_t *se)
+{
+    if (read(fd, se, sizeof(*se)) != (ssize_t) sizeof(*se)) {
+        return 0;
+    }
+    se->step[sizeof(se->step) - 1] = '\0';
+    return 1;
+}
+
+/*
+ * Allocates *lp (freed by launch_freep) and fills it; with zygote_fd open,
+ * also the zygote's blob, in *blob_fd (the caller closes it).
+ */
+static int
+launch_alloc(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
+             const char *id, uid_t uid, int zygote_fd, sbx_launch_t **lp,
+             int *blob_fd, strs_t *st, faas_error_t *err)
+{
+    sbx_launch_t *l;
+    int           ret;
+
+    l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return faas_error_set(err, ENOMEM, "sandbox launch");
+    }
+    *lp = l;
+    l->cg2_fd = -1;
+    ret = build_launch(host, spec, id, uid, l, st, err);
+    if (ret == 0 && zygote_fd >= 0) {
+        *blob_fd = sbx_zygote_blob(l, err);
+        ret = *blob_fd < 0 ? *blob_fd : 0;
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    l->zygote_fd = zygote_fd;
+    l->blob_fd = *blob_fd;
+    if (host->zygote == FAAS_ZYGOTE_FUNCTION) {
+        /* the revision: a rid never names two codes (nor two owners) */
+        snprintf(l->zygote_key, sizeof(l->zygote_key), "%s@%u", spec->function,
+                 spec->version);
+    }
+    return 0;
+}
+
+/*
+ * Opens the runtime's log (*log_fd, the caller closes it) and the pipes
+ * between the caller and the children: the children's ends go into l, the
+ * caller's into pp. On failure the children's ends made so far are closed.
+ */
+static int
+launch_fds(const faas_sandbox_host_t *host, const char *id, sbx_launch_t *l,
+           int *log_fd, launch_pipes_t *pp, faas_error_t *err)
+{
+    char path[PATH_MAX];
+    int  info[2], go[2], errp[2], piv[2];
+
+    sbx_path(path, sizeof(path), host, id, LOG_NAME);
+    *log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (*log_fd < 0) {
+        return faas_error_set(err, errno, "open %s", path);
+    }
+    if (pipe2(info, O_CLOEXEC) < 0) {
+        return faas_error_set(err, errno, "pipe");
+    }
+    pp->info_rd = info[0];
+    if (pipe2(go, O_CLOEXEC) < 0) {
+        close(info[1]);
+        return faas_error_set(err, errno, "pipe");
+    }
+    pp->go_wr = go[1];
+    if (pipe2(errp, O_CLOEXEC) < 0) {
+        close(info[1]);
+        close(go[0]);
+        return faas_error_set(err, errno, "pipe");
+    }
+    pp->err_rd = errp[0];
+    if (pipe2(piv, O_CLOEXEC) < 0) {
+        close(info[1]);
+        close(go[0]);
+        close(errp[1]);
+        return faas_error_set(err, errno, "pipe");
+    }
+    l->piv_rd = piv[0];
+    l->piv_wr = piv[1];
+    l->log_fd = *log_fd;
+    l->info_fd = info[1];
+    l->go_fd = go[0];
+    l->err_fd = errp[1];
+    l->parent_fds[0] = pp->info_rd;
+    l->parent_fds[1] = pp->go_wr;
+    l->parent_fds[2] = pp->err_rd;
+    return 0;
+}
+
+/*
+ * Forks the first child (*a), which never returns here; then closes, in
+ * the caller, the children's ends of the pipes and the cgroup fd.
+ */
+static int
+launch_fork(sbx_launch_t *l, pid_t *a, faas_error_t *err)
+{
+    sigset_t all, old_mask;
+    int      ret;
+
+    /* no handler of the caller may run in the child before it resets them */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old_mask);
+    *a = fork();
+    if (*a == 0) {
+        sbx_child_main(l);
+    }
+    ret = *a < 0 ? faas_error_set(err, errno, "fork") : 0;
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    close(l->cg2_fd);
+    l->cg2_fd = -1;
+    close(l->info_fd);
+    close(l->go_fd);
+    close(l->err_fd);
+    close(l->piv_rd);
+    close(l->piv_wr);
+    return ret;
+}
+
+/*
+ * Reads the runtime's host pid from the first child, opens *pidfd (the
+ * caller closes it), writes the meta file and lets both children go; or
+ * reads why the setup failed (*zyg_failed set if the zygote did).
+ */
+static int
+launch_start(const faas_sandbox_host_t *host, const faas_sandbox_spec_t *spec,
+             const char *id, uid_t uid, const sbx_launch_t *l,
+             const launch_pipes_t *pp, int *pidfd, int *zyg_failed,
+             faas_error_t *err)
+{
+    sbx_setup_error_t se;
+    long              pid = 0;
+    int               ret;
+
+    if (read(pp->info_rd, &pid, sizeof(pid)) != (ssize_t) sizeof(pid)) {
+        if (!setup_error_read(pp->err_rd, &se)) {
+            return faas_error_set(err, 0, "sandbox setup failed");
+        }
+        if (strncmp(se.step, "zygote: ", 8) == 0) {
+            *zyg_failed = se.errnum > 0 ? se.errnum : EPROTO;
+        }
+        return faas_error_set(err, se.errnum, "sandbox setup: %s", se.step);
+    }
+    *pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
+    if (*pidfd < 0) {
+        return faas_error_set(err, errno, "pidfd_open");
+    }
+    ret = write_meta(host, spec, id, uid, pid, l->zygote_fd >= 0, err);
+    if (ret == 0 && write(pp->go_wr, "gg", 2) != 2) {
+        ret = faas_error_set(err, errno, "start the sandbox");
+    }
+    return ret;
+}
+
+/*
+ * Reaps the first child: last, since it detaches the old root (an RCU
+ * grace period) while the runtime starts. It must have succeeded for the
+ * sandbox to be sound. Returns ret, or the child's error if ret was 0.
+ */
+static int
+launch_reap(pid_t a, int err_rd, int ret, faas_error_t *err)
+{
+    sbx_setup_error_t se;
+    int               status;
+
+    while (waitpid(a, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (ret != 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        return ret;
+    }
+    if (setup_error_read(err_rd, &se)) {
+        return faas_error_set(err, se.errnum, "sandbox setup: %s", se.step);
+    }
+    return faas_error_set(err, 0, "sandbox setup: first child failed");
+}
+
 /*
  * zfd >= 0: the zygote path (the first child asks the zygote for the
  * sandbox's process); launch closes zfd. *zyg_failed is set (to an errno)
@@ -906,23 +1104,20 @@ static int
 launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
        const char *id, int zfd, int *zyg_failed, faas_error_t *err)
 {
-    char              dir[PATH_MAX], path[PATH_MAX];
+    char              dir[PATH_MAX];
     sbx_launch_t     *l __attribute__((cleanup(launch_freep))) = NULL;
     cleanup_close int pidfd = -1, log_fd = -1;
     int               ino = -1;
     int               wd __attribute__((cleanup(ino_unwatchp))) = -1;
-    cleanup_close int info_rd = -1, go_wr = -1, err_rd = -1;
+    launch_pipes_t    pp __attribute__((cleanup(launch_pipes_closep))) = {
+        -1, -1, -1};
     cleanup_close int zygote_fd = zfd, blob_fd = -1;
-    int               info[2], go[2], errp[2], piv[2];
-    sigset_t          all, old_mask;
     strs_t            st = {.n = 0};
     long long         deadline =
         (long long) faas_mono_ms() + spec->ready_timeout_ms;
-    long              pid = 0;
     uid_t             uid = 0;
-    pid_t             a;
-    ssize_t           n;
-    int               ret, status;
+    pid_t             a = -1;
+    int               ret;
 
     sbx_path(dir, sizeof(dir), host, id, NULL);
     if ((ret = uid_alloc(host, id, &uid, err)) < 0 ||
@@ -930,126 +1125,32 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
         (ret = sbx_cgroup_create(host, id, spec, err)) < 0) {
         return ret;
     }
-    l = calloc(1, sizeof(*l));
-    if (l == NULL) {
-        return faas_error_set(err, ENOMEM, "sandbox launch");
+    ret = launch_alloc(host, spec, id, uid, zygote_fd, &l, &blob_fd, &st, err);
+    if (ret == 0) {
+        ino = ino_watch(dir, &wd, err);
+        ret = ino < 0 ? ino : 0;
     }
-    l->cg2_fd = -1;
-    ret = build_launch(host, spec, id, uid, l, &st, err);
-    if (ret == 0 && zygote_fd >= 0) {
-        blob_fd = sbx_zygote_blob(l, err);
-        ret = blob_fd < 0 ? blob_fd : 0;
+    if (ret == 0) {
+        ret = launch_fds(host, id, l, &log_fd, &pp, err);
     }
-    if (ret < 0) {
-        strs_free(&st);
-        return ret;
+    if (ret == 0) {
+        ret = launch_fork(l, &a, err);
+        if (zygote_fd >= 0) {
+            close(zygote_fd);
+            zygote_fd = -1;
+            close(blob_fd);
+            blob_fd = -1;
+        }
     }
-    l->zygote_fd = zygote_fd;
-    l->blob_fd = blob_fd;
-    if (host->zygote == FAAS_ZYGOTE_FUNCTION) {
-        /* the revision: a rid never names two codes (nor two owners) */
-        snprintf(l->zygote_key, sizeof(l->zygote_key), "%s@%u", spec->function,
-                 spec->version);
-    }
-    ino = ino_watch(dir, &wd, err);
-    if (ino < 0) {
-        strs_free(&st);
-        return ino;
-    }
-    sbx_path(path, sizeof(path), host, id, LOG_NAME);
-    log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (log_fd < 0) {
-        strs_free(&st);
-        return faas_error_set(err, errno, "open %s", path);
-    }
-    if (pipe2(info, O_CLOEXEC) < 0) {
-        strs_free(&st);
-        return faas_error_set(err, errno, "pipe");
-    }
-    info_rd = info[0];
-    if (pipe2(go, O_CLOEXEC) < 0) {
-        close(info[1]);
-        strs_free(&st);
-        return faas_error_set(err, errno, "pipe");
-    }
-    go_wr = go[1];
-    if (pipe2(errp, O_CLOEXEC) < 0) {
-        close(info[1]);
-        close(go[0]);
-        strs_free(&st);
-        return faas_error_set(err, errno, "pipe");
-    }
-    err_rd = errp[0];
-    if (pipe2(piv, O_CLOEXEC) < 0) {
-        close(info[1]);
-        close(go[0]);
-        close(errp[1]);
-        strs_free(&st);
-        return faas_error_set(err, errno, "pipe");
-    }
-    l->piv_rd = piv[0];
-    l->piv_wr = piv[1];
-    l->log_fd = log_fd;
-    l->info_fd = info[1];
-    l->go_fd = go[0];
-    l->err_fd = errp[1];
-    l->parent_fds[0] = info_rd;
-    l->parent_fds[1] = go_wr;
-    l->parent_fds[2] = err_rd;
-
-    /* no handler of the caller may run in the child before it resets them */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old_mask);
-    a = fork();
-    if (a == 0) {
-        sbx_child_main(l);
-    }
-    ret = a < 0 ? faas_error_set(err, errno, "fork") : 0;
-    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-    close(l->cg2_fd);
-    l->cg2_fd = -1;
-    if (zygote_fd >= 0) {
-        close(zygote_fd);
-        zygote_fd = -1;
-        close(blob_fd);
-        blob_fd = -1;
-    }
-    close(info[1]);
-    close(go[0]);
-    close(errp[1]);
-    close(piv[0]);
-    close(piv[1]);
     strs_free(&st);
     if (ret < 0) {
         return ret;
     }
-    n = read(info_rd, &pid, sizeof(pid));
-    if (n == (ssize_t) sizeof(pid)) {
-        pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
-        if (pidfd < 0) {
-            ret = faas_error_set(err, errno, "pidfd_open");
-        } else {
-            ret = write_meta(host, spec, id, uid, pid, l->zygote_fd >= 0, err);
-        }
-        if (ret == 0 && write(go_wr, "gg", 2) != 2) {
-            ret = faas_error_set(err, errno, "start the sandbox");
-        }
-    } else {
-        sbx_setup_error_t se;
-        if (read(err_rd, &se, sizeof(se)) == (ssize_t) sizeof(se)) {
-            se.step[sizeof(se.step) - 1] = '\0';
-            ret = faas_error_set(err, se.errnum, "sandbox setup: %s", se.step);
-            if (strncmp(se.step, "zygote: ", 8) == 0) {
-                *zyg_failed = se.errnum > 0 ? se.errnum : EPROTO;
-            }
-        } else {
-            ret = faas_error_set(err, 0, "sandbox setup failed");
-        }
-    }
-    close(go_wr);
-    go_wr = -1;
+    ret = launch_start(host, spec, id, uid, l, &pp, &pidfd, zyg_failed, err);
+    close(pp.go_wr);
+    pp.go_wr = -1;
     if (ret == 0) {
-        ret = wait_ready(host, id, ino, wd, pidfd, err_rd, deadline, err);
+        ret = wait_ready(host, id, ino, wd, pidfd, pp.err_rd, deadline, err);
     }
     /* The CPU quota only once the runtime is ready: start-up (interpreter,
      * imports) keeps a whole CPU, so cold starts do not scale with it. */
@@ -1059,20 +1160,7 @@ launch(const faas_sandbox_host_t *host, faas_sandbox_spec_t *spec,
     if (ret == 0) {
         ret = wait_frozen(host, id, err);
     }
-    /* Reaped last: it detaches the old root (an RCU grace period) while the
-     * runtime starts. It must have succeeded for the sandbox to be sound. */
-    while (waitpid(a, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (ret == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-        sbx_setup_error_t se;
-        if (read(err_rd, &se, sizeof(se)) == (ssize_t) sizeof(se)) {
-            se.step[sizeof(se.step) - 1] = '\0';
-            ret = faas_error_set(err, se.errnum, "sandbox setup: %s", se.step);
-        } else {
-            ret = faas_error_set(err, 0, "sandbox setup: first child failed");
-        }
-    }
-    return ret;
+    return launch_reap(a, pp.err_rd, ret, err);
 }
 
 int
