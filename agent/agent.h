@@ -20,6 +20,8 @@
 #include "sandbox.h"
 
 #define FAAS_AGENT_MAX_FRAME (8u * 1024 * 1024)
+/* Before its hello a TCP peer is a stranger: its frames stay this small. */
+#define FAAS_AGENT_HELLO_MAX_FRAME 1024u
 
 typedef struct faas_agent_s      faas_agent_t;
 typedef struct faas_agent_conn_s faas_agent_conn_t;
@@ -37,6 +39,11 @@ struct faas_agent_s {
     const char         *socket_path;
     const char         *tcp_listen;
     const char         *token;
+    uint64_t            hello_timeout_ms; /* TCP: hello deadline */
+    size_t              max_connections;  /* TCP connections at once */
+    size_t              tcp_conns;        /* TCP connections open */
+    uint64_t            refused_conns;    /* over the cap, not yet logged */
+    uint64_t            refusal_logged_at; /* uv_now() of the last log */
     uv_pipe_t           unix_listener;
     uv_tcp_t            tcp_listener;
     int                 have_unix;
@@ -66,6 +73,7 @@ struct faas_agent_conn_s {
     int              authed;  /* Unix: always; TCP: after a good hello */
     int              closing; /* no more reads; answers are dropped */
     int              close_after_write; /* close once the queued answer left */
+    uv_timer_t       hello_timer; /* TCP: closes it if no hello comes */
     unsigned         refs;
     faas_frame_buf_t fb;
     faas_agent_conn_t *next, *prev;

@@ -10,6 +10,9 @@
  *   socket            Unix socket path (required)
  *   tcp_listen        "host:port" (optional; then token is required)
  *   token             shared secret for TCP connections
+ *   hello_timeout_ms  TCP: a connection without a hello by then is closed
+ *                     (default 3000)
+ *   max_connections   TCP connections open at once (default 1024)
  *   spool_dir         logs waiting for the store (default <run_dir>/log-spool)
  *   store_url         where logs go; without it logs are not stored
  *   max_frame_bytes   gateway frame limit (default 8 MiB)
@@ -46,6 +49,8 @@ static const char *const int_keys[] = {
     "log_retry_min_ms",
     "log_retry_max_ms",
     "spin_us",
+    "hello_timeout_ms",
+    "max_connections",
     NULL,
 };
 
@@ -64,6 +69,25 @@ raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+static int
+load_listener_limits(faas_agent_t *a, faas_error_t *err)
+{
+    long long v;
+
+    v = faas_config_int(a->cfg, "hello_timeout_ms", 3000);
+    if (v < 1 || v > 600000) {
+        return faas_error_set(err, 0,
+                              "config: hello_timeout_ms must be 1..600000");
+    }
+    a->hello_timeout_ms = (uint64_t) v;
+    v = faas_config_int(a->cfg, "max_connections", 1024);
+    if (v < 1) {
+        return faas_error_set(err, 0, "config: max_connections must be >= 1");
+    }
+    a->max_connections = (size_t) v;
+    return 0;
 }
 
 static int
@@ -118,7 +142,7 @@ load_config(faas_agent_t *a, const char *path, faas_error_t *err)
         return faas_error_set(err, 0, "config: spin_us must be 0..10000");
     }
     a->spin_us = (unsigned) v;
-    return 0;
+    return load_listener_limits(a, err);
 }
 
 static void

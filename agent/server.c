@@ -7,6 +7,9 @@
  *
  * A TCP connection must open with an AgentHello carrying the token; a good
  * hello gets no answer, a bad one an UNAUTHORIZED answer and a close.
+ * Until that hello a TCP peer is not trusted with memory or time: a frame
+ * over 1 KiB, or no hello within hello_timeout_ms, closes it without an
+ * answer, and at most max_connections TCP connections are open at once.
  * Undecodable or oversized frames get a BAD_REQUEST answer and a close.
  */
 #include "agent.h"
@@ -46,10 +49,20 @@ faas_agent_conn_unref(faas_agent_conn_t *c)
 }
 
 static void
+on_hello_timer_closed(uv_handle_t *h)
+{
+    faas_agent_conn_unref(h->data);
+}
+
+static void
 on_conn_closed(uv_handle_t *h)
 {
     faas_agent_conn_t *c = h->data;
     faas_agent_t      *a = c->agent;
+
+    if (c->is_tcp) {
+        a->tcp_conns--;
+    }
 
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -69,7 +82,24 @@ conn_close(faas_agent_conn_t *c)
         return;
     }
     c->closing = 1;
+    if (c->is_tcp && !uv_is_closing((uv_handle_t *) &c->hello_timer)) {
+        uv_close((uv_handle_t *) &c->hello_timer, on_hello_timer_closed);
+    }
     uv_close(&c->u.h, on_conn_closed);
+}
+
+/* Closes a connection that has not earned an answer. */
+static void
+conn_drop(faas_agent_conn_t *c, const char *why)
+{
+    faas_info(NULL, "tcp connection: %s: closing", why);
+    conn_close(c);
+}
+
+static void
+on_hello_timeout(uv_timer_t *t)
+{
+    conn_drop(t->data, "no hello in time");
 }
 
 static void
@@ -210,6 +240,8 @@ handle_frame(faas_agent_conn_t *c, const uint8_t *frame, size_t len)
             return -1;
         }
         c->authed = 1;
+        c->fb.max = a->max_frame;
+        uv_timer_stop(&c->hello_timer);
         return 0;
     }
     req = faas__invoke_request__unpack(NULL, len, frame);
@@ -252,6 +284,10 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (ret == 0) {
             break;
         }
+        if (ret < 0 && !c->authed) {
+            conn_drop(c, err.msg);
+            break;
+        }
         if (ret < 0) {
             snprintf(why, sizeof(why), "bad request: %s", err.msg);
             conn_fail(c, FAAS__INVOKE_STATUS__BAD_REQUEST, why);
@@ -262,6 +298,52 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
     }
     faas_agent_conn_unref(c);
+}
+
+static void
+on_refused_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Accepts and closes at once a TCP connection over max_connections; logs
+ * once a second at most, with how many were refused since the last log. */
+static void
+refuse_connection(uv_stream_t *server)
+{
+    faas_agent_t *a = server->data;
+    uv_tcp_t     *t;
+    uint64_t      now;
+
+    t = malloc(sizeof(*t));
+    if (t == NULL) {
+        return;
+    }
+    uv_tcp_init(a->loop, t);
+    (void) uv_accept(server, (uv_stream_t *) t);
+    uv_close((uv_handle_t *) t, on_refused_closed);
+    a->refused_conns++;
+    now = uv_now(a->loop);
+    if (a->refusal_logged_at == 0 || now - a->refusal_logged_at >= 1000) {
+        faas_warn(NULL,
+                  "tcp: %zu connections open (max_connections): "
+                  "%llu refused", a->tcp_conns,
+                  (unsigned long long) a->refused_conns);
+        a->refused_conns = 0;
+        a->refusal_logged_at = now;
+    }
+}
+
+/* A TCP connection gets hello_timeout_ms to say hello; the timer holds a
+ * reference on the connection until it is closed. */
+static void
+start_hello_timer(faas_agent_conn_t *c)
+{
+    uv_timer_init(c->agent->loop, &c->hello_timer);
+    c->hello_timer.data = c;
+    faas_agent_conn_ref(c);
+    uv_timer_start(&c->hello_timer, on_hello_timeout,
+                   c->agent->hello_timeout_ms, 0);
 }
 
 static void
@@ -276,6 +358,10 @@ on_connection(uv_stream_t *server, int status)
         faas_warn(NULL, "accept: %s", uv_strerror(status));
         return;
     }
+    if (is_tcp && a->tcp_conns >= a->max_connections) {
+        refuse_connection(server);
+        return;
+    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         faas_err(NULL, "accept: out of memory");
@@ -285,9 +371,12 @@ on_connection(uv_stream_t *server, int status)
     c->is_tcp = is_tcp;
     c->authed = !is_tcp;
     c->refs = 1;
-    faas_frame_buf_init(&c->fb, a->max_frame);
+    faas_frame_buf_init(&c->fb,
+                        is_tcp ? FAAS_AGENT_HELLO_MAX_FRAME : a->max_frame);
     if (is_tcp) {
         uv_tcp_init(a->loop, &c->u.tcp);
+        start_hello_timer(c);
+        a->tcp_conns++;
     } else {
         uv_pipe_init(a->loop, &c->u.pipe, 0);
     }
