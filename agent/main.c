@@ -13,6 +13,9 @@
  *   hello_timeout_ms  TCP: a connection without a hello by then is closed
  *                     (default 3000)
  *   max_connections   TCP connections open at once (default 1024)
+ *   tls_cert, tls_key TCP over TLS with this certificate chain and key (PEM)
+ *   tls_client_ca     with TLS: gateways must show a certificate this CA
+ *                     signed (optional)
  *   spool_dir         logs waiting for the store (default <run_dir>/log-spool)
  *   store_url         where logs go; without it logs are not stored
  *   max_frame_bytes   gateway frame limit (default 8 MiB)
@@ -25,6 +28,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +42,8 @@
 static const char *const string_keys[] = {
     "run_dir",   "cgroup_root", "runtimes_dir", "python",     "node",
     "freezer",   "store_url",   "socket",       "tcp_listen", "token",
-    "spool_dir", "log_file",    "log_level",    NULL,
+    "spool_dir", "log_file",    "log_level",    "tls_cert",   "tls_key",
+    "tls_client_ca", NULL,
 };
 static const char *const int_keys[] = {
     "uid_base",
@@ -71,6 +76,29 @@ raise_nofile(void)
     }
 }
 
+/* tls_cert and tls_key go together, and only with tcp_listen. */
+static int
+load_tls(faas_agent_t *a, faas_error_t *err)
+{
+    const char *cert = faas_config_string(a->cfg, "tls_cert", NULL);
+    const char *key = faas_config_string(a->cfg, "tls_key", NULL);
+    const char *ca = faas_config_string(a->cfg, "tls_client_ca", NULL);
+
+    if (cert == NULL && key == NULL && ca == NULL) {
+        return 0;
+    }
+    if (cert == NULL || key == NULL) {
+        return faas_error_set(err, 0,
+                              "config: tls_cert and tls_key go together "
+                              "(tls_client_ca needs both)");
+    }
+    if (a->tcp_listen == NULL) {
+        return faas_error_set(err, 0, "config: tls_cert needs tcp_listen");
+    }
+    a->tls = faas_tls_server_new(cert, key, ca, err);
+    return a->tls != NULL ? 0 : -1;
+}
+
 static int
 load_listener_limits(faas_agent_t *a, faas_error_t *err)
 {
@@ -87,7 +115,7 @@ load_listener_limits(faas_agent_t *a, faas_error_t *err)
         return faas_error_set(err, 0, "config: max_connections must be >= 1");
     }
     a->max_connections = (size_t) v;
-    return 0;
+    return load_tls(a, err);
 }
 
 static int
@@ -294,6 +322,7 @@ main(int argc, char **argv)
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
     free(a.sandboxes);
+    SSL_CTX_free(a.tls);
     json_decref(a.cfg);
     faas_info(NULL, "stopped");
     return 0;

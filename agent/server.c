@@ -11,6 +11,7 @@
  * over 1 KiB, or no hello within hello_timeout_ms, closes it without an
  * answer, and at most max_connections TCP connections are open at once.
  * Undecodable or oversized frames get a BAD_REQUEST answer and a close.
+ * With tls_cert the TCP stream is TLS (tls.c) and the frames travel inside.
  */
 #include "agent.h"
 
@@ -45,6 +46,7 @@ faas_agent_conn_unref(faas_agent_conn_t *c)
         return;
     }
     faas_frame_buf_free(&c->fb);
+    faas_tls_conn_free(c->tls);
     free(c);
 }
 
@@ -118,28 +120,15 @@ on_write(uv_write_t *req, int status)
     free(w);
 }
 
-/* Writes a whole frame: a direct write when the socket takes it, else a
- * queued one. With close_after the connection closes once it left. */
+/* Writes total bytes of buf (taken over): a direct write when the socket
+ * takes them, else a queued one. With close_after the connection closes
+ * once they left. */
 static void
-conn_send(faas_agent_conn_t *c, const Faas__InvokeResponse *resp,
-          int close_after)
+conn_write(faas_agent_conn_t *c, uint8_t *buf, size_t total, int close_after)
 {
-    uint8_t     *buf;
-    size_t       size, total;
     uv_buf_t     b;
     int          n;
     write_req_t *w;
-
-    size = faas__invoke_response__get_packed_size(resp);
-    total = size + FAAS_FRAME_HDR;
-    buf = malloc(total);
-    if (buf == NULL) {
-        faas_err(resp->request_id, "out of memory for an answer: closing");
-        conn_close(c);
-        return;
-    }
-    faas_frame_put_len(buf, (uint32_t) size);
-    faas__invoke_response__pack(resp, buf + FAAS_FRAME_HDR);
 
     n = 0;
     if (!close_after) {
@@ -182,6 +171,53 @@ conn_send(faas_agent_conn_t *c, const Faas__InvokeResponse *resp,
                   uv_stream_get_write_queue_size(&c->u.s));
         conn_close(c);
     }
+}
+
+/* Sends what TLS has for the peer (handshake records, encrypted answers). */
+static void
+conn_flush_tls(faas_agent_conn_t *c, int close_after)
+{
+    uint8_t *out;
+    size_t   len;
+
+    out = faas_tls_conn_take_output(c->tls, &len);
+    if (out != NULL) {
+        conn_write(c, out, len, close_after);
+    } else if (close_after) {
+        conn_close(c);
+    }
+}
+
+/* Writes a whole frame, encrypted on a TLS connection. */
+static void
+conn_send(faas_agent_conn_t *c, const Faas__InvokeResponse *resp,
+          int close_after)
+{
+    uint8_t *buf;
+    size_t   size, total;
+
+    size = faas__invoke_response__get_packed_size(resp);
+    total = size + FAAS_FRAME_HDR;
+    buf = malloc(total);
+    if (buf == NULL) {
+        faas_err(resp->request_id, "out of memory for an answer: closing");
+        conn_close(c);
+        return;
+    }
+    faas_frame_put_len(buf, (uint32_t) size);
+    faas__invoke_response__pack(resp, buf + FAAS_FRAME_HDR);
+    if (c->tls == NULL) {
+        conn_write(c, buf, total, close_after);
+        return;
+    }
+    if (faas_tls_conn_write(c->tls, buf, total) < 0) {
+        free(buf);
+        faas_info(resp->request_id, "tls: an answer could not be encrypted");
+        conn_close(c);
+        return;
+    }
+    free(buf);
+    conn_flush_tls(c, close_after);
 }
 
 void
@@ -254,31 +290,20 @@ handle_frame(faas_agent_conn_t *c, const uint8_t *frame, size_t len)
     return 0;
 }
 
+/* Decodes and handles the frames in n more bytes of the gateway's stream. */
 static void
-on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+conn_input(faas_agent_conn_t *c, const void *data, size_t n)
 {
-    faas_agent_conn_t *c = s->data;
-    faas_error_t       err;
-    const uint8_t     *frame;
-    size_t             len;
-    int                ret;
-    char               why[FAAS_ERROR_MAX + 32];
+    faas_error_t   err;
+    const uint8_t *frame;
+    size_t         len;
+    int            ret;
+    char           why[FAAS_ERROR_MAX + 32];
 
-    if (nread < 0) {
-        if (nread != UV_EOF) {
-            faas_debug(NULL, "connection read: %s", uv_strerror((int) nread));
-        }
-        conn_close(c);
-        return;
-    }
-    if (nread == 0 || c->closing) {
-        return;
-    }
-    if (faas_frame_buf_append(&c->fb, buf->base, (size_t) nread, &err) < 0) {
+    if (faas_frame_buf_append(&c->fb, data, n, &err) < 0) {
         conn_fail(c, FAAS__INVOKE_STATUS__BAD_REQUEST, err.msg);
         return;
     }
-    faas_agent_conn_ref(c);
     while (!c->closing) {
         ret = faas_frame_buf_next(&c->fb, &frame, &len, &err);
         if (ret == 0) {
@@ -296,6 +321,57 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (handle_frame(c, frame, len) < 0) {
             break;
         }
+    }
+}
+
+/* Decrypts n bytes from the socket and handles what they carried. */
+static void
+conn_input_tls(faas_agent_conn_t *c, const void *data, size_t n)
+{
+    static char  plain[16 * 1024];
+    faas_error_t err;
+    ssize_t      got;
+
+    faas_error_clear(&err);
+    if (faas_tls_conn_feed(c->tls, data, n) < 0) {
+        conn_drop(c, "tls: out of memory");
+        return;
+    }
+    while (!c->closing) {
+        got = faas_tls_conn_read(c->tls, plain, sizeof(plain), &err);
+        if (got == 0) {
+            conn_flush_tls(c, 0);
+            return;
+        }
+        if (got < 0) {
+            faas_info(NULL, "tcp connection: %s: closing", err.msg);
+            conn_flush_tls(c, 1); /* the alert, if any */
+            return;
+        }
+        conn_input(c, plain, (size_t) got);
+    }
+}
+
+static void
+on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    faas_agent_conn_t *c = s->data;
+
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            faas_debug(NULL, "connection read: %s", uv_strerror((int) nread));
+        }
+        conn_close(c);
+        return;
+    }
+    if (nread == 0 || c->closing) {
+        return;
+    }
+    faas_agent_conn_ref(c);
+    if (c->tls != NULL) {
+        conn_input_tls(c, buf->base, (size_t) nread);
+    } else {
+        conn_input(c, buf->base, (size_t) nread);
     }
     faas_agent_conn_unref(c);
 }
@@ -391,6 +467,14 @@ on_connection(uv_stream_t *server, int status)
         faas_warn(NULL, "accept: %s", uv_strerror(ret));
         conn_close(c);
         return;
+    }
+    if (is_tcp && a->tls != NULL) {
+        c->tls = faas_tls_conn_new(a->tls);
+        if (c->tls == NULL) {
+            faas_err(NULL, "accept: out of memory for TLS");
+            conn_close(c);
+            return;
+        }
     }
     if (is_tcp) {
         uv_tcp_nodelay(&c->u.tcp, 1);
