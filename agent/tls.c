@@ -40,6 +40,9 @@ faas_tls_server_new(const char *cert, const char *key, const char *client_ca,
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* no resumption: gateways keep their connections; and no ticket
+     * records arriving after the handshake on an idle connection */
+    SSL_CTX_set_num_tickets(ctx, 0);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         tls_error(err, "tls_cert", cert);
         goto fail;

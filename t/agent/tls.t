@@ -1,37 +1,14 @@
 # faas-agent's TCP listener over TLS (tls_cert, tls_key) and with client
 # certificates (tls_client_ca): the token is still required inside TLS, a
 # plaintext peer gets nothing, a client without a good certificate is refused.
-# Certificates are made here with the openssl CLI.
+# Certificates are made by the test with the openssl CLI.
 use lib 't/lib';
 use Test::More;
 use IO::Socket::SSL;
 use Faas::Test;
 use Faas::Agent;
 
-my $w = work_dir();
-
-# A CA, a certificate it signs for $cn, and a self-signed stranger.
-sub make_ca {
-    my ($name) = @_;
-    system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=$name"
-           . " -keyout $w/$name.key -out $w/$name.crt 2>/dev/null") == 0
-        or die "openssl: CA $name";
-}
-sub make_cert {
-    my ($ca, $name, $ext) = @_;
-    system("openssl req -newkey rsa:2048 -nodes -subj /CN=$name"
-           . " -keyout $w/$name.key -out $w/$name.csr 2>/dev/null") == 0
-        or die "openssl: request $name";
-    write_file("$w/$name.ext", $ext);
-    system("openssl x509 -req -in $w/$name.csr -CA $w/$ca.crt -CAkey $w/$ca.key"
-           . " -CAcreateserial -days 2 -extfile $w/$name.ext -out $w/$name.crt"
-           . " 2>/dev/null") == 0 or die "openssl: sign $name";
-}
-make_ca('ca');
-make_ca('rogue');
-make_cert('ca', 'agent', "subjectAltName=IP:127.0.0.1\n");
-make_cert('ca', 'gateway', "extendedKeyUsage=clientAuth\n");
-make_cert('rogue', 'intruder', "extendedKeyUsage=clientAuth\n");
+my $w = make_certs();
 
 sub tls_connect {
     my ($agent, %o) = @_;
@@ -151,7 +128,7 @@ for my $case (
     [ { tls_cert => "$w/agent.crt", tls_key => "$w/gateway.key" }, qr/tls_key/ ],
     [ { tls_cert => "$w/nothere.crt", tls_key => "$w/agent.key" }, qr/tls_cert/ ],
 ) {
-    write_json("$w/bad.json", { run_dir => "$w/run", cgroup_root => cgroup_root(),
+    write_json("$w/bad.json", { run_dir => work_dir() . "/run", cgroup_root => cgroup_root(),
                                 socket => "$w/x.sock", token => 't',
                                 tcp_listen => '127.0.0.1:1', %{ $case->[0] } });
     my $out = `objs/faas-agent -c $w/bad.json 2>&1`;
