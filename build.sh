@@ -60,14 +60,17 @@ deps() {
 }
 
 # The nginx module is built against Debian's nginx source tree (nginx-dev),
-# configured --with-compat so the .so loads into Debian's nginx binary.
+# configured --with-compat so the .so loads into Debian's nginx binary, and
+# --with-http_ssl_module (as Debian's nginx is) for TLS to the agents.
 build_module() {
     local src=objs/nginx
-    if [[ ! -f $src/objs/Makefile || ngx_faas_module/config -nt $src/objs/Makefile ]]; then
+    if [[ ! -f $src/objs/Makefile || ngx_faas_module/config -nt $src/objs/Makefile \
+          || build.sh -nt $src/objs/Makefile ]]; then
         rm -rf "$src"
         mkdir -p objs
         cp -r /usr/share/nginx/src "$src"
         (cd "$src" && ./configure --with-compat --with-threads \
+            --with-http_ssl_module \
             --add-dynamic-module="$ROOT/ngx_faas_module" >configure.log 2>&1) \
             || { cat "$src/configure.log" >&2; return 1; }
     fi

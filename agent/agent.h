@@ -1,7 +1,8 @@
 /*
  * faas-agent internals: the gateway-facing server (server.c), the
  * per-invocation state machine that talks to sandbox runtimes (invoke.c),
- * the log uploader with its disk spool (logs.c) and the TCP token (auth.c).
+ * the log uploader with its disk spool (logs.c), the TCP token (auth.c) and
+ * TLS on the TCP listener (tls.c).
  * Everything runs on one libuv loop; blocking work (sandbox destroy, blob
  * uploads) goes to the libuv thread pool.
  */
@@ -9,6 +10,7 @@
 #define FAAS_AGENT_H
 
 #include <jansson.h>
+#include <openssl/types.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -20,10 +22,13 @@
 #include "sandbox.h"
 
 #define FAAS_AGENT_MAX_FRAME (8u * 1024 * 1024)
+/* Before its hello a TCP peer is a stranger: its frames stay this small. */
+#define FAAS_AGENT_HELLO_MAX_FRAME 1024u
 
 typedef struct faas_agent_s      faas_agent_t;
 typedef struct faas_agent_conn_s faas_agent_conn_t;
 typedef struct faas_logs_s       faas_logs_t;
+typedef struct faas_tls_conn_s   faas_tls_conn_t;
 
 /* The daemon: configuration and global state, one per process. */
 struct faas_agent_s {
@@ -37,6 +42,12 @@ struct faas_agent_s {
     const char         *socket_path;
     const char         *tcp_listen;
     const char         *token;
+    uint64_t            hello_timeout_ms; /* TCP: hello deadline */
+    size_t              max_connections;  /* TCP connections at once */
+    size_t              tcp_conns;        /* TCP connections open */
+    uint64_t            refused_conns;    /* over the cap, not yet logged */
+    uint64_t            refusal_logged_at; /* uv_now() of the last log */
+    SSL_CTX            *tls;              /* TCP over TLS; NULL: plain */
     uv_pipe_t           unix_listener;
     uv_tcp_t            tcp_listener;
     int                 have_unix;
@@ -66,6 +77,8 @@ struct faas_agent_conn_s {
     int              authed;  /* Unix: always; TCP: after a good hello */
     int              closing; /* no more reads; answers are dropped */
     int              close_after_write; /* close once the queued answer left */
+    uv_timer_t       hello_timer; /* TCP: closes it if no hello comes */
+    faas_tls_conn_t *tls;         /* TCP with tls_cert: its TLS state */
     unsigned         refs;
     faas_frame_buf_t fb;
     faas_agent_conn_t *next, *prev;
@@ -112,5 +125,24 @@ void faas_logs_close(faas_logs_t *l);
 /* auth.c */
 /* 1 if the presented token equals the configured one (constant time). */
 int faas_auth_token_ok(const char *expected, const uint8_t *got, size_t len);
+
+/* tls.c */
+/* The listener's context: certificate chain and key (PEM), and with
+ * client_ca (may be NULL) a required client certificate. NULL with err. */
+SSL_CTX *faas_tls_server_new(const char *cert, const char *key,
+                             const char *client_ca, faas_error_t *err);
+/* One connection's TLS state (server side); NULL when out of memory. */
+faas_tls_conn_t *faas_tls_conn_new(SSL_CTX *ctx);
+void             faas_tls_conn_free(faas_tls_conn_t *t);
+/* Hands over n bytes read from the socket. 0 or -1 (out of memory). */
+int faas_tls_conn_feed(faas_tls_conn_t *t, const void *data, size_t n);
+/* Decrypts into buf: >0 bytes, 0 when it needs more input, <0 with err
+ * when the handshake failed or the peer closed. */
+ssize_t faas_tls_conn_read(faas_tls_conn_t *t, void *buf, size_t n,
+                           faas_error_t *err);
+/* Encrypts n bytes (after the handshake). 0 or -1. */
+int faas_tls_conn_write(faas_tls_conn_t *t, const void *buf, size_t n);
+/* The bytes to send to the peer now, malloc'd (NULL: none). */
+uint8_t *faas_tls_conn_take_output(faas_tls_conn_t *t, size_t *len);
 
 #endif

@@ -10,6 +10,12 @@
  *   socket            Unix socket path (required)
  *   tcp_listen        "host:port" (optional; then token is required)
  *   token             shared secret for TCP connections
+ *   hello_timeout_ms  TCP: a connection without a hello by then is closed
+ *                     (default 3000)
+ *   max_connections   TCP connections open at once (default 1024)
+ *   tls_cert, tls_key TCP over TLS with this certificate chain and key (PEM)
+ *   tls_client_ca     with TLS: gateways must show a certificate this CA
+ *                     signed (optional)
  *   spool_dir         logs waiting for the store (default <run_dir>/log-spool)
  *   store_url         where logs go; without it logs are not stored
  *   max_frame_bytes   gateway frame limit (default 8 MiB)
@@ -22,6 +28,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +43,8 @@
 static const char *const string_keys[] = {
     "run_dir",   "cgroup_root", "runtimes_dir", "python",     "node",
     "freezer",   "store_url",   "socket",       "tcp_listen", "token",
-    "spool_dir", "log_file",    "log_level",    NULL,
+    "spool_dir", "log_file",    "log_level",    "tls_cert",   "tls_key",
+    "tls_client_ca", NULL,
 };
 static const char *const int_keys[] = {
     "uid_base",
@@ -47,6 +55,8 @@ static const char *const int_keys[] = {
     "log_retry_min_ms",
     "log_retry_max_ms",
     "spin_us",
+    "hello_timeout_ms",
+    "max_connections",
     NULL,
 };
 
@@ -77,6 +87,48 @@ raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* tls_cert and tls_key go together, and only with tcp_listen. */
+static int
+load_tls(faas_agent_t *a, faas_error_t *err)
+{
+    const char *cert = faas_config_string(a->cfg, "tls_cert", NULL);
+    const char *key = faas_config_string(a->cfg, "tls_key", NULL);
+    const char *ca = faas_config_string(a->cfg, "tls_client_ca", NULL);
+
+    if (cert == NULL && key == NULL && ca == NULL) {
+        return 0;
+    }
+    if (cert == NULL || key == NULL) {
+        return faas_error_set(err, 0,
+                              "config: tls_cert and tls_key go together "
+                              "(tls_client_ca needs both)");
+    }
+    if (a->tcp_listen == NULL) {
+        return faas_error_set(err, 0, "config: tls_cert needs tcp_listen");
+    }
+    a->tls = faas_tls_server_new(cert, key, ca, err);
+    return a->tls != NULL ? 0 : -1;
+}
+
+static int
+load_listener_limits(faas_agent_t *a, faas_error_t *err)
+{
+    long long v;
+
+    v = faas_config_int(a->cfg, "hello_timeout_ms", 3000);
+    if (v < 1 || v > 600000) {
+        return faas_error_set(err, 0,
+                              "config: hello_timeout_ms must be 1..600000");
+    }
+    a->hello_timeout_ms = (uint64_t) v;
+    v = faas_config_int(a->cfg, "max_connections", 1024);
+    if (v < 1) {
+        return faas_error_set(err, 0, "config: max_connections must be >= 1");
+    }
+    a->max_connections = (size_t) v;
+    return load_tls(a, err);
 }
 
 static int
@@ -131,7 +183,7 @@ load_config(faas_agent_t *a, const char *path, faas_error_t *err)
         return faas_error_set(err, 0, "config: spin_us must be 0..10000");
     }
     a->spin_us = (unsigned) v;
-    return 0;
+    return load_listener_limits(a, err);
 }
 
 static void
@@ -280,6 +332,7 @@ main(int argc, char **argv)
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
     free(a.sandboxes);
+    SSL_CTX_free(a.tls);
     json_decref(a.cfg);
     faas_info(NULL, "stopped");
     return 0;

@@ -7,7 +7,11 @@
  *
  * A TCP connection must open with an AgentHello carrying the token; a good
  * hello gets no answer, a bad one an UNAUTHORIZED answer and a close.
+ * Until that hello a TCP peer is not trusted with memory or time: a frame
+ * over 1 KiB, or no hello within hello_timeout_ms, closes it without an
+ * answer, and at most max_connections TCP connections are open at once.
  * Undecodable or oversized frames get a BAD_REQUEST answer and a close.
+ * With tls_cert the TCP stream is TLS (tls.c) and the frames travel inside.
  */
 #include "agent.h"
 
@@ -42,7 +46,14 @@ faas_agent_conn_unref(faas_agent_conn_t *c)
         return;
     }
     faas_frame_buf_free(&c->fb);
+    faas_tls_conn_free(c->tls);
     free(c);
+}
+
+static void
+on_hello_timer_closed(uv_handle_t *h)
+{
+    faas_agent_conn_unref(h->data);
 }
 
 static void
@@ -50,6 +61,10 @@ on_conn_closed(uv_handle_t *h)
 {
     faas_agent_conn_t *c = h->data;
     faas_agent_t      *a = c->agent;
+
+    if (c->is_tcp) {
+        a->tcp_conns--;
+    }
 
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -69,7 +84,24 @@ conn_close(faas_agent_conn_t *c)
         return;
     }
     c->closing = 1;
+    if (c->is_tcp && !uv_is_closing((uv_handle_t *) &c->hello_timer)) {
+        uv_close((uv_handle_t *) &c->hello_timer, on_hello_timer_closed);
+    }
     uv_close(&c->u.h, on_conn_closed);
+}
+
+/* Closes a connection that has not earned an answer. */
+static void
+conn_drop(faas_agent_conn_t *c, const char *why)
+{
+    faas_info(NULL, "tcp connection: %s: closing", why);
+    conn_close(c);
+}
+
+static void
+on_hello_timeout(uv_timer_t *t)
+{
+    conn_drop(t->data, "no hello in time");
 }
 
 static void
@@ -88,28 +120,15 @@ on_write(uv_write_t *req, int status)
     free(w);
 }
 
-/* Writes a whole frame: a direct write when the socket takes it, else a
- * queued one. With close_after the connection closes once it left. */
+/* Writes total bytes of buf (taken over): a direct write when the socket
+ * takes them, else a queued one. With close_after the connection closes
+ * once they left. */
 static void
-conn_send(faas_agent_conn_t *c, const Faas__InvokeResponse *resp,
-          int close_after)
+conn_write(faas_agent_conn_t *c, uint8_t *buf, size_t total, int close_after)
 {
-    uint8_t     *buf;
-    size_t       size, total;
     uv_buf_t     b;
     int          n;
     write_req_t *w;
-
-    size = faas__invoke_response__get_packed_size(resp);
-    total = size + FAAS_FRAME_HDR;
-    buf = malloc(total);
-    if (buf == NULL) {
-        faas_err(resp->request_id, "out of memory for an answer: closing");
-        conn_close(c);
-        return;
-    }
-    faas_frame_put_len(buf, (uint32_t) size);
-    faas__invoke_response__pack(resp, buf + FAAS_FRAME_HDR);
 
     n = 0;
     if (!close_after) {
@@ -152,6 +171,53 @@ conn_send(faas_agent_conn_t *c, const Faas__InvokeResponse *resp,
                   uv_stream_get_write_queue_size(&c->u.s));
         conn_close(c);
     }
+}
+
+/* Sends what TLS has for the peer (handshake records, encrypted answers). */
+static void
+conn_flush_tls(faas_agent_conn_t *c, int close_after)
+{
+    uint8_t *out;
+    size_t   len;
+
+    out = faas_tls_conn_take_output(c->tls, &len);
+    if (out != NULL) {
+        conn_write(c, out, len, close_after);
+    } else if (close_after) {
+        conn_close(c);
+    }
+}
+
+/* Writes a whole frame, encrypted on a TLS connection. */
+static void
+conn_send(faas_agent_conn_t *c, const Faas__InvokeResponse *resp,
+          int close_after)
+{
+    uint8_t *buf;
+    size_t   size, total;
+
+    size = faas__invoke_response__get_packed_size(resp);
+    total = size + FAAS_FRAME_HDR;
+    buf = malloc(total);
+    if (buf == NULL) {
+        faas_err(resp->request_id, "out of memory for an answer: closing");
+        conn_close(c);
+        return;
+    }
+    faas_frame_put_len(buf, (uint32_t) size);
+    faas__invoke_response__pack(resp, buf + FAAS_FRAME_HDR);
+    if (c->tls == NULL) {
+        conn_write(c, buf, total, close_after);
+        return;
+    }
+    if (faas_tls_conn_write(c->tls, buf, total) < 0) {
+        free(buf);
+        faas_info(resp->request_id, "tls: an answer could not be encrypted");
+        conn_close(c);
+        return;
+    }
+    free(buf);
+    conn_flush_tls(c, close_after);
 }
 
 void
@@ -210,6 +276,8 @@ handle_frame(faas_agent_conn_t *c, const uint8_t *frame, size_t len)
             return -1;
         }
         c->authed = 1;
+        c->fb.max = a->max_frame;
+        uv_timer_stop(&c->hello_timer);
         return 0;
     }
     req = faas__invoke_request__unpack(NULL, len, frame);
@@ -222,34 +290,27 @@ handle_frame(faas_agent_conn_t *c, const uint8_t *frame, size_t len)
     return 0;
 }
 
+/* Decodes and handles the frames in n more bytes of the gateway's stream. */
 static void
-on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+conn_input(faas_agent_conn_t *c, const void *data, size_t n)
 {
-    faas_agent_conn_t *c = s->data;
-    faas_error_t       err;
-    const uint8_t     *frame;
-    size_t             len;
-    int                ret;
-    char               why[FAAS_ERROR_MAX + 32];
+    faas_error_t   err;
+    const uint8_t *frame;
+    size_t         len;
+    int            ret;
+    char           why[FAAS_ERROR_MAX + 32];
 
-    if (nread < 0) {
-        if (nread != UV_EOF) {
-            faas_debug(NULL, "connection read: %s", uv_strerror((int) nread));
-        }
-        conn_close(c);
-        return;
-    }
-    if (nread == 0 || c->closing) {
-        return;
-    }
-    if (faas_frame_buf_append(&c->fb, buf->base, (size_t) nread, &err) < 0) {
+    if (faas_frame_buf_append(&c->fb, data, n, &err) < 0) {
         conn_fail(c, FAAS__INVOKE_STATUS__BAD_REQUEST, err.msg);
         return;
     }
-    faas_agent_conn_ref(c);
     while (!c->closing) {
         ret = faas_frame_buf_next(&c->fb, &frame, &len, &err);
         if (ret == 0) {
+            break;
+        }
+        if (ret < 0 && !c->authed) {
+            conn_drop(c, err.msg);
             break;
         }
         if (ret < 0) {
@@ -261,7 +322,104 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             break;
         }
     }
+}
+
+/* Decrypts n bytes from the socket and handles what they carried. */
+static void
+conn_input_tls(faas_agent_conn_t *c, const void *data, size_t n)
+{
+    static char  plain[16 * 1024];
+    faas_error_t err;
+    ssize_t      got;
+
+    faas_error_clear(&err);
+    if (faas_tls_conn_feed(c->tls, data, n) < 0) {
+        conn_drop(c, "tls: out of memory");
+        return;
+    }
+    while (!c->closing) {
+        got = faas_tls_conn_read(c->tls, plain, sizeof(plain), &err);
+        if (got == 0) {
+            conn_flush_tls(c, 0);
+            return;
+        }
+        if (got < 0) {
+            faas_info(NULL, "tcp connection: %s: closing", err.msg);
+            conn_flush_tls(c, 1); /* the alert, if any */
+            return;
+        }
+        conn_input(c, plain, (size_t) got);
+    }
+}
+
+static void
+on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    faas_agent_conn_t *c = s->data;
+
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            faas_debug(NULL, "connection read: %s", uv_strerror((int) nread));
+        }
+        conn_close(c);
+        return;
+    }
+    if (nread == 0 || c->closing) {
+        return;
+    }
+    faas_agent_conn_ref(c);
+    if (c->tls != NULL) {
+        conn_input_tls(c, buf->base, (size_t) nread);
+    } else {
+        conn_input(c, buf->base, (size_t) nread);
+    }
     faas_agent_conn_unref(c);
+}
+
+static void
+on_refused_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Accepts and closes at once a TCP connection over max_connections; logs
+ * once a second at most, with how many were refused since the last log. */
+static void
+refuse_connection(uv_stream_t *server)
+{
+    faas_agent_t *a = server->data;
+    uv_tcp_t     *t;
+    uint64_t      now;
+
+    t = malloc(sizeof(*t));
+    if (t == NULL) {
+        return;
+    }
+    uv_tcp_init(a->loop, t);
+    (void) uv_accept(server, (uv_stream_t *) t);
+    uv_close((uv_handle_t *) t, on_refused_closed);
+    a->refused_conns++;
+    now = uv_now(a->loop);
+    if (a->refusal_logged_at == 0 || now - a->refusal_logged_at >= 1000) {
+        faas_warn(NULL,
+                  "tcp: %zu connections open (max_connections): "
+                  "%llu refused", a->tcp_conns,
+                  (unsigned long long) a->refused_conns);
+        a->refused_conns = 0;
+        a->refusal_logged_at = now;
+    }
+}
+
+/* A TCP connection gets hello_timeout_ms to say hello; the timer holds a
+ * reference on the connection until it is closed. */
+static void
+start_hello_timer(faas_agent_conn_t *c)
+{
+    uv_timer_init(c->agent->loop, &c->hello_timer);
+    c->hello_timer.data = c;
+    faas_agent_conn_ref(c);
+    uv_timer_start(&c->hello_timer, on_hello_timeout,
+                   c->agent->hello_timeout_ms, 0);
 }
 
 static void
@@ -276,6 +434,10 @@ on_connection(uv_stream_t *server, int status)
         faas_warn(NULL, "accept: %s", uv_strerror(status));
         return;
     }
+    if (is_tcp && a->tcp_conns >= a->max_connections) {
+        refuse_connection(server);
+        return;
+    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         faas_err(NULL, "accept: out of memory");
@@ -285,9 +447,12 @@ on_connection(uv_stream_t *server, int status)
     c->is_tcp = is_tcp;
     c->authed = !is_tcp;
     c->refs = 1;
-    faas_frame_buf_init(&c->fb, a->max_frame);
+    faas_frame_buf_init(&c->fb,
+                        is_tcp ? FAAS_AGENT_HELLO_MAX_FRAME : a->max_frame);
     if (is_tcp) {
         uv_tcp_init(a->loop, &c->u.tcp);
+        start_hello_timer(c);
+        a->tcp_conns++;
     } else {
         uv_pipe_init(a->loop, &c->u.pipe, 0);
     }
@@ -302,6 +467,14 @@ on_connection(uv_stream_t *server, int status)
         faas_warn(NULL, "accept: %s", uv_strerror(ret));
         conn_close(c);
         return;
+    }
+    if (is_tcp && a->tls != NULL) {
+        c->tls = faas_tls_conn_new(a->tls);
+        if (c->tls == NULL) {
+            faas_err(NULL, "accept: out of memory for TLS");
+            conn_close(c);
+            return;
+        }
     }
     if (is_tcp) {
         uv_tcp_nodelay(&c->u.tcp, 1);

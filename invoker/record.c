@@ -159,16 +159,3 @@ faas_invoke_request_frame(const faas_invoke_args_t *a, uint8_t **out,
     *len = hlen + 4 + mlen;
     return 0;
 }
-
-
-Faas__InvokeResponse *
-faas_invoke_response_unpack(const uint8_t *buf, size_t len, faas_error_t *err)
-{
-    Faas__InvokeResponse *r;
-
-    r = faas__invoke_response__unpack(NULL, len, buf);
-    if (r == NULL) {
-        faas_error_set(err, 0, "malformed InvokeResponse");
-    }
-    return r;
-}

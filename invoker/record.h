@@ -80,12 +80,4 @@ int faas_invoke_request_frame(const faas_invoke_args_t *a, uint8_t **out,
                               size_t *len, faas_error_t *err);
 
 
-/*
- * Unpacks an InvokeResponse (the frame's payload, without the length).
- * Free with faas__invoke_response__free_unpacked(r, NULL).
- */
-Faas__InvokeResponse *faas_invoke_response_unpack(const uint8_t *buf,
-                                                  size_t len,
-                                                  faas_error_t *err);
-
 #endif

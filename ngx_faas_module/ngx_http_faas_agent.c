@@ -13,6 +13,11 @@
  * refused, no socket file, or a kept-alive connection found closed before a
  * byte of the call was written): the agent is down or restarting, and the
  * sandbox is probably fine.
+ *
+ * With faas_agent_tls on, TCP connections speak TLS (nginx's ngx_ssl client,
+ * as ngx_http_upstream does): the handshake comes before the AgentHello and,
+ * with faas_agent_tls_verify on, the agent's certificate must chain to
+ * faas_agent_tls_trusted_certificate and name the endpoint's address.
  */
 #include <sys/stat.h>
 
@@ -70,6 +75,8 @@ struct ngx_http_faas_agent_s {
     unsigned                   reused:1;       /* a kept-alive connection */
     unsigned                   unreachable:1;
     unsigned                   discard:1;      /* an answer too large */
+    unsigned                   tls_pending:1;  /* handshake not done yet */
+    unsigned                   refused:1;      /* we refused the agent */
 };
 
 
@@ -82,6 +89,11 @@ static void ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
     Faas__InvokeResponse *resp, const char *error);
 static void ngx_http_faas_agent_idle_handler(ngx_event_t *ev);
 static void ngx_http_faas_agent_dummy(ngx_event_t *ev);
+static void ngx_http_faas_agent_close(ngx_connection_t *c);
+#if (NGX_SSL)
+static void ngx_http_faas_agent_tls_start(ngx_http_faas_agent_t *a);
+static void ngx_http_faas_agent_tls_done(ngx_connection_t *c);
+#endif
 
 
 static ngx_queue_t  ngx_http_faas_apools;
@@ -195,7 +207,7 @@ ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
 
     a->out = ngx_alloc(hlen + len, call->log);
     if (a->out == NULL) {
-        ngx_close_connection(c);
+        ngx_http_faas_agent_close(c);
         ngx_free(a);
         return NGX_ERROR;
     }
@@ -211,6 +223,8 @@ ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
     a->out_len = hlen + len;
     a->c = c;
     a->connecting = connecting;
+    a->tls_pending = (!a->reused && call->entry.type == FAAS_ENDPOINT_TCP
+                      && call->fmcf->agent_tls);
 
     c->data = a;
     c->read->handler = ngx_http_faas_agent_read;
@@ -343,6 +357,15 @@ ngx_http_faas_agent_write(ngx_event_t *wev)
             ngx_http_faas_agent_finish(a, NULL, "agent unreachable");
             return;
         }
+    }
+
+    if (a->tls_pending) {
+#if (NGX_SSL)
+        ngx_http_faas_agent_tls_start(a);
+#else
+        ngx_http_faas_agent_finish(a, NULL, "nginx without TLS");
+#endif
+        return;
     }
 
     while (a->out_sent < a->out_len) {
@@ -506,7 +529,7 @@ ngx_http_faas_agent_keep(ngx_http_faas_agent_t *a)
     if (ngx_terminate || ngx_exiting
         || a->pool->nidle >= NGX_HTTP_FAAS_AGENT_MAX_IDLE)
     {
-        ngx_close_connection(c);
+        ngx_http_faas_agent_close(c);
         return;
     }
 
@@ -514,7 +537,7 @@ ngx_http_faas_agent_keep(ngx_http_faas_agent_t *a)
     n = recv(c->fd, buf, 1, MSG_PEEK);
 
     if (n != -1 || ngx_socket_errno != NGX_EAGAIN) {
-        ngx_close_connection(c);
+        ngx_http_faas_agent_close(c);
         return;
     }
 
@@ -522,13 +545,13 @@ ngx_http_faas_agent_keep(ngx_http_faas_agent_t *a)
 
     idle = ngx_alloc(sizeof(ngx_http_faas_aidle_t), ngx_cycle->log);
     if (idle == NULL) {
-        ngx_close_connection(c);
+        ngx_http_faas_agent_close(c);
         return;
     }
 
     if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
         ngx_free(idle);
-        ngx_close_connection(c);
+        ngx_http_faas_agent_close(c);
         return;
     }
 
@@ -559,14 +582,15 @@ ngx_http_faas_agent_finish(ngx_http_faas_agent_t *a,
         ngx_del_timer(&a->timer);
     }
 
-    /* a whole frame was read: the connection can serve another call */
+    /* a whole frame was read: the connection can serve another call
+     * (unless the gateway refused the agent's certificate) */
     whole = resp != NULL || (a->discard && a->in_got == a->in_len);
 
-    if (whole) {
+    if (whole && !a->refused) {
         ngx_http_faas_agent_keep(a);
 
     } else {
-        ngx_close_connection(a->c);
+        ngx_http_faas_agent_close(a->c);
     }
 
     call = a->call;
@@ -613,7 +637,7 @@ ngx_http_faas_agent_idle_handler(ngx_event_t *ev)
     ngx_queue_remove(&idle->queue);
     idle->pool->nidle--;
     ngx_free(idle);
-    ngx_close_connection(c);
+    ngx_http_faas_agent_close(c);
 }
 
 
@@ -621,6 +645,223 @@ static void
 ngx_http_faas_agent_dummy(ngx_event_t *ev)
 {
 }
+
+
+/* Closes an agent connection, freeing its TLS state and pool if it has one
+ * (no close_notify: the agent needs none, and nothing waits for it). */
+static void
+ngx_http_faas_agent_close(ngx_connection_t *c)
+{
+    ngx_pool_t  *pool = c->pool;
+
+#if (NGX_SSL)
+    if (c->ssl) {
+        c->ssl->no_wait_shutdown = 1;
+        c->ssl->no_send_shutdown = 1;
+        (void) ngx_ssl_shutdown(c);
+    }
+#endif
+
+    ngx_close_connection(c);
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+}
+
+
+#if (NGX_SSL)
+
+static void
+ngx_http_faas_agent_tls_start(ngx_http_faas_agent_t *a)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c = a->c;
+
+    c->pool = ngx_create_pool(512, ngx_cycle->log);
+    if (c->pool == NULL
+        || ngx_ssl_create_connection(a->call->fmcf->agent_ssl, c,
+                                     NGX_SSL_CLIENT)
+           != NGX_OK)
+    {
+        ngx_http_faas_agent_finish(a, NULL, "agent TLS setup failed");
+        return;
+    }
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        c->ssl->handler = ngx_http_faas_agent_tls_done;
+        return;
+    }
+
+    ngx_http_faas_agent_tls_done(c);
+}
+
+
+/*
+ * The gateway refuses an agent whose certificate does not verify as an
+ * agent refuses a wrong token: an UNAUTHORIZED answer before anything ran,
+ * so the call is answered 502 and the sandbox's entry is kept (the sandbox
+ * is fine, the agent's identity is not).
+ */
+static void
+ngx_http_faas_agent_refuse(ngx_http_faas_agent_t *a, const char *why)
+{
+    size_t                 len;
+    u_char                *buf;
+    Faas__InvokeResponse   refusal = FAAS__INVOKE_RESPONSE__INIT;
+    Faas__InvokeResponse  *resp;
+
+    refusal.request_id = (char *) a->call->request_id;
+    refusal.status = FAAS__INVOKE_STATUS__UNAUTHORIZED;
+    refusal.error = (char *) why;
+    refusal.sandbox_alive = 1;
+
+    len = faas__invoke_response__get_packed_size(&refusal);
+
+    buf = ngx_alloc(len, a->call->log);
+    if (buf == NULL) {
+        ngx_http_faas_agent_finish(a, NULL, why);
+        return;
+    }
+
+    /* unpacked like an agent's answer, into the call's pool */
+    faas__invoke_response__pack(&refusal, buf);
+    resp = ngx_http_faas_answer_unpack(a->call, buf, len);
+    ngx_free(buf);
+
+    a->refused = 1;
+    ngx_http_faas_agent_finish(a, resp, resp ? NULL : why);
+}
+
+
+/* Agent endpoints are IP addresses: the certificate must carry it as an
+ * IP subjectAltName (ngx_ssl_check_host matches DNS names only). */
+static ngx_int_t
+ngx_http_faas_agent_tls_names(ngx_connection_t *c, const char *ip)
+{
+    int    rc;
+    X509  *cert;
+
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = X509_check_ip_asc(cert, ip, 0);
+    X509_free(cert);
+
+    return rc == 1 ? NGX_OK : NGX_ERROR;
+}
+
+
+/* The handshake ended: check the agent's certificate, then send the hello
+ * and the call. */
+static void
+ngx_http_faas_agent_tls_done(ngx_connection_t *c)
+{
+    long                    rc;
+    ngx_http_faas_agent_t  *a = c->data;
+
+    if (!c->ssl->handshaked) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "faas: %s: TLS handshake with agent %s failed",
+                      a->call->request_id, a->call->entry.endpoint);
+        ngx_http_faas_agent_finish(a, NULL, "agent TLS handshake failed");
+        return;
+    }
+
+    if (a->call->fmcf->agent_tls_verify) {
+        rc = SSL_get_verify_result(c->ssl->connection);
+
+        if (rc != X509_V_OK) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "faas: %s: agent %s certificate does not verify: "
+                          "(%l:%s)", a->call->request_id,
+                          a->call->entry.endpoint, rc,
+                          X509_verify_cert_error_string(rc));
+            ngx_http_faas_agent_refuse(a, "agent certificate does not verify");
+            return;
+        }
+
+        if (ngx_http_faas_agent_tls_names(c, a->call->entry.host) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "faas: %s: agent certificate does not name %s",
+                          a->call->request_id, a->call->entry.host);
+            ngx_http_faas_agent_refuse(a, "agent certificate does not verify");
+            return;
+        }
+    }
+
+    a->tls_pending = 0;
+    c->read->handler = ngx_http_faas_agent_read;
+    c->write->handler = ngx_http_faas_agent_write;
+
+    ngx_http_faas_agent_write(c->write);
+}
+
+
+/* faas_agent_tls on: the client context, made once at configuration. */
+char *
+ngx_http_faas_agent_tls_init(ngx_conf_t *cf, ngx_http_faas_main_conf_t *fmcf)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    fmcf->agent_ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (fmcf->agent_ssl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    fmcf->agent_ssl->log = cf->log;
+
+    if (ngx_ssl_create(fmcf->agent_ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3,
+                       NULL)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(fmcf->agent_ssl);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = fmcf->agent_ssl;
+
+    if (fmcf->agent_tls_certificate.len
+        && ngx_ssl_certificate(cf, fmcf->agent_ssl,
+                               &fmcf->agent_tls_certificate,
+                               &fmcf->agent_tls_certificate_key, NULL)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (!fmcf->agent_tls_verify) {
+        return NGX_CONF_OK;
+    }
+
+    if (fmcf->agent_tls_trusted_certificate.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"faas_agent_tls_verify\" is on but "
+                           "\"faas_agent_tls_trusted_certificate\" is not set");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_ssl_trusted_certificate(cf, fmcf->agent_ssl,
+                                    &fmcf->agent_tls_trusted_certificate, 1)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+#endif
 
 
 void
@@ -643,7 +884,7 @@ ngx_http_faas_agent_exit_process(void)
             iq = ngx_queue_head(&p->idle);
             ngx_queue_remove(iq);
             idle = ngx_queue_data(iq, ngx_http_faas_aidle_t, queue);
-            ngx_close_connection(idle->c);
+            ngx_http_faas_agent_close(idle->c);
             ngx_free(idle);
         }
 

@@ -6,6 +6,8 @@
  *     faas_shards 64;
  *     faas_key_secret "...";                  # HMAC key of access-key digests
  *     faas_agent_token "...";                 # sent to agents over TCP
+ *     faas_agent_tls on;                      # TCP agents speak TLS
+ *     faas_agent_tls_trusted_certificate /etc/faas/agents-ca.pem;
  *     server {
  *         location /fn/ {
  *             faas_function on;
@@ -84,6 +86,41 @@ static ngx_command_t  ngx_http_faas_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_faas_main_conf_t, agent_token),
+      NULL },
+
+    { ngx_string("faas_agent_tls"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_faas_main_conf_t, agent_tls),
+      NULL },
+
+    { ngx_string("faas_agent_tls_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_faas_main_conf_t, agent_tls_verify),
+      NULL },
+
+    { ngx_string("faas_agent_tls_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_faas_main_conf_t, agent_tls_trusted_certificate),
+      NULL },
+
+    { ngx_string("faas_agent_tls_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_faas_main_conf_t, agent_tls_certificate),
+      NULL },
+
+    { ngx_string("faas_agent_tls_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_faas_main_conf_t, agent_tls_certificate_key),
       NULL },
 
     { ngx_string("faas_redis_timeout"),
@@ -345,6 +382,9 @@ ngx_http_faas_create_main_conf(ngx_conf_t *cf)
      *     fmcf->redis_password = { 0, NULL };
      *     fmcf->key_secret = { 0, NULL };
      *     fmcf->agent_token = { 0, NULL };
+     *     fmcf->agent_tls_trusted_certificate = { 0, NULL };
+     *     fmcf->agent_tls_certificate = { 0, NULL };
+     *     fmcf->agent_tls_certificate_key = { 0, NULL };
      *     fmcf->used = 0;
      */
 
@@ -352,6 +392,8 @@ ngx_http_faas_create_main_conf(ngx_conf_t *cf)
     fmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     fmcf->blpop_connections = NGX_CONF_UNSET_UINT;
     fmcf->cache_ttl = NGX_CONF_UNSET_MSEC;
+    fmcf->agent_tls = NGX_CONF_UNSET;
+    fmcf->agent_tls_verify = NGX_CONF_UNSET;
 
     return fmcf;
 }
@@ -366,8 +408,20 @@ ngx_http_faas_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(fmcf->redis_timeout, 2000);
     ngx_conf_init_uint_value(fmcf->blpop_connections, 256);
     ngx_conf_init_msec_value(fmcf->cache_ttl, 10000);
+    ngx_conf_init_value(fmcf->agent_tls, 0);
+    ngx_conf_init_value(fmcf->agent_tls_verify, 1);
 
-    return NGX_CONF_OK;
+    if (!fmcf->agent_tls) {
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_SSL)
+    return ngx_http_faas_agent_tls_init(cf, fmcf);
+#else
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"faas_agent_tls\" needs nginx built with TLS");
+    return NGX_CONF_ERROR;
+#endif
 }
 
 

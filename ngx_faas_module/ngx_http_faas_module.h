@@ -39,6 +39,14 @@ typedef struct {
     ngx_uint_t                 shards;
     ngx_str_t                  key_secret;
     ngx_str_t                  agent_token;
+    ngx_flag_t                 agent_tls;      /* TLS to TCP agents */
+    ngx_flag_t                 agent_tls_verify;
+    ngx_str_t                  agent_tls_trusted_certificate;
+    ngx_str_t                  agent_tls_certificate;     /* mutual TLS */
+    ngx_str_t                  agent_tls_certificate_key;
+#if (NGX_SSL)
+    ngx_ssl_t                 *agent_ssl;
+#endif
     ngx_msec_t                 redis_timeout;
     ngx_uint_t                 blpop_connections;
     ngx_msec_t                 cache_ttl;
@@ -299,5 +307,9 @@ ngx_int_t ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call,
     u_char *frame, size_t len, ngx_msec_t timeout,
     ngx_http_faas_agent_pt handler);
 void ngx_http_faas_agent_exit_process(void);
+#if (NGX_SSL)
+char *ngx_http_faas_agent_tls_init(ngx_conf_t *cf,
+    ngx_http_faas_main_conf_t *fmcf);
+#endif
 
 #endif /* NGX_HTTP_FAAS_MODULE_H */

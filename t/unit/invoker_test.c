@@ -274,15 +274,14 @@ test_records(void)
     resp.status = FAAS__INVOKE_STATUS__SANDBOX_GONE;
     resp.request_id = "r";
     len = faas__invoke_response__pack(&resp, rbuf);
-    rp = faas_invoke_response_unpack(rbuf, len, &err);
+    rp = faas__invoke_response__unpack(NULL, len, rbuf);
     ok(rp != NULL && rp->status == FAAS__INVOKE_STATUS__SANDBOX_GONE,
        "response unpacks");
     faas__invoke_response__free_unpacked(rp, NULL);
     rbuf[0] = 0xff;
     rbuf[1] = 0xff;
-    ok(faas_invoke_response_unpack(rbuf, 2, &err) == NULL,
+    ok(faas__invoke_response__unpack(NULL, 2, rbuf) == NULL,
        "garbage response refused");
-    is_str(err.msg, "malformed InvokeResponse", "garbage message");
 }
 
 

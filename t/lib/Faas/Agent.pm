@@ -23,7 +23,7 @@ our @EXPORT = qw(
     start_agent agent_connect send_frame send_request read_frame read_response
     invoke_once faas_invoke have_sandboxes sandbox_config sandbox_create
     sandbox_destroy sandbox_list sandbox_state sandbox_procs write_handler
-    new_rid status_name write_slow_handler
+    new_rid status_name write_slow_handler make_certs
 );
 
 my @STATUS = qw(OK FUNCTION_ERROR TIMEOUT SANDBOX_GONE SANDBOX_CRASHED
@@ -123,6 +123,34 @@ sub start_agent {
     $h->{token} = $cfg->{token};
     $h->{cfg} = $cfg;
     return $h;
+}
+
+# make_certs(): with the openssl CLI, in <work>/tls/: a CA "ca" and a
+# stranger "rogue" (self-signed), "agent" signed by ca for IP 127.0.0.1,
+# "gateway" (client) signed by ca, "intruder" (client) signed by rogue.
+# Each as <name>.crt and <name>.key; returns the directory.
+sub make_certs {
+    my $d = work_dir() . '/tls';
+    make_path($d);
+    my $run = sub {
+        system("$_[0] 2>/dev/null") == 0 or die "openssl failed: $_[0]";
+    };
+    for my $ca ('ca', 'rogue') {
+        $run->("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=$ca"
+               . " -keyout $d/$ca.key -out $d/$ca.crt");
+    }
+    for ([ 'agent', 'ca', 'subjectAltName=IP:127.0.0.1' ],
+         [ 'gateway', 'ca', 'extendedKeyUsage=clientAuth' ],
+         [ 'intruder', 'rogue', 'extendedKeyUsage=clientAuth' ]) {
+        my ($name, $ca, $ext) = @$_;
+        write_file("$d/$name.ext", "$ext\n");
+        $run->("openssl req -newkey rsa:2048 -nodes -subj /CN=$name"
+               . " -keyout $d/$name.key -out $d/$name.csr");
+        $run->("openssl x509 -req -in $d/$name.csr -CA $d/$ca.crt"
+               . " -CAkey $d/$ca.key -CAcreateserial -days 2"
+               . " -extfile $d/$name.ext -out $d/$name.crt");
+    }
+    return $d;
 }
 
 # agent_connect($agent, tcp => 1, token => 'x' | undef)
