@@ -79,5 +79,4 @@ typedef struct faas_invoke_args_s {
 int faas_invoke_request_frame(const faas_invoke_args_t *a, uint8_t **out,
                               size_t *len, faas_error_t *err);
 
-
 #endif
