@@ -6,6 +6,8 @@
 #   ./build.sh run     start the whole platform under ./var/ (see README)
 #   ./build.sh stop    stop what run started
 #   ./build.sh bench   run the benchmarks under bench/
+#   ./build.sh fuzz [target...]  build the libFuzzer targets (fuzz/) and run
+#                      each for FUZZ_SECONDS (60; 0 only builds) over its corpus
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -25,6 +27,7 @@ DEB_PACKAGES=(
     libdbd-mariadb-perl libwww-perl
     wrk uwsgi uwsgi-plugin-python3 fcgiwrap gnuplot-nox
     python3-dev
+    clang libclang-rt-14-dev
 )
 # npm test peers, installed into the ignored folder .deps/npm.
 NPM_PACKAGES=(s3rver@3.7.1)
@@ -94,6 +97,49 @@ build() {
     flock -u 9
 }
 
+# The libFuzzer targets (fuzz/*.c) with clang into objs/fuzz: every object
+# instrumented, ASan + UBSan, undefined behaviour fatal.
+FUZZ_SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined \
+-fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+
+build_fuzz() {
+    log "building the fuzz targets into objs/fuzz/"
+    mkdir -p objs/fuzz
+    exec 8>objs/fuzz/.build.lock
+    flock 8
+    make -s -j"$JOBS" CC=clang OBJS=objs/fuzz SANFLAGS="$FUZZ_SANFLAGS" \
+        fuzz-targets
+    flock -u 8
+}
+
+# Runs each target (all by default) for FUZZ_SECONDS over its committed
+# corpus; new inputs go to fuzz/new/<target>/, crashes to
+# fuzz/crashes/<target>/ (both ignored). Non-zero when a target crashed.
+run_fuzz() {
+    local secs=${FUZZ_SECONDS:-60} t rc failed=() targets=("$@") tmp
+    ((${#targets[@]})) || targets=($(cd fuzz && ls *.c | sed 's/\.c$//'))
+    tmp=$(mktemp -d) # where zipcheck unpacks
+    for t in "${targets[@]}"; do
+        [[ -x objs/fuzz/fuzz/$t ]] || { log "no fuzz target $t"; exit 2; }
+        mkdir -p "fuzz/new/$t" "fuzz/crashes/$t"
+        log "fuzzing $t for ${secs}s"
+        rc=0
+        FUZZ_TMPDIR=$tmp objs/fuzz/fuzz/"$t" -max_total_time="$secs" \
+            -print_final_stats=1 -artifact_prefix="fuzz/crashes/$t/" \
+            "fuzz/new/$t" "fuzz/corpus/$t" >"fuzz/new/$t.log" 2>&1 || rc=$?
+        # the last coverage line, the run's totals, any sanitizer report
+        grep 'cov:' "fuzz/new/$t.log" | tail -1 >&2 || true
+        grep -E '^(stat::number_of_executed_units|==[0-9]+== ?ERROR|SUMMARY)' \
+            "fuzz/new/$t.log" >&2 || true
+        ((rc == 0)) || failed+=("$t")
+    done
+    rm -rf "$tmp"
+    if ((${#failed[@]})); then
+        log "crashes in: ${failed[*]} (inputs in fuzz/crashes/, logs in fuzz/new/)"
+        return 1
+    fi
+}
+
 run_tests() {
     # Test files run one at a time: the sandbox tests measure and freeze
     # cgroups, and parallel runs on 2 vCPUs only make timings noisy.
@@ -120,6 +166,12 @@ run|stop|status)
     fi
     exec conf/platform.sh "$cmd"
     ;;
+fuzz)
+    deps
+    shift
+    build_fuzz
+    [[ ${FUZZ_SECONDS:-60} == 0 ]] || run_fuzz "$@"
+    ;;
 bench)
     deps
     build
@@ -127,7 +179,7 @@ bench)
     exec bench/run.sh "$@"
     ;;
 *)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

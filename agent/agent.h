@@ -1,8 +1,9 @@
 /*
  * faas-agent internals: the gateway-facing server (server.c), the
  * per-invocation state machine that talks to sandbox runtimes (invoke.c),
- * the log uploader with its disk spool (logs.c), the TCP token (auth.c) and
- * TLS on the TCP listener (tls.c).
+ * the checks on a gateway's request (request.c), the mapping of a
+ * runtime's answer (answer.c), the log uploader with its disk spool
+ * (logs.c), the TCP token (auth.c) and TLS on the TCP listener (tls.c).
  * Everything runs on one libuv loop; blocking work (sandbox destroy, blob
  * uploads) goes to the libuv thread pool.
  */
@@ -102,6 +103,46 @@ void faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
 void faas_invoke_shutdown(faas_agent_t *a);
 /* 1 if invoke.c has nothing in progress (calls, destroys). */
 int faas_invoke_idle(faas_agent_t *a);
+
+/* request.c */
+/* 0 if data is one JSON value (surrounded by whitespace), else -1 with a
+ * reason and the offset in why. */
+int faas_json_check(const char *data, size_t len, char *why, size_t wlen);
+/* The id checks (request, sandbox, function): OK, or the status to answer
+ * with (BAD_REQUEST, SANDBOX_GONE) and the reason in why. */
+Faas__InvokeStatus faas_invoke_ids_check(const Faas__InvokeRequest *req,
+                                         char *why, size_t wlen);
+/* The event check: OK, or BAD_REQUEST with the reason in why. */
+Faas__InvokeStatus faas_invoke_event_check(const Faas__InvokeRequest *req,
+                                           char *why, size_t wlen);
+
+/* answer.c */
+/* A runtime's answer as InvokeResponse fields; pointers into json. */
+typedef struct faas_runtime_answer_s {
+    json_t              *json;
+    Faas__InvokeResponse resp;        /* headers and body */
+    Faas__InvokeStatus   status;      /* OK or FUNCTION_ERROR */
+    uint32_t             http_status; /* the function's own (OK only) */
+    char                 error[512];  /* "" unless FUNCTION_ERROR */
+    const char          *logs;        /* NULL when none */
+    size_t               logs_len;
+    Faas__Header         ctype, *ctype_ptr;
+    Faas__Header        *hdrs, **hp;
+    char               **dumps;
+    size_t               ndumps;
+    char                *body_json, *err_body;
+    uint8_t             *body_dec;
+} faas_runtime_answer_t;
+
+/*
+ * Parses a runtime's answer frame for the call request_id. Returns 0, or -1
+ * with why set when the runtime is broken (not JSON, wrong id). Free with
+ * faas_runtime_answer_free() either way.
+ */
+int faas_runtime_answer_parse(faas_runtime_answer_t *a, const uint8_t *frame,
+                              size_t len, const char *request_id,
+                              const char **why);
+void faas_runtime_answer_free(faas_runtime_answer_t *a);
 
 /* logs.c */
 /*

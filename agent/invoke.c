@@ -28,13 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base64.h"
 #include "cleanup.h"
 #include "clock.h"
 #include "ids.h"
 #include "log.h"
 #include "status.h"
-#include "utf8.h"
 
 #define TABLE_SIZE 4096
 #define RUNTIME_MAX_FRAME (8u * 1024 * 1024 + 4096)
@@ -174,284 +172,6 @@ faas_invoke_idle(faas_agent_t *a)
     table_t *t = a->sandboxes;
 
     return a->inflight == 0 && (t == NULL || t->destroying == 0);
-}
-
-/* ---- validation ------------------------------------------------------- */
-
-/* Request ids go into log keys: [A-Za-z0-9_-]{1,64}. */
-static int
-request_id_ok(const char *s)
-{
-    size_t n = 0;
-
-    for (; s[n] != '\0'; n++) {
-        char ch = s[n];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9') || ch == '-' || ch == '_')) {
-            return 0;
-        }
-    }
-    return n >= 1 && n <= 64;
-}
-
-/* ---- event validation ------------------------------------------------- */
-
-/*
- * A JSON syntax check that allocates nothing: the event is spliced into the
- * runtime frame as it is, so it only has to be one valid JSON value (any
- * type, RFC 8259; strings valid UTF-8, \u0000 allowed, nesting up to
- * JSON_CHECK_DEPTH). About 20 times cheaper than parsing it into a tree.
- */
-#define JSON_CHECK_DEPTH 2048
-
-typedef struct {
-    const unsigned char *p, *end, *start;
-    const char          *why;
-} jcheck_t;
-
-static void
-jc_ws(jcheck_t *j)
-{
-    while (j->p < j->end &&
-           (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
-        j->p++;
-    }
-}
-
-static int
-jc_hex4(const unsigned char *p, unsigned *v)
-{
-    unsigned i, c, r = 0;
-
-    for (i = 0; i < 4; i++) {
-        c = p[i];
-        if (c >= '0' && c <= '9') {
-            c -= '0';
-        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
-            c = (c | 0x20) - 'a' + 10;
-        } else {
-            return -1;
-        }
-        r = r << 4 | c;
-    }
-    *v = r;
-    return 0;
-}
-
-static int
-jc_string(jcheck_t *j)
-{
-    unsigned v, lo;
-
-    j->p++; /* the opening quote */
-    while (j->p < j->end) {
-        unsigned c = *j->p;
-
-        if (c == '"') {
-            j->p++;
-            return 0;
-        }
-        if (c < 0x20) {
-            j->why = "control character in a string";
-            return -1;
-        }
-        if (c == '\\') {
-            if (j->end - j->p < 2) {
-                break;
-            }
-            c = j->p[1];
-            if (c == 'u') {
-                if (j->end - j->p < 6 || jc_hex4(j->p + 2, &v) < 0) {
-                    j->why = "invalid \\u escape";
-                    return -1;
-                }
-                j->p += 6;
-                if (v >= 0xdc00 && v <= 0xdfff) {
-                    j->why = "invalid Unicode surrogate";
-                    return -1;
-                }
-                if (v >= 0xd800 && v <= 0xdbff) {
-                    if (j->end - j->p < 6 || j->p[0] != '\\' ||
-                        j->p[1] != 'u' || jc_hex4(j->p + 2, &lo) < 0 ||
-                        lo < 0xdc00 || lo > 0xdfff) {
-                        j->why = "invalid Unicode surrogate pair";
-                        return -1;
-                    }
-                    j->p += 6;
-                }
-                continue;
-            }
-            if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' &&
-                c != 'n' && c != 'r' && c != 't') {
-                j->why = "invalid escape";
-                return -1;
-            }
-            j->p += 2;
-            continue;
-        }
-        if (c >= 0x80) {
-            size_t k = faas_utf8_char_len((const char *) j->p,
-                                          (size_t) (j->end - j->p));
-            if (k == 0) {
-                j->why = "invalid UTF-8 in a string";
-                return -1;
-            }
-            j->p += k;
-            continue;
-        }
-        j->p++;
-    }
-    j->why = "unterminated string";
-    return -1;
-}
-
-static int
-jc_digits(jcheck_t *j)
-{
-    const unsigned char *s = j->p;
-
-    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
-        j->p++;
-    }
-    return j->p > s ? 0 : -1;
-}
-
-static int
-jc_number(jcheck_t *j)
-{
-    if (*j->p == '-') {
-        j->p++;
-    }
-    if (j->p < j->end && *j->p == '0') {
-        j->p++;
-    } else if (jc_digits(j) < 0) {
-        goto bad;
-    }
-    if (j->p < j->end && *j->p == '.') {
-        j->p++;
-        if (jc_digits(j) < 0) {
-            goto bad;
-        }
-    }
-    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-        j->p++;
-        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) {
-            j->p++;
-        }
-        if (jc_digits(j) < 0) {
-            goto bad;
-        }
-    }
-    return 0;
-bad:
-    j->why = "invalid number";
-    return -1;
-}
-
-static int
-jc_word(jcheck_t *j, const char *w, size_t n)
-{
-    if ((size_t) (j->end - j->p) < n || memcmp(j->p, w, n) != 0) {
-        j->why = "invalid token";
-        return -1;
-    }
-    j->p += n;
-    return 0;
-}
-
-static int
-jc_value(jcheck_t *j, unsigned depth)
-{
-    unsigned char open;
-
-    jc_ws(j);
-    if (j->p >= j->end) {
-        j->why = "unexpected end of input";
-        return -1;
-    }
-    switch (*j->p) {
-    case '"':
-        return jc_string(j);
-    case 't':
-        return jc_word(j, "true", 4);
-    case 'f':
-        return jc_word(j, "false", 5);
-    case 'n':
-        return jc_word(j, "null", 4);
-    case '{':
-    case '[':
-        break;
-    default:
-        if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')) {
-            return jc_number(j);
-        }
-        j->why = "invalid token";
-        return -1;
-    }
-    if (depth >= JSON_CHECK_DEPTH) {
-        j->why = "maximum nesting depth exceeded";
-        return -1;
-    }
-    open = *j->p++;
-    jc_ws(j);
-    if (j->p < j->end && *j->p == (open == '{' ? '}' : ']')) {
-        j->p++;
-        return 0;
-    }
-    for (;;) {
-        if (open == '{') {
-            jc_ws(j);
-            if (j->p >= j->end || *j->p != '"') {
-                j->why = "string or '}' expected";
-                return -1;
-            }
-            if (jc_string(j) < 0) {
-                return -1;
-            }
-            jc_ws(j);
-            if (j->p >= j->end || *j->p != ':') {
-                j->why = "':' expected";
-                return -1;
-            }
-            j->p++;
-        }
-        if (jc_value(j, depth + 1) < 0) {
-            return -1;
-        }
-        jc_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            continue;
-        }
-        if (j->p < j->end && *j->p == (open == '{' ? '}' : ']')) {
-            j->p++;
-            return 0;
-        }
-        j->why = open == '{' ? "',' or '}' expected" : "',' or ']' expected";
-        return -1;
-    }
-}
-
-/* 0 if data is one JSON value (surrounded by whitespace), else -1 with a
- * reason and the offset in why. */
-static int
-json_check(const char *data, size_t len, char *why, size_t wlen)
-{
-    jcheck_t j;
-
-    j.start = j.p = (const unsigned char *) data;
-    j.end = j.p + len;
-    j.why = NULL;
-    if (jc_value(&j, 0) == 0) {
-        jc_ws(&j);
-        if (j.p == j.end) {
-            return 0;
-        }
-        j.why = "end of input expected";
-    }
-    snprintf(why, wlen, "%s near offset %zu", j.why ? j.why : "invalid",
-             (size_t) (j.p - j.start));
-    return -1;
 }
 
 /* ---- answering -------------------------------------------------------- */
@@ -1063,30 +783,17 @@ runtime_broken(sbx_t *s, const char *why)
 static void
 runtime_answer(sbx_t *s, const uint8_t *frame, size_t len)
 {
-    inv_t               *inv = s->cur;
-    faas_error_t         err;
-    json_error_t         jerr;
-    cleanup_json json_t *ans = NULL;
-    json_t              *v, *r, *h, *hv;
-    const char          *id, *key;
-    char                *body_json = NULL, *err_body = NULL;
-    uint8_t             *body_dec = NULL;
-    Faas__InvokeResponse resp = FAAS__INVOKE_RESPONSE__INIT;
-    Faas__Header         ctype = FAAS__HEADER__INIT, *ctype_ptr = &ctype;
-    Faas__Header        *hdrs = NULL, **hp = NULL;
-    char               **dumps = NULL;
-    size_t               nh = 0, i;
-    const char          *logs;
+    inv_t                *inv = s->cur;
+    faas_error_t          err;
+    faas_runtime_answer_t ans;
+    const char           *why;
 
-    ctype.name = "content-type";
-    ctype.value = "application/json";
     uv_timer_stop(&s->timer);
     inv->duration_us = (uv_hrtime() - inv->t0) / 1000;
-    ans = json_loadb((const char *) frame, len, JSON_ALLOW_NUL, &jerr);
-    id = json_string_value(json_object_get(ans, "id"));
-    if (ans == NULL || id == NULL || strcmp(id, inv->req->request_id) != 0) {
-        runtime_broken(s, ans == NULL ? "runtime answer is not JSON"
-                                      : "runtime answer has the wrong id");
+    if (faas_runtime_answer_parse(&ans, frame, len, inv->req->request_id,
+                                  &why) < 0) {
+        faas_runtime_answer_free(&ans);
+        runtime_broken(s, why);
         return;
     }
     if (faas_cgroup_memory_peak(s->cg, &inv->memory_bytes, &err) < 0) {
@@ -1097,108 +804,20 @@ runtime_answer(sbx_t *s, const uint8_t *frame, size_t len)
     }
     s->cur = NULL;
 
-    logs = json_string_value(json_object_get(ans, "logs"));
-    if (logs != NULL && logs[0] != '\0') {
-        inv->logs_len = json_string_length(json_object_get(ans, "logs"));
+    if (ans.logs != NULL) {
+        inv->logs_len = ans.logs_len;
         inv->logs = malloc(inv->logs_len + 1);
         if (inv->logs != NULL) {
-            memcpy(inv->logs, logs, inv->logs_len + 1);
+            memcpy(inv->logs, ans.logs, inv->logs_len + 1);
         }
     }
-
-    if (json_is_true(json_object_get(ans, "ok"))) {
-        r = json_object_get(ans, "response");
-        inv->status = FAAS__INVOKE_STATUS__OK;
-        v = json_object_get(r, "statusCode");
-        inv->http_status =
-            json_is_integer(v) ? (uint32_t) json_integer_value(v) : 200;
-        h = json_object_get(r, "headers");
-        if (json_is_object(h) && json_object_size(h) > 0) {
-            nh = json_object_size(h);
-            hdrs = calloc(nh, sizeof(*hdrs));
-            hp = calloc(nh, sizeof(*hp));
-            dumps = calloc(nh, sizeof(*dumps));
-            if (hdrs == NULL || hp == NULL || dumps == NULL) {
-                nh = 0;
-            }
-            i = 0;
-            json_object_foreach(h, key, hv)
-            {
-                if (i >= nh) {
-                    break;
-                }
-                faas__header__init(&hdrs[i]);
-                hdrs[i].name = (char *) key;
-                if (json_is_string(hv)) {
-                    hdrs[i].value = (char *) json_string_value(hv);
-                } else {
-                    /* numbers and booleans as their JSON text */
-                    dumps[i] = json_dumps(hv, JSON_ENCODE_ANY | JSON_COMPACT);
-                    hdrs[i].value = dumps[i] ? dumps[i] : "";
-                }
-                hp[i] = &hdrs[i];
-                i++;
-            }
-            nh = i;
-            resp.headers = hp;
-            resp.n_headers = nh;
-        }
-        v = json_object_get(r, "body");
-        if (json_is_string(v)) {
-            if (json_is_true(json_object_get(r, "isBase64Encoded"))) {
-                if (faas_base64_decode(json_string_value(v),
-                                       json_string_length(v), &body_dec,
-                                       &resp.body.len) < 0) {
-                    set_error(inv, FAAS__INVOKE_STATUS__FUNCTION_ERROR,
-                              "handler returned isBase64Encoded with a body "
-                              "that is not base64");
-                    resp.headers = &ctype_ptr;
-                    resp.n_headers = 1;
-                    err_body = strdup("{\"errorType\":\"Runtime.MarshalError\","
-                                      "\"errorMessage\":\"body is not valid "
-                                      "base64\"}");
-                    resp.body.data = (uint8_t *) err_body;
-                    resp.body.len = err_body ? strlen(err_body) : 0;
-                } else {
-                    resp.body.data = body_dec;
-                }
-            } else {
-                resp.body.data = (uint8_t *) json_string_value(v);
-                resp.body.len = json_string_length(v);
-            }
-        } else if (v != NULL && !json_is_null(v)) {
-            body_json = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-            resp.body.data = (uint8_t *) body_json;
-            resp.body.len = body_json ? strlen(body_json) : 0;
-        }
-    } else {
-        json_t     *e = json_object_get(ans, "error");
-        json_t     *eb = json_object();
-        const char *type = json_string_value(json_object_get(e, "type"));
-        const char *msg = json_string_value(json_object_get(e, "message"));
-
-        json_object_set_new(eb, "errorType",
-                            json_string(type ? type : "Runtime.Unknown"));
-        json_object_set_new(eb, "errorMessage", json_string(msg ? msg : ""));
-        err_body = json_dumps(eb, JSON_COMPACT);
-        json_decref(eb);
-        set_error(inv, FAAS__INVOKE_STATUS__FUNCTION_ERROR,
-                  "handler error %s", type ? type : "Runtime.Unknown");
-        resp.body.data = (uint8_t *) err_body;
-        resp.body.len = err_body ? strlen(err_body) : 0;
-        resp.headers = &ctype_ptr;
-        resp.n_headers = 1;
+    inv->status = ans.status;
+    inv->http_status = ans.http_status;
+    if (ans.error[0] != '\0') {
+        set_error(inv, ans.status, "%s", ans.error);
     }
-    inv_finish(inv, &resp);
-    for (i = 0; dumps != NULL && i < nh; i++) {
-        free(dumps[i]);
-    }
-    free(dumps);
-    free(hdrs);
-    free(hp);
-    free(body_json);
-    free(body_dec);
-    free(err_body);
+    inv_finish(inv, &ans.resp);
+    faas_runtime_answer_free(&ans);
 }
 
 /*
@@ -1234,30 +853,21 @@ void
 faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
                   Faas__InvokeRequest *req)
 {
-    faas_error_t err;
-    char         jwhy[128];
-    sbx_t       *s;
-    inv_t       *inv;
-    uint64_t     now, deadline;
-    unsigned     timeout;
-    uint8_t     *buf;
-    size_t       blen;
-    int          ret, spin;
+    faas_error_t       err;
+    char               why[256];
+    Faas__InvokeStatus status;
+    sbx_t             *s;
+    inv_t             *inv;
+    uint64_t           now, deadline;
+    unsigned           timeout;
+    uint8_t           *buf;
+    size_t             blen;
+    int                ret, spin;
 
-    if (!request_id_ok(req->request_id)) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 1,
-                   "bad request: request_id must be 1-64 of [A-Za-z0-9_-]");
-        return;
-    }
-    if (!faas_sbxid_valid(req->sandbox_id, strlen(req->sandbox_id))) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__SANDBOX_GONE, 0,
-                   "no such sandbox: invalid sandbox id");
-        return;
-    }
-    if (req->function[0] != '\0'
-        && !faas_name_valid(req->function, strlen(req->function))) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 1,
-                   "bad request: invalid function name");
+    status = faas_invoke_ids_check(req, why, sizeof(why));
+    if (status != FAAS__INVOKE_STATUS__OK) {
+        answer_now(c, req, status,
+                   status != FAAS__INVOKE_STATUS__SANDBOX_GONE, "%s", why);
         return;
     }
     if (a->stopping) {
@@ -1270,11 +880,9 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
                    "agent saturated: %zu calls in flight", a->inflight);
         return;
     }
-    if (req->event.len > 0 &&
-        json_check((const char *) req->event.data, req->event.len, jwhy,
-                   sizeof(jwhy)) < 0) {
-        answer_now(c, req, FAAS__INVOKE_STATUS__BAD_REQUEST, 1,
-                   "bad request: event is not JSON: %s", jwhy);
+    status = faas_invoke_event_check(req, why, sizeof(why));
+    if (status != FAAS__INVOKE_STATUS__OK) {
+        answer_now(c, req, status, 1, "%s", why);
         return;
     }
 

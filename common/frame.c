@@ -149,6 +149,9 @@ faas_frame_buf_append(faas_frame_buf_t *fb, const void *data, size_t n,
     size_t   cap;
     uint8_t *p;
 
+    if (n == 0) {
+        return 0; /* fb->data may still be NULL: no memcpy to it */
+    }
     compact(fb);
     if (fb->len + n > fb->cap) {
         cap = fb->cap ? fb->cap : 4096;
