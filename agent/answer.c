@@ -65,6 +65,16 @@ answer_headers(faas_runtime_answer_t *a, json_t *h)
     a->resp.n_headers = i;
 }
 
+/* A statusCode that is no three-digit number is sent as 0, which the
+ * gateway refuses like any status outside 200-599 (a cast to 32 bits would
+ * turn 4294967496 into 200). */
+static uint32_t
+status_code(json_int_t n)
+{
+    return n >= 0 && n <= 999 ? (uint32_t) n : 0;
+}
+
+
 /* ok true: the handler's response object. */
 static void
 answer_ok(faas_runtime_answer_t *a, json_t *r)
@@ -73,7 +83,7 @@ answer_ok(faas_runtime_answer_t *a, json_t *r)
 
     a->status = FAAS__INVOKE_STATUS__OK;
     v = json_object_get(r, "statusCode");
-    a->http_status = json_is_integer(v) ? (uint32_t) json_integer_value(v)
+    a->http_status = json_is_integer(v) ? status_code(json_integer_value(v))
                                         : 200;
     answer_headers(a, json_object_get(r, "headers"));
     v = json_object_get(r, "body");

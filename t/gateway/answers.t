@@ -128,7 +128,7 @@ is(() = $raw =~ m{HTTP/1\.1 \d\d\d }g, 4, "four answers for four requests") or d
 close $sock;
 
 # 3. other statuses out of range, and the edges of the range
-for my $s (0, 99, 199, 600, 999, 4294967295) {
+for my $s (0, 99, 199, 600, 999, 4294967295, 4294967496, -56) {
     $res = http_request($port, 'GET', "/fn/ans/status?s=$s");
     is($res->{status}, 502, "statusCode $s: 502");
 }
