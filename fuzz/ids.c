@@ -41,7 +41,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char  *s = fuzz_strndup(data, size);
-    int    name, rid;
+    int    name, rid, subject;
     size_t bs;
 
     name = faas_name_valid(s, size);
@@ -49,6 +49,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void) faas_sbxid_valid(s, size);
     (void) faas_request_id_valid(s, size);
     (void) faas_version_valid(size);
+    subject = faas_subject_valid(s, size);
+    /* a subject becomes a header value and a database owner */
+    if (subject && (size > 128 || strpbrk(s, " \t\r\n") != NULL)) {
+        abort();
+    }
     if (name && (size > FAAS_NAME_MAX || memchr(s, '@', size) != NULL)) {
         abort();
     }
