@@ -10,7 +10,7 @@
  * A deadline that passes or a runtime connection that breaks mid-call
  * destroys the sandbox (in the thread pool) before the answer (TIMEOUT or
  * SANDBOX_CRASHED, sandbox_alive false). One call at a time per sandbox: a
- * second request for a busy sandbox is answered OVERLOADED at once.
+ * second request for a busy sandbox is answered SANDBOX_BUSY at once.
  *
  * The agent never creates sandboxes: any sandbox present on the host (run
  * dir + cgroups of cgroup_root) is served, so sandboxes outlive an agent.
