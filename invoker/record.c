@@ -15,72 +15,19 @@ int
 faas_prov_request_pack(const faas_prov_args_t *a, uint8_t **out,
                        size_t *len, faas_error_t *err)
 {
-    Faas__ProvisionRequest                 m = FAAS__PROVISION_REQUEST__INIT;
-    cleanup_json json_t                   *env = NULL;
-    cleanup_free Faas__ProvisionRequest__EnvEntry *ents = NULL;
-    cleanup_free Faas__ProvisionRequest__EnvEntry **ptrs = NULL;
-    cleanup_free char                    **dumped = NULL;
-    json_error_t                           jerr;
-    const char                            *k;
-    json_t                                *v;
-    size_t                                 n = 0, i;
-    int                                    rc = 0;
+    Faas__ProvisionRequest  m = FAAS__PROVISION_REQUEST__INIT;
 
     m.rid = S(a->rid);
-    m.function = S(a->function);
-    m.version = a->version;
     m.origin_request_id = S(a->origin_request_id);
-    m.runtime = S(a->runtime);
-    m.handler = S(a->handler);
-    m.code_key = S(a->code_key);
-    m.code_sha256 = S(a->code_sha256);
-    m.memory_mb = a->memory_mb;
-    m.timeout_ms = a->timeout_ms;
-    m.keep_alive_s = a->keep_alive_s;
     m.enqueued_ms = a->enqueued_ms;
-
-    if (a->env_json != NULL && a->env_json[0] != '\0') {
-        env = json_loads(a->env_json, 0, &jerr);
-        if (env == NULL || !json_is_object(env)) {
-            return faas_error_set(err, 0, "env is not a JSON object");
-        }
-        n = json_object_size(env);
-    }
-    if (n > 0) {
-        ents = calloc(n, sizeof(*ents));
-        ptrs = calloc(n, sizeof(*ptrs));
-        dumped = calloc(n, sizeof(*dumped));
-        if (ents == NULL || ptrs == NULL || dumped == NULL) {
-            return faas_error_set(err, 0, "out of memory");
-        }
-        i = 0;
-        json_object_foreach(env, k, v) {
-            faas__provision_request__env_entry__init(&ents[i]);
-            ents[i].key = (char *) k;
-            if (json_is_string(v)) {
-                ents[i].value = (char *) json_string_value(v);
-            } else {
-                dumped[i] = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-                ents[i].value = S(dumped[i]);
-            }
-            ptrs[i] = &ents[i];
-            i++;
-        }
-        m.n_env = n;
-        m.env = ptrs;
-    }
 
     *len = faas__provision_request__get_packed_size(&m);
     *out = malloc(*len ? *len : 1);
     if (*out == NULL) {
-        rc = faas_error_set(err, 0, "out of memory");
-    } else {
-        faas__provision_request__pack(&m, *out);
+        return faas_error_set(err, 0, "out of memory");
     }
-    for (i = 0; i < n; i++) {
-        free(dumped[i]);
-    }
-    return rc;
+    faas__provision_request__pack(&m, *out);
+    return 0;
 }
 
 

@@ -12,25 +12,18 @@
 #include "error.h"
 #include "faas.pb-c.h"
 
+/*
+ * A ProvisionRequest names the revision and the call that asked; the
+ * provisioner reads the rest from faas:rev:{rid} (docs/DESIGN.md section 5).
+ */
 typedef struct faas_prov_args_s {
     const char        *rid;
-    const char        *function;
-    unsigned           version;
     const char        *origin_request_id;
-    const char        *runtime;
-    const char        *handler;
-    const char        *code_key;
-    const char        *code_sha256;
-    unsigned           memory_mb;
-    unsigned           timeout_ms;
-    unsigned           keep_alive_s;
-    const char        *env_json;      /* JSON object of strings, or NULL */
     unsigned long long enqueued_ms;
 } faas_prov_args_t;
 
 /*
  * Packs a ProvisionRequest into a malloc'd buffer (*out, caller frees).
- * env_json must be a JSON object; non-string values are JSON-encoded.
  * Returns 0, or -1 with err set.
  */
 int faas_prov_request_pack(const faas_prov_args_t *a, uint8_t **out,

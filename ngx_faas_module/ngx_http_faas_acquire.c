@@ -300,27 +300,19 @@ ngx_http_faas_pipe_done(redisReply *reply, void *data)
 }
 
 
-/* The ProvisionRequest for call's function (buf is malloc'd). */
+/*
+ * The ProvisionRequest for call's revision (buf is malloc'd): the provisioner
+ * reads everything else from faas:rev:{rid}.
+ */
 static ngx_int_t
 ngx_http_faas_prov_request(ngx_http_faas_call_t *call, u_char **buf,
     size_t *len, faas_error_t *err)
 {
-    faas_prov_args_t     pa;
-    ngx_http_faas_fn_t  *fn = call->fn;
+    faas_prov_args_t  pa;
 
     ngx_memzero(&pa, sizeof(faas_prov_args_t));
-    pa.rid = (char *) fn->rid.data;
-    pa.function = (char *) fn->name.data;
-    pa.version = fn->version;
+    pa.rid = (char *) call->fn->rid.data;
     pa.origin_request_id = (char *) call->request_id;
-    pa.runtime = (char *) fn->runtime.data;
-    pa.handler = (char *) fn->handler.data;
-    pa.code_key = (char *) fn->code_key.data;
-    pa.code_sha256 = (char *) fn->code_sha256.data;
-    pa.memory_mb = fn->memory_mb;
-    pa.timeout_ms = fn->timeout_ms;
-    pa.keep_alive_s = fn->keep_alive_s;
-    pa.env_json = (char *) fn->env.data;
     pa.enqueued_ms = ngx_http_faas_now_us() / 1000;
 
     return faas_prov_request_pack(&pa, buf, len, err) < 0 ? NGX_ERROR

@@ -294,7 +294,6 @@ ngx_http_faas_fn_parse(redisReply *reply, u_char *name, size_t len,
     fn->max_concurrency = 10;
     fn->memory_mb = 128;
     fn->timeout_ms = 3000;
-    fn->keep_alive_s = 600;
 
     fn->name.data = ngx_pnalloc(pool, len + 1);
     if (fn->name.data == NULL) {
@@ -322,16 +321,6 @@ ngx_http_faas_fn_parse(redisReply *reply, u_char *name, size_t len,
             rc = ngx_http_faas_fn_str(pool, &fn->rid, v);
         } else if (FIELD("owner")) {
             rc = ngx_http_faas_fn_str(pool, &fn->owner, v);
-        } else if (FIELD("runtime")) {
-            rc = ngx_http_faas_fn_str(pool, &fn->runtime, v);
-        } else if (FIELD("handler")) {
-            rc = ngx_http_faas_fn_str(pool, &fn->handler, v);
-        } else if (FIELD("code_key")) {
-            rc = ngx_http_faas_fn_str(pool, &fn->code_key, v);
-        } else if (FIELD("code_sha256")) {
-            rc = ngx_http_faas_fn_str(pool, &fn->code_sha256, v);
-        } else if (FIELD("env")) {
-            rc = ngx_http_faas_fn_str(pool, &fn->env, v);
         } else if (FIELD("version")) {
             fn->version = ngx_http_faas_fn_num(v, 0);
         } else if (FIELD("memory_mb")) {
@@ -341,8 +330,6 @@ ngx_http_faas_fn_parse(redisReply *reply, u_char *name, size_t len,
         } else if (FIELD("max_concurrency")) {
             fn->max_concurrency = ngx_http_faas_fn_num(v,
                                                        fn->max_concurrency);
-        } else if (FIELD("keep_alive_s")) {
-            fn->keep_alive_s = ngx_http_faas_fn_num(v, fn->keep_alive_s);
         } else if (FIELD("public")) {
             fn->public = (v->len == 1 && v->str[0] == '1');
         } else if (FIELD("keys")) {

@@ -70,7 +70,10 @@ typedef struct {
 } ngx_http_faas_loc_conf_t;
 
 
-/* Function metadata from faas:fn:<name>, shared by reference count. */
+/*
+ * What the gateway needs of faas:fn:<name>, shared by reference count. The
+ * provisioner reads the rest of a revision from faas:rev:{rid}.
+ */
 typedef struct {
     ngx_pool_t                *pool;
     ngx_uint_t                 refs;
@@ -81,15 +84,9 @@ typedef struct {
     ngx_str_t                  rid;
     ngx_uint_t                 version;
     ngx_str_t                  owner;
-    ngx_str_t                  runtime;
-    ngx_str_t                  handler;
-    ngx_str_t                  code_key;
-    ngx_str_t                  code_sha256;
-    ngx_str_t                  env;
     ngx_uint_t                 memory_mb;
     ngx_uint_t                 timeout_ms;
     ngx_uint_t                 max_concurrency;
-    ngx_uint_t                 keep_alive_s;
     ngx_flag_t                 public;
     ngx_array_t               *keys;           /* of u_char[32] digests */
 } ngx_http_faas_fn_t;

@@ -1,6 +1,7 @@
 #include "ids.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -71,6 +72,21 @@ faas_rid_valid(const char *s, size_t len)
         v = v * 10 + (unsigned) (at[i] - '0');
     }
     return faas_version_valid(v);
+}
+
+
+int
+faas_rid_parse(const char *s, size_t len, size_t *name_len, unsigned *version)
+{
+    const char *at;
+
+    if (!faas_rid_valid(s, len)) {
+        return -1;
+    }
+    at = memchr(s, '@', len);
+    *name_len = (size_t) (at - s);
+    *version = (unsigned) strtoul(at + 1, NULL, 10);
+    return 0;
 }
 
 

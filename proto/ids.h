@@ -26,6 +26,13 @@ int faas_version_valid(unsigned long long version);
  */
 int faas_rid_valid(const char *s, size_t len);
 
+/*
+ * Splits a valid revision id (faas_rid_valid) into the length of its name
+ * and its version. Returns 0, or -1 when s is not a valid rid.
+ */
+int faas_rid_parse(const char *s, size_t len, size_t *name_len,
+                   unsigned *version);
+
 /* 1 when s is a sandbox id: "s-" + 16 lowercase hex digits. */
 int faas_sbxid_valid(const char *s, size_t len);
 

@@ -27,6 +27,22 @@ faas_key_fn(char *buf, size_t size, const char *name, size_t len)
 
 
 int
+faas_key_rev(char *buf, size_t size, const char *rid, size_t len)
+{
+    return fit(snprintf(buf, size, "faas:rev:{%.*s}", (int) len, rid), size);
+}
+
+
+int
+faas_key_rev_match(char *buf, size_t size, const char *name, size_t len)
+{
+    /* a valid name has no glob characters */
+    return fit(snprintf(buf, size, "faas:rev:{%.*s@*}", (int) len, name),
+               size);
+}
+
+
+int
 faas_key_idle(char *buf, size_t size, const char *rid, size_t len)
 {
     return fit(snprintf(buf, size, "faas:idle:{%.*s}", (int) len, rid), size);

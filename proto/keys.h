@@ -20,6 +20,12 @@ int faas_rid_format(char *buf, size_t size, const char *name, size_t len,
 /* "faas:fn:<name>" */
 int faas_key_fn(char *buf, size_t size, const char *name, size_t len);
 
+/* "faas:rev:{<rid>}": the revision's immutable hash. */
+int faas_key_rev(char *buf, size_t size, const char *rid, size_t len);
+
+/* "faas:rev:{<name>@*}": SCAN MATCH pattern of every revision of name. */
+int faas_key_rev_match(char *buf, size_t size, const char *name, size_t len);
+
 /* "faas:idle:{<rid>}" */
 int faas_key_idle(char *buf, size_t size, const char *rid, size_t len);
 

@@ -455,12 +455,13 @@ faas_prov_code_acquire(faas_prov_t *p, faas_prov_job_t *job,
                        faas_prov_code_cb cb)
 {
     Faas__ProvisionRequest *req = job->req;
+    faas_prov_rev_t  *rev = job->rev;
     faas_prov_code_t *c;
     fetch_t     *f;
     char        *name;
 
     job->code_cb = cb;
-    if (asprintf(&name, "%s.%s", req->rid, req->code_sha256) < 0) {
+    if (asprintf(&name, "%s.%s", rev->rid, rev->code_sha256) < 0) {
         cb(p, job, NULL, "out of memory");
         return;
     }
@@ -482,7 +483,7 @@ faas_prov_code_acquire(faas_prov_t *p, faas_prov_job_t *job,
     c = code_new(p, name);
     free(name);
     f = calloc(1, sizeof(*f));
-    if (c == NULL || f == NULL || (c->key = strdup(req->code_key)) == NULL) {
+    if (c == NULL || f == NULL || (c->key = strdup(rev->code_key)) == NULL) {
         if (c != NULL) {
             code_unlink(p, c);
             code_free(c);
@@ -491,7 +492,7 @@ faas_prov_code_acquire(faas_prov_t *p, faas_prov_job_t *job,
         cb(p, job, NULL, "out of memory");
         return;
     }
-    snprintf(c->sha256, sizeof(c->sha256), "%s", req->code_sha256);
+    snprintf(c->sha256, sizeof(c->sha256), "%s", rev->code_sha256);
     c->state = CODE_LOADING;
     c->waiters = job;
     f->prov = p;

@@ -1,6 +1,7 @@
 # faas-provisioner (the daemon) and faas-provision-tool (test/bench helper).
 PROV_SRCS := provisioner/main.c provisioner/prov_redis.c provisioner/leases.c \
-             provisioner/queue.c provisioner/code_cache.c \
+             provisioner/queue.c provisioner/revision.c \
+             provisioner/code_cache.c \
              provisioner/capacity.c provisioner/sbx_table.c \
              provisioner/reaper.c provisioner/reconcile.c
 PROV_OBJS := $(PROV_SRCS:%.c=$(OBJS)/%.o)

@@ -351,6 +351,7 @@ main(int argc, char **argv)
         faas_err(NULL, "stopping the zygotes: %s", err.msg);
     }
     faas_prov_sbx_reap(&p);
+    faas_prov_rev_free_all(&p);
     faas_blob_close(p.store);
     json_decref(p.cfg);
     return 0;

@@ -10,6 +10,7 @@
  *   prov_redis.c  the connections (connect, AUTH, reconnect)
  *   leases.c      heartbeat, shard leases, rebalancing
  *   queue.c       BLMOVE of held shards, one job per ProvisionRequest
+ *   revision.c    faas:rev:{rid}, read once per revision and kept
  *   code_cache.c  download, sha256, unzip, single-flight, GC
  *   capacity.c    memory budget and LRU eviction
  *   sbx_table.c   the sandboxes this host manages, state files, destroy
@@ -38,6 +39,7 @@ typedef struct faas_prov_s faas_prov_t;
 typedef struct faas_prov_job_s faas_prov_job_t;
 typedef struct faas_prov_code_s faas_prov_code_t;
 typedef struct faas_prov_sbx_s faas_prov_sbx_t;
+typedef struct faas_prov_rev_s faas_prov_rev_t;
 
 /* ---- Redis (prov_redis.c) ---- */
 
@@ -157,6 +159,41 @@ void faas_prov_code_gc(faas_prov_t *p);
 /* Blocking helper (thread pool), exposed for the tool's tests. */
 int faas_prov_code_unzip(const char *zip, const char *dir, faas_error_t *err);
 
+/* ---- revisions (revision.c) ---- */
+
+/* faas:rev:{rid}: what a sandbox of the revision is made of. */
+struct faas_prov_rev_s {
+    faas_prov_rev_t *next;           /* in the cache, most recent first */
+    unsigned     refs;               /* jobs using it */
+    int          cached;
+    char        *rid;
+    char        *function;           /* the rid's name */
+    unsigned     version;            /* and version */
+    char        *runtime;
+    char        *handler;
+    char        *code_key;
+    char        *code_sha256;
+    char        *owner;
+    unsigned     memory_mb;
+    unsigned     timeout_ms;
+    unsigned     keep_alive_s;
+    json_t      *env;                /* object of strings */
+};
+
+typedef void (*faas_prov_rev_cb)(faas_prov_t *p, faas_prov_job_t *job,
+                                 const char *reason);
+
+/*
+ * Sets job->rev (one reference: faas_prov_rev_release it) to the revision
+ * job->req names and calls cb(reason NULL), or cb with the reason it cannot
+ * be had ("function revision <rid> is unknown", ...). cb may run at once.
+ */
+void faas_prov_rev_acquire(faas_prov_t *p, faas_prov_job_t *job,
+                           faas_prov_rev_cb cb);
+void faas_prov_rev_release(faas_prov_t *p, faas_prov_rev_t *rev);
+/* Empties the cache (shutdown). */
+void faas_prov_rev_free_all(faas_prov_t *p);
+
 /* ---- capacity (capacity.c) ---- */
 
 typedef void (*faas_prov_cap_cb)(faas_prov_t *p, faas_prov_job_t *job, int ok);
@@ -177,12 +214,14 @@ struct faas_prov_job_s {
     size_t                 raw_len;     /* processing-list entry */
     unsigned          memory_mb;
     unsigned          keep_alive_s;
+    faas_prov_rev_t       *rev;
     faas_prov_code_t      *code;
     faas_prov_sbx_t       *sbx;
     uint64_t          popped_ms;
     uint64_t          create_ms;   /* how long faas_sandbox_create took */
     int               evict_round;
     int               evict_pending;
+    faas_prov_rev_cb       rev_cb;
     faas_prov_cap_cb       cap_cb;
     faas_prov_code_cb      code_cb;
     faas_error_t      err;
@@ -281,6 +320,8 @@ struct faas_prov_s {
     /* tables */
     faas_prov_sbx_t  *sbx;
     faas_prov_code_t *codes;
+    faas_prov_rev_t  *revs;
+    unsigned     n_revs;
     unsigned     used_mb;
     unsigned     destroying;
 

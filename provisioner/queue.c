@@ -1,8 +1,9 @@
 /*
  * Consuming the queues of the shards this host leads, and the life of one
- * ProvisionRequest: code -> capacity -> create (thread pool, at most
- * create_concurrency at once) -> listed in faas:idle:{rid}. A failure DECRs
- * faas:count:{rid} and RPUSHes the reason to faas:err:{rid}:<request-id>.
+ * ProvisionRequest: revision -> code -> capacity -> create (thread pool, at
+ * most create_concurrency at once) -> listed in faas:idle:{rid}. A failure
+ * DECRs faas:count:{rid} and RPUSHes the reason to
+ * faas:err:{rid}:<request-id>.
  *
  * Reliable consumption (nothing queued is lost by a kill -9): each held
  * shard has its own blocking connection issuing
@@ -20,7 +21,6 @@
  * (each held shard may add one more), so requests stay in Redis while this
  * host is saturated.
  */
-#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +269,7 @@ request_fail(faas_prov_t *p, const char *rid, const char *origin,
 static void
 job_done(faas_prov_t *p, faas_prov_job_t *job)
 {
+    faas_prov_rev_release(p, job->rev);
     faas__provision_request__free_unpacked(job->req, NULL);
     *job->all_prev = job->all_next;
     if (job->all_next != NULL) {
@@ -341,32 +342,24 @@ create_work(uv_work_t *w)
     faas_prov_job_t            *job = w->data;
     faas_prov_t                *p = job->prov;
     Faas__ProvisionRequest *req = job->req;
+    const faas_prov_rev_t  *rev = job->rev;
     faas_sandbox_spec_t    spec;
-    json_t                *env = NULL;
-    size_t                 i;
 
+    /* rev is shared with the loop thread, which only reads it too */
     memset(&spec, 0, sizeof(spec));
-    spec.function = req->function;
-    spec.version = req->version;
-    spec.runtime = req->runtime;
-    spec.handler = req->handler;
+    spec.function = rev->function;
+    spec.version = rev->version;
+    spec.runtime = rev->runtime;
+    spec.handler = rev->handler;
     spec.code_dir = job->code->dir;
     spec.memory_mb = job->memory_mb;
-    spec.timeout_ms = req->timeout_ms;
+    spec.timeout_ms = rev->timeout_ms;
     spec.origin_request_id = *req->origin_request_id ? req->origin_request_id
                                                       : NULL;
-    if (req->n_env > 0) {
-        env = json_object();
-        for (i = 0; env != NULL && i < req->n_env; i++) {
-            json_object_set_new(env, req->env[i]->key,
-                                json_string(req->env[i]->value));
-        }
-        spec.env = env;
-    }
+    spec.env = json_object_size(rev->env) > 0 ? rev->env : NULL;
     job->create_ms = faas_now_ms();
     job->rc = faas_sandbox_create(&p->host, &spec, job->sbx->id, &job->err);
     job->create_ms = faas_now_ms() - job->create_ms;
-    json_decref(env);
     if (job->rc == 0) {
         /* What it used to start: any growth later is an invocation. */
         job->sbx->cpu_known =
@@ -463,7 +456,7 @@ cap_cb(faas_prov_t *p, faas_prov_job_t *job, int ok)
         return;
     }
     job->sbx->code = job->code;   /* the job's reference moves to it */
-    job->sbx->timeout_ms = job->req->timeout_ms ? job->req->timeout_ms : 3000;
+    job->sbx->timeout_ms = job->rev->timeout_ms;
     if (p->create_q_tail != NULL) {
         p->create_q_tail->next = job;
     } else {
@@ -487,6 +480,19 @@ code_cb(faas_prov_t *p, faas_prov_job_t *job, faas_prov_code_t *code,
 }
 
 
+static void
+rev_cb(faas_prov_t *p, faas_prov_job_t *job, const char *reason)
+{
+    if (reason != NULL) {
+        job_fail(p, job, reason);
+        return;
+    }
+    job->memory_mb = job->rev->memory_mb;
+    job->keep_alive_s = job->rev->keep_alive_s;
+    faas_prov_code_acquire(p, job, code_cb);
+}
+
+
 static int
 origin_valid(const char *s)
 {
@@ -494,51 +500,16 @@ origin_valid(const char *s)
 }
 
 
-static int
-is_hex(const char *s, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        if (!isxdigit((unsigned char) s[i]) || isupper((unsigned char) s[i])) {
-            return 0;
-        }
-    }
-    return s[n] == '\0';
-}
-
-
 /* The reason a request cannot be served, or NULL. */
 static const char *
 req_invalid(const Faas__ProvisionRequest *req)
 {
-    char rid[FAAS_RID_MAX + 1];
-
-    if (!faas_name_valid(req->function, strlen(req->function))
-        || !faas_version_valid(req->version)) {
-        return "bad request: invalid function name or version";
-    }
-    faas_rid_format(rid, sizeof(rid), req->function, strlen(req->function),
-                    req->version);
-    if (strcmp(rid, req->rid) != 0) {
-        return "bad request: rid does not match function and version";
+    if (!faas_rid_valid(req->rid, strlen(req->rid))) {
+        return "bad request: invalid revision id";
     }
     if (*req->origin_request_id != '\0'
         && !origin_valid(req->origin_request_id)) {
         return "bad request: invalid origin request id";
-    }
-    if (strcmp(req->runtime, "python3") != 0
-        && strcmp(req->runtime, "nodejs") != 0) {
-        return "bad request: unknown runtime";
-    }
-    if (*req->handler == '\0' || strchr(req->handler, '.') == NULL) {
-        return "bad request: invalid handler";
-    }
-    if (*req->code_key == '\0') {
-        return "bad request: no code key";
-    }
-    if (!is_hex(req->code_sha256, 64)) {
-        return "bad request: invalid code sha256";
     }
     return NULL;
 }
@@ -612,9 +583,7 @@ job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
     }
     bad = req_invalid(req);
     if (bad != NULL) {
-        if (faas_name_valid(req->function, strlen(req->function))
-            && faas_version_valid(req->version)
-            && strlen(req->rid) < 100 && strchr(req->rid, '}') == NULL) {
+        if (faas_rid_valid(req->rid, strlen(req->rid))) {
             request_fail(p, req->rid,
                                  origin_valid(req->origin_request_id)
                                      ? req->origin_request_id
@@ -644,9 +613,6 @@ job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
     job->prov = p;
     job->req = req;
     job->popped_ms = faas_now_ms();
-    job->memory_mb = req->memory_mb ? req->memory_mb : 128;
-    job->keep_alive_s = req->keep_alive_s ? req->keep_alive_s
-                                          : p->keep_alive_s;
     job->all_next = p->all_jobs;
     if (p->all_jobs != NULL) {
         p->all_jobs->all_prev = &job->all_next;
@@ -656,7 +622,7 @@ job_start(faas_prov_t *p, const char *queue, const char *raw, size_t raw_len,
     p->jobs++;
     faas_debug(req->origin_request_id, "%s: provisioning %s%s", queue,
                req->rid, recovered ? " (left by the previous run)" : "");
-    faas_prov_code_acquire(p, job, code_cb);
+    faas_prov_rev_acquire(p, job, rev_cb);
 }
 
 

@@ -1,8 +1,10 @@
 /*
  * The Redis mirror: faas:fn:<name> is a hash the gateway reads (fields: rid,
  * name, version, owner, runtime, handler, code_key, code_sha256, memory_mb,
- * timeout_ms, max_concurrency, keep_alive_s, public, env, keys), always
- * rebuilt from MySQL, which is the truth. After each write the API calls
+ * timeout_ms, max_concurrency, keep_alive_s, public, env, keys) and
+ * faas:rev:{rid} the immutable hash of its current revision the provisioner
+ * reads (docs/DESIGN.md section 4), always rebuilt from MySQL, which is the
+ * truth. After each write the API calls
  * faas_mirror_sync(); when Redis is down that fails, the mirror is marked
  * dirty, and the repair thread rewrites every function (and deletes mirrors
  * of functions that no longer exist) as soon as Redis answers again. It also
@@ -23,6 +25,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "config.h"
+#include "ids.h"
 #include "keys.h"
 #include "log.h"
 
@@ -260,80 +263,202 @@ same_hash(faas_mirror_t *m, const char *key, int argc, const char **argv)
 }
 
 
+/* The argv of HSET faas:rev:{rid}: what the provisioner builds from. */
+typedef struct {
+    char        key[FAAS_KEY_MAX];
+    char        mem[24], tmo[24], ka[24];
+    const char *argv[20];
+    int         argc;
+} rev_hash_t;
+
+
+/* The argv of HSET faas:fn:<name>: what the gateway reads. */
+typedef struct {
+    char        key[FAAS_KEY_MAX];
+    char        rid[FAAS_RID_MAX + 1];
+    char        ver[24], mem[24], tmo[24], mc[24], ka[24];
+    const char *argv[32];
+    int         argc;
+} fn_hash_t;
+
+
+#define PAIR(h, k, v) do { (h)->argv[(h)->argc++] = k;                       \
+                           (h)->argv[(h)->argc++] = v; } while (0)
+#define JSTR(fn, k)   json_string_value(json_object_get(fn, k))
+#define JNUM(buf, fn, k)                                                     \
+    snprintf(buf, sizeof(buf), "%lld",                                       \
+             (long long) json_integer_value(json_object_get(fn, k)))
+
+
+static void
+rev_hash(rev_hash_t *h, const char *rid, json_t *fn, const char *env)
+{
+    faas_key_rev(h->key, sizeof(h->key), rid, strlen(rid));
+    JNUM(h->mem, fn, "memory_mb");
+    JNUM(h->tmo, fn, "timeout_ms");
+    JNUM(h->ka, fn, "keep_alive_s");
+    h->argc = 0;
+    PAIR(h, "HSET", h->key);
+    PAIR(h, "runtime", JSTR(fn, "runtime"));
+    PAIR(h, "handler", JSTR(fn, "handler"));
+    PAIR(h, "code_key", JSTR(fn, "code_key"));
+    PAIR(h, "code_sha256", JSTR(fn, "code_sha256"));
+    PAIR(h, "memory_mb", h->mem);
+    PAIR(h, "timeout_ms", h->tmo);
+    PAIR(h, "keep_alive_s", h->ka);
+    PAIR(h, "env", env);
+    PAIR(h, "owner", JSTR(fn, "owner"));
+}
+
+
+static void
+fn_hash(fn_hash_t *h, const char *name, json_t *fn, const char *env,
+        const char *digests)
+{
+    unsigned version = (unsigned) json_integer_value(
+                           json_object_get(fn, "version"));
+
+    faas_key_fn(h->key, sizeof(h->key), name, strlen(name));
+    faas_rid_format(h->rid, sizeof(h->rid), name, strlen(name), version);
+    snprintf(h->ver, sizeof(h->ver), "%u", version);
+    JNUM(h->mem, fn, "memory_mb");
+    JNUM(h->tmo, fn, "timeout_ms");
+    JNUM(h->mc, fn, "max_concurrency");
+    JNUM(h->ka, fn, "keep_alive_s");
+    h->argc = 0;
+    PAIR(h, "HSET", h->key);
+    PAIR(h, "rid", h->rid);
+    PAIR(h, "name", name);
+    PAIR(h, "version", h->ver);
+    PAIR(h, "owner", JSTR(fn, "owner"));
+    PAIR(h, "runtime", JSTR(fn, "runtime"));
+    PAIR(h, "handler", JSTR(fn, "handler"));
+    PAIR(h, "code_key", JSTR(fn, "code_key"));
+    PAIR(h, "code_sha256", JSTR(fn, "code_sha256"));
+    PAIR(h, "memory_mb", h->mem);
+    PAIR(h, "timeout_ms", h->tmo);
+    PAIR(h, "max_concurrency", h->mc);
+    PAIR(h, "keep_alive_s", h->ka);
+    PAIR(h, "public", json_is_true(json_object_get(fn, "public")) ? "1" : "0");
+    PAIR(h, "env", env);
+    PAIR(h, "keys", digests ? digests : "");
+}
+
+#undef PAIR
+#undef JSTR
+#undef JNUM
+
+
 /*
- * Writes (fn != NULL) or deletes the hash and publishes the name. With
- * only_if_changed (the periodic repair) an identical hash is left alone and
- * nothing is published, so gateways keep their caches.
+ * The names of every faas:rev:{<name>@*} into keys (lock held): the
+ * revisions of a deleted function. -1 drops the connection.
+ */
+static int
+rev_keys(faas_mirror_t *m, const char *name, json_t *keys, faas_error_t *err)
+{
+    char        match[FAAS_KEY_MAX], cursor[32] = "0";
+    redisReply *r;
+    size_t      j;
+
+    faas_key_rev_match(match, sizeof(match), name, strlen(name));
+    do {
+        r = redisCommand(m->rc, "SCAN %s MATCH %s COUNT 500", cursor, match);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r != NULL) {
+                freeReplyObject(r);
+            }
+            faas_error_set(err, 0, "redis SCAN failed");
+            drop(m);
+            return -1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (j = 0; j < r->element[1]->elements; j++) {
+            json_array_append_new(keys,
+                                  json_string(r->element[1]->element[j]->str));
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+
+/* Opens a MULTI holding the DEL of fn_key and of every revision of name. */
+static int
+delete_all(faas_mirror_t *m, const char *name, const char *fn_key,
+           faas_error_t *err)
+{
+    json_t     *keys = json_array();
+    const char *del[2] = { "DEL", fn_key };
+    size_t      i;
+    int         rc;
+
+    rc = rev_keys(m, name, keys, err);
+    if (rc == 0) {
+        rc = cmd(m, 1, (const char *[]) { "MULTI" }, err);
+    }
+    if (rc == 0) {
+        rc = cmd(m, 2, del, err);
+    }
+    for (i = 0; rc == 0 && i < json_array_size(keys); i++) {
+        del[1] = json_string_value(json_array_get(keys, i));
+        rc = cmd(m, 2, del, err);
+    }
+    json_decref(keys);
+    return rc;
+}
+
+
+/*
+ * Writes (fn != NULL) or deletes the function's hashes and publishes the
+ * name. The revision's hash is written in the same MULTI as, and before,
+ * faas:fn:<name>, which names it; a deleted function loses every revision's
+ * hash. With only_if_changed (the periodic repair) identical hashes are left
+ * alone and nothing is published, so gateways keep their caches.
  */
 static int
 write_mirror(faas_mirror_t *m, const char *name, json_t *fn,
              const char *digests, int only_if_changed, faas_error_t *err)
 {
-    char        key[128], rid[96], ver[24], mem[24], tmo[24], mc[24], ka[24];
-    const char *argv[40];
-    int         argc = 0, rc = -1;
+    fn_hash_t          fh;
+    rev_hash_t         rh;
+    char               fn_key[FAAS_KEY_MAX];
     cleanup_free char *env = NULL;
-    const char *del[2], *multi[1] = { "MULTI" }, *exec_[1] = { "EXEC" };
-    const char *pub[3] = { "PUBLISH", FAAS_CHAN_INVAL, name };
+    const char        *del[2] = { "DEL", fn_key };
+    const char        *pub[3] = { "PUBLISH", FAAS_CHAN_INVAL, name };
+    int                rc = -1;
 
-    faas_key_fn(key, sizeof(key), name, strlen(name));
-    del[0] = "DEL";
-    del[1] = key;
+    faas_key_fn(fn_key, sizeof(fn_key), name, strlen(name));
     if (fn != NULL) {
-        unsigned version = (unsigned) json_integer_value(
-            json_object_get(fn, "version"));
-
-        snprintf(ver, sizeof(ver), "%u", version);
-        faas_rid_format(rid, sizeof(rid), name, strlen(name), version);
-#define I(buf, f) snprintf(buf, sizeof(buf), "%lld", \
-                           (long long) json_integer_value( \
-                               json_object_get(fn, f)))
-        I(mem, "memory_mb");
-        I(tmo, "timeout_ms");
-        I(mc, "max_concurrency");
-        I(ka, "keep_alive_s");
-#undef I
         env = json_dumps(json_object_get(fn, "env"),
                          JSON_COMPACT | JSON_SORT_KEYS);
-        argv[argc++] = "HSET";
-        argv[argc++] = key;
-#define F(k, v) do { argv[argc++] = k; argv[argc++] = v; } while (0)
-#define S(k) F(k, json_string_value(json_object_get(fn, k)))
-        F("rid", rid);
-        F("name", name);
-        F("version", ver);
-        S("owner");
-        S("runtime");
-        S("handler");
-        S("code_key");
-        S("code_sha256");
-        F("memory_mb", mem);
-        F("timeout_ms", tmo);
-        F("max_concurrency", mc);
-        F("keep_alive_s", ka);
-        F("public", json_is_true(json_object_get(fn, "public")) ? "1" : "0");
-        F("env", env ? env : "{}");
-        F("keys", digests ? digests : "");
-#undef S
-#undef F
+        fn_hash(&fh, name, fn, env ? env : "{}", digests);
+        rev_hash(&rh, fh.rid, fn, env ? env : "{}");
     }
     pthread_mutex_lock(&m->lock);
-    if (ensure(m, err) == 0 && only_if_changed
-        && same_hash(m, key, fn ? argc - 2 : 0, argv + 2)) {
+    if (ensure(m, err) == 0 && only_if_changed && fn != NULL
+        && same_hash(m, fh.key, fh.argc - 2, fh.argv + 2)
+        && same_hash(m, rh.key, rh.argc - 2, rh.argv + 2)) {
         pthread_mutex_unlock(&m->lock);
         return 0;
     }
     if (ensure(m, err) == 0) {
         /* MULTI/EXEC: readers never see a half-written hash. */
-        rc = cmd(m, 1, multi, err);
-        if (rc == 0) {
-            rc = cmd(m, 2, del, err);
+        if (fn != NULL) {
+            rc = cmd(m, 1, (const char *[]) { "MULTI" }, err);
+            if (rc == 0) {
+                rc = cmd(m, rh.argc, rh.argv, err);
+            }
+            if (rc == 0) {
+                rc = cmd(m, 2, del, err);
+            }
+            if (rc == 0) {
+                rc = cmd(m, fh.argc, fh.argv, err);
+            }
+        } else {
+            rc = delete_all(m, name, fn_key, err);
         }
-        if (rc == 0 && fn != NULL) {
-            rc = cmd(m, argc, argv, err);
-        }
         if (rc == 0) {
-            rc = cmd(m, 1, exec_, err);
+            rc = cmd(m, 1, (const char *[]) { "EXEC" }, err);
         }
         if (rc == 0) {
             rc = cmd(m, 3, pub, err);

@@ -40,13 +40,12 @@ is($rc, 1, 'no -c: usage, exit 1');
 my $r = redis_client($redis);
 my $p = start_provisioner($redis, name => 'p1', shards => 2);
 $r->rpush('faas:prov:q:0', "\xff\xff\xff garbage");
-my $id = push_request($r, $p, rid => 'x@1', function => 'x', version => 2,
-                      code_key => 'code/x/1/a.zip', code_sha256 => 'a' x 64);
+my $id = push_request($r, $p, rid => 'x@1', no_rev => 1);
 my ($k, $reason) = @{ $r->blpop("faas:err:{x\@1}:$id", 15) || [] };
-like($reason // '', qr/bad request: rid does not match/, 'a request whose rid and version disagree is refused');
+is($reason, 'function revision x@1 is unknown', 'a request for a revision without faas:rev is answered');
 ok(wait_until(sub { prov_log_count($p, qr/dropped an undecodable ProvisionRequest/) }, 10),
    'an undecodable request is logged and dropped');
-$r->rpush('faas:prov:q:1', pb_provision_request(rid => 'Bad Name@1', function => 'Bad Name', version => 1));
+$r->rpush('faas:prov:q:1', pb_provision_request(rid => 'Bad Name@1'));
 ok(wait_until(sub { prov_log_count($p, qr/dropped a request: bad request/) }, 10),
    'a request with an invalid name is dropped');
 ok(proc_alive($p), 'the provisioner is still running');

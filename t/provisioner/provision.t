@@ -107,7 +107,7 @@ fails_with('gone@1', qr/code missing/, 'code not in the store',
            code_key => 'code/gone/1/' . ('b' x 64) . '.zip',
            code_sha256 => 'b' x 64);
 
-fails_with('hello@3', qr/bad request: unknown runtime/, 'unknown runtime',
+fails_with('hello@3', qr/^bad revision hello\@3: unknown runtime$/, 'unknown runtime',
            runtime => 'cobol', code_key => $key, code_sha256 => $sha);
 
 # A runtime that cannot start (node refuses an unknown NODE_OPTIONS flag).

@@ -111,10 +111,10 @@ is(count(), 5, 'neither destroy decremented the count');
 kill_proc($p1);
 my $bad = new_request_id();
 $r->incr('faas:count:{nope@1}');
-$r->rpush('faas:prov:work:p1', pb_provision_request(
-    rid => 'nope@1', function => 'nope', version => 1, runtime => 'python3',
-    handler => 'h.h', code_key => 'code/nope/1/' . ('e' x 64) . '.zip',
-    code_sha256 => 'e' x 64, origin_request_id => $bad));
+my %nope = (rid => 'nope@1', handler => 'h.h',
+            code_key => 'code/nope/1/' . ('e' x 64) . '.zip', code_sha256 => 'e' x 64);
+put_revision($r, %nope);
+$r->rpush('faas:prov:work:p1', pb_provision_request(%nope, origin_request_id => $bad));
 $p1 = start_provisioner($redis, %o1);
 my ($ek, $reason) = @{ $r->blpop("faas:err:{nope\@1}:$bad", 20) || [] };
 like($reason // '', qr/code missing/, 'a request left by the dead run fails to its requester');

@@ -41,7 +41,9 @@ sub ppid_of {
     return $ppid // 0;
 }
 
-my @e = map { (provision('z@1', keep_alive_s => ($_ == 1 ? 1 : 600)))[1] } 1 .. 3;
+# The first with a keep-alive of 1 s: another revision (a revision's
+# keep-alive is part of faas:rev:{rid}, the same for all its sandboxes).
+my @e = map { (provision($_ == 1 ? ('z@3', keep_alive_s => 1) : ('z@1', keep_alive_s => 600)))[1] } 1 .. 3;
 my @sids = map { sid($_) } @e;
 is(scalar(grep { /^s-/ } @sids), 3, 'three sandboxes');
 my @pids = map { init_pid($_) } @sids;
@@ -52,6 +54,7 @@ is(scalar(grep { $_ && ppid_of($_) == $p->{pid} } @pids), 3,
 # its back. Plus a create that fails.
 ok(wait_until(sub { !exists_sbx($sids[0]) }, 20), 'one is reaped after its keep-alive');
 sub count { $r->get('faas:count:{z@1}') // 0 }
+ok(wait_until(sub { ($r->get('faas:count:{z@3}') // 0) == 0 }, 10), 'its count decremented');
 # A stale entry of this host is removed by the next scan: after that, any
 # second DECR of the scans before would have shown.
 sub one_more_scan {
@@ -87,7 +90,8 @@ my ($k, $reason) = provision('z@2', runtime => 'nodejs', handler => 'app.handler
                              env => { NODE_OPTIONS => '--no-such-node-flag' });
 like($reason, qr/runtime failed to start/, 'a create fails');
 
-ok(wait_until(sub { ($r->get('faas:count:{z@1}') // '') eq '0' }, 15),
+ok(wait_until(sub { ($r->get('faas:count:{z@1}') // '') eq '0'
+                    && ($r->get('faas:count:{z@3}') // '') eq '0' }, 15),
    'the provisioner noticed all three are gone');
 my @z;
 ok(wait_until(sub { @z = prov_zombies($p->{pid}); !@z }, 10),

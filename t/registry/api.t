@@ -27,6 +27,27 @@ sub inval_seen {
     }, 10);
 }
 
+# Keyspace events of faas:fn:* and faas:rev:* in the order Redis applied
+# the writes.
+$r->config_set('notify-keyspace-events', 'Kgh');
+my $ks = redis_client($redis);
+my @events;
+$ks->psubscribe('__keyspace@0__:faas:fn:*', '__keyspace@0__:faas:rev:*', sub {
+    my ($op, $chan) = @_;
+    push @events, "$op " . ($chan =~ s/^__keyspace\@0__://r);
+});
+# Forgets the events so far (those still on their way too).
+sub events_reset { $ks->wait_for_messages(0.3); @events = () }
+# 1 once both were written, $first before $second.
+sub written_before {
+    my ($first, $second) = @_;
+    my $idx = sub { my ($e) = @_; (grep { $events[$_] eq $e } 0 .. $#events)[0] };
+    wait_until(sub { $ks->wait_for_messages(0.1); defined $idx->($second) }, 10)
+        or return 0;
+    my ($i, $j) = ($idx->($first), $idx->($second));
+    return defined $i && $i < $j;
+}
+
 # --- errors before anything exists ---
 my $res = api($reg, 'GET', '/v1/functions');
 is($res->{status}, 401, 'no X-Faas-User: 401');
@@ -73,6 +94,7 @@ for my $bad (
 is_deeply([ $r->keys('faas:fn:*') ], [], 'nothing mirrored after rejections');
 
 # --- create (single file) ---
+events_reset();
 $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
     %base, name => 'hello', memory_mb => 256, timeout_ms => 5000,
     max_concurrency => 3, keep_alive_s => 120, env => { GREETING => 'hi' },
@@ -99,6 +121,15 @@ is_deeply(\%m, {
     keys => '',
 }, 'Redis mirror holds every field the gateway reads');
 ok(inval_seen('hello'), 'create published the name on faas:inval');
+%m = $r->hgetall('faas:rev:{hello@1}');
+is_deeply(\%m, {
+    owner => 'alice', runtime => 'python3', handler => 'app.handler',
+    code_key => $fn->{code_key}, code_sha256 => $fn->{code_sha256},
+    memory_mb => '256', timeout_ms => '5000', keep_alive_s => '120',
+    env => '{"GREETING":"hi"}',
+}, 'faas:rev:{hello@1} holds what the provisioner builds from');
+ok(written_before('hset faas:rev:{hello@1}', 'hset faas:fn:hello'),
+   'faas:rev is written before faas:fn names it') or diag explain \@events;
 
 $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
     %base, name => 'hello' });
@@ -147,6 +178,7 @@ is($res->{json}{version}, 1, '... keeps the revision');
 is($r->hget('faas:fn:hello', 'max_concurrency'), '7', 'mirror updated');
 is($r->hget('faas:fn:hello', 'public'), '0', 'mirror public 0');
 ok(inval_seen('hello'), 'patch published an invalidation');
+events_reset();
 $res = api($reg, 'PATCH', '/v1/functions/hello', user => 'alice',
            json => { memory_mb => 512, env => { A => 'b' } });
 is($res->{status}, 200, 'patch memory and env');
@@ -155,6 +187,12 @@ is($res->{json}{version}, 2, 'what the sandbox sees changed: new revision')
 is($res->{json}{code_sha256}, $fn->{code_sha256}, 'same code');
 is($r->hget('faas:fn:hello', 'rid'), 'hello@2', 'mirror rid follows');
 is($r->hget('faas:fn:hello', 'env'), '{"A":"b"}', 'mirror env follows');
+is_deeply([ $r->hmget('faas:rev:{hello@2}', qw(memory_mb env)) ], [512, '{"A":"b"}'],
+          'faas:rev:{hello@2} written');
+ok(written_before('hset faas:rev:{hello@2}', 'hset faas:fn:hello'),
+   '... before faas:fn names it') or diag explain \@events;
+is($r->hget('faas:rev:{hello@1}', 'memory_mb'), 256,
+   'the previous revision\'s hash is left as it was');
 $res = api($reg, 'PATCH', '/v1/functions/hello', user => 'alice',
            json => { runtime => 'nodejs' });
 is($res->{status}, 400, 'runtime cannot change');
@@ -218,6 +256,9 @@ is($res->{status}, 404, 'bob cannot delete alice\'s function');
 $res = api($reg, 'DELETE', '/v1/functions/hello', user => 'alice');
 is($res->{status}, 200, 'delete');
 ok(!$r->exists('faas:fn:hello'), 'mirror removed');
+is_deeply([ $r->keys('faas:rev:{hello@*}') ], [], 'and the hash of every revision');
+ok($r->exists('faas:rev:{bobs@' . api($reg, 'GET', '/v1/functions/bobs', user => 'bob')->{json}{version} . '}'),
+   'another function\'s revision is left alone');
 ok(inval_seen('hello'), 'delete published an invalidation');
 ok(!(grep { -f "$store/$_" } @keys), 'code removed from the store');
 $res = api($reg, 'GET', '/v1/functions/hello', user => 'alice');

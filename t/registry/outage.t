@@ -99,6 +99,7 @@ my %m = $r->hgetall('faas:fn:one');
 is($m{memory_mb}, 321, 'with the update');
 is($m{public}, '1', 'and the public flag');
 is(length($m{keys}), 64, 'and the new key digest');
+is($r->hget("faas:rev:{one\@$newver}", 'memory_mb'), 321, 'and the hash of its revision');
 ok($r->exists('faas:fn:three'), 'other functions rebuilt too');
 ok(!$r->exists('faas:fn:two'), 'the deleted one is not');
 
@@ -109,10 +110,12 @@ $reg = start_registry(db => $db, redis => $redis,
 my $sub = redis_client($redis);
 my @inval;
 $sub->subscribe('faas:inval', sub { push @inval, $_[0] });
+$r->hset('faas:rev:{ghost@1}', 'runtime', 'python3');
 $r->hset('faas:fn:ghost', 'rid', 'ghost@1');
 $r->hset('faas:fn:one', 'memory_mb', '1');
 ok(wait_until(sub { !$r->exists('faas:fn:ghost') }, 15),
    'mirror of a function MySQL does not know is removed');
+ok(!$r->exists('faas:rev:{ghost@1}'), '... with the hash of its revision');
 ok(wait_until(sub { $sub->wait_for_messages(0.1); grep { $_ eq 'ghost' } @inval }, 10),
    '... with an invalidation');
 ok(wait_until(sub { ($r->hget('faas:fn:one', 'memory_mb') // '') eq '321' }, 15),
@@ -125,6 +128,18 @@ ok(wait_until(sub { $sub->wait_for_messages(0.1); grep { $_ eq 'ghost2' } @inval
    'a later repair pass completed');
 is_deeply([ grep { $_ eq 'three' || $_ eq 'one' } @inval ], [],
           'unchanged mirrors are not rewritten: no invalidation for them');
+
+# --- a revision's hash lost alone, then everything (FLUSHALL) ---
+$r->del("faas:rev:{one\@$newver}");
+ok(wait_until(sub { $r->exists("faas:rev:{one\@$newver}") }, 15),
+   'a missing revision hash is recreated by the repair');
+my $three = 'three@' . $r->hget('faas:fn:three', 'version');
+my %rev_three = $r->hgetall("faas:rev:{$three}");
+$r->flushall;
+ok(wait_until(sub { $r->exists("faas:rev:{one\@$newver}") && $r->exists("faas:rev:{$three}")
+                    && $r->exists('faas:fn:one') }, 15),
+   'after a FLUSHALL the repair writes every current revision\'s hash again');
+is_deeply({ $r->hgetall("faas:rev:{$three}") }, \%rev_three, '... as it was');
 
 stop_proc($reg);
 faas_finish();

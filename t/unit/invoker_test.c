@@ -182,12 +182,9 @@ static void
 test_records(void)
 {
     faas_prov_args_t        pa = {
-        .rid = "hello@2", .function = "hello", .version = 2,
+        .rid = "hello@2",
         .origin_request_id = "0123456789abcdef0123456789abcdef",
-        .runtime = "python3", .handler = "main.handler",
-        .code_key = "code/hello/2/ab.zip", .code_sha256 = "ab",
-        .memory_mb = 128, .timeout_ms = 3000, .keep_alive_s = 600,
-        .env_json = "{\"A\":\"1\",\"B\":2}", .enqueued_ms = 42,
+        .enqueued_ms = 42,
     };
     faas_record_args_t      ra = {
         .request_id = "0123456789abcdef0123456789abcdef", .function = "hello",
@@ -211,32 +208,22 @@ test_records(void)
     faas_error_t            err;
     uint8_t                *buf, rbuf[64];
     size_t                  len, hl;
-    const char             *a = NULL, *b = NULL;
 
     is_int(faas_prov_request_pack(&pa, &buf, &len, &err), 0, "prov packed");
     p = faas__provision_request__unpack(NULL, len, buf);
     ok(p != NULL, "prov unpacks");
     is_str(p->rid, "hello@2", "prov rid");
     is_str(p->origin_request_id, pa.origin_request_id, "prov origin");
-    is_int(p->memory_mb, 128, "prov memory");
-    is_int(p->keep_alive_s, 600, "prov keep-alive");
     is_int(p->enqueued_ms, 42, "prov enqueued");
-    is_int(p->n_env, 2, "prov env entries");
-    for (size_t i = 0; i < p->n_env; i++) {
-        if (strcmp(p->env[i]->key, "A") == 0) a = p->env[i]->value;
-        if (strcmp(p->env[i]->key, "B") == 0) b = p->env[i]->value;
-    }
-    is_str(a, "1", "env string");
-    is_str(b, "2", "env non-string JSON-encoded");
     faas__provision_request__free_unpacked(p, NULL);
     free(buf);
 
-    pa.env_json = "[1]";
-    is_int(faas_prov_request_pack(&pa, &buf, &len, &err), -1,
-           "env not an object refused");
-    is_str(err.msg, "env is not a JSON object", "env error message");
-    pa.env_json = NULL;
-    is_int(faas_prov_request_pack(&pa, &buf, &len, &err), 0, "no env ok");
+    pa.origin_request_id = NULL;
+    is_int(faas_prov_request_pack(&pa, &buf, &len, &err), 0,
+           "prov without an origin packed");
+    p = faas__provision_request__unpack(NULL, len, buf);
+    ok(p != NULL && p->origin_request_id[0] == '\0', "prov empty origin");
+    faas__provision_request__free_unpacked(p, NULL);
     free(buf);
 
     is_int(faas_record_pack(&ra, &buf, &len, &err), 0, "record packed");

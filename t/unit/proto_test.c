@@ -50,6 +50,18 @@ test_ids(void)
     ok(!faas_rid_valid("Hello@1", 7), "rid with a bad name");
     ok(!faas_rid_valid("hello@1x", 8), "rid version not a number");
     ok(!faas_rid_valid("hello@1}", 8), "rid with a brace");
+
+    {
+        size_t   nl = 0;
+        unsigned v = 0;
+
+        is_int(faas_rid_parse("a-1@4294967295", 14, &nl, &v), 0,
+               "rid parsed");
+        is_int((long long) nl, 3, "rid name length");
+        ok(v == 4294967295U, "rid version");
+        is_int(faas_rid_parse("hello@03", 8, &nl, &v), -1,
+               "an invalid rid is not parsed");
+    }
 }
 
 
@@ -104,6 +116,12 @@ test_keys(void)
 
     is_int(faas_rid_format(buf, sizeof(buf), "hello", 5, 3), 7, "rid length");
     is_str(buf, "hello@3", "rid");
+    faas_key_rev(buf, sizeof(buf), "hello@3", 7);
+    is_str(buf, "faas:rev:{hello@3}", "revision key");
+    faas_key_rev_match(buf, sizeof(buf), "hello", 5);
+    is_str(buf, "faas:rev:{hello@*}", "revision key pattern of a function");
+    is_int(faas_key_rev(small, sizeof(small), "hello@3", 7), -1,
+           "too small a buffer for a revision key");
     faas_key_idle(buf, sizeof(buf), "hello@3", 7);
     is_str(buf, "faas:idle:{hello@3}", "idle key");
     faas_key_count(buf, sizeof(buf), "hello@3", 7);

@@ -1,8 +1,8 @@
 package Faas::Provisioner;
 # Test helpers for faas-provisioner: its config, starting it, a hand-made
-# ProvisionRequest encoder, the gateway's shard function, pushing requests
-# the way the gateway does (INCR faas:count, RPUSH faas:prov:q:<shard>),
-# zips and the code store.
+# ProvisionRequest encoder, the revision hash faas:rev:{rid} the registry
+# writes, the gateway's shard function, pushing requests the way the gateway
+# does (INCR faas:count, RPUSH faas:prov:q:<shard>), zips and the code store.
 #
 #   my $p = start_provisioner($redis, name => 'p1', shards => 4);
 #   my ($key, $sha) = put_code($p, 'echo', 1, make_zip('handler.py' => $src));
@@ -11,6 +11,7 @@ package Faas::Provisioner;
 use strict;
 use warnings;
 use Faas::Protobuf;
+use JSON::PP ();
 use Exporter 'import';
 use File::Path qw(make_path);
 use Digest::SHA qw(sha256_hex);
@@ -18,26 +19,45 @@ use Time::HiRes qw(time);
 use Faas::Test;
 
 our @EXPORT = qw(
-    pb_provision_request crc16 shard_of start_provisioner prov_config
+    pb_provision_request put_revision put_revision_hash revision_fields
+    crc16 shard_of start_provisioner prov_config
     push_request provision_wait new_request_id make_zip make_zip_py put_code put_blob
     prov_cleanup prov_held_shards prov_sandboxes idle_entries
     prov_log_count prov_sbx_invoke prov_log_ms prov_zombies
 );
 
-# ProvisionRequest (proto/faas.proto) from a hash of its fields; env is a
-# hash ref (a protobuf map: repeated entries {1: key, 2: value}).
+# ProvisionRequest (proto/faas.proto) from a hash of its fields (rid,
+# origin_request_id, enqueued_ms; others are ignored: the provisioner reads
+# them from faas:rev:{rid}).
 sub pb_provision_request {
     my (%r) = @_;
-    my $env = '';
-    for my $k (sort keys %{ $r{env} || {} }) {
-        $env .= pb_field_str(12, pb_field_str(1, $k) . pb_field_str(2, $r{env}{$k}));
-    }
-    return pb_field_str(1, $r{rid}) . pb_field_str(2, $r{function}) . pb_field_int(3, $r{version})
-         . pb_field_str(4, $r{origin_request_id}) . pb_field_str(5, $r{runtime})
-         . pb_field_str(6, $r{handler}) . pb_field_str(7, $r{code_key})
-         . pb_field_str(8, $r{code_sha256}) . pb_field_int(9, $r{memory_mb})
-         . pb_field_int(10, $r{timeout_ms}) . pb_field_int(11, $r{keep_alive_s}) . $env
+    return pb_field_str(1, $r{rid}) . pb_field_str(4, $r{origin_request_id})
          . pb_field_int(13, $r{enqueued_ms});
+}
+
+# The fields of faas:rev:{rid} (docs/DESIGN.md section 4).
+sub revision_fields {
+    qw(runtime handler code_key code_sha256 memory_mb timeout_ms keep_alive_s env owner)
+}
+
+# Writes faas:rev:{$rid} with the given fields, as they are (strings). An
+# HSET, never a DEL first: a provisioner may be reading it.
+sub put_revision_hash {
+    my ($r, $rid, %f) = @_;
+    my %h = map { defined $f{$_} ? ($_ => $f{$_}) : () } revision_fields();
+    $r->hset("faas:rev:{$rid}", %h) if %h;
+}
+
+# faas:rev:{rid} as the registry writes it, from push_request's fields:
+# put_revision($r, rid => 'f@1', code_key => .., code_sha256 => ..,
+#              [runtime, handler, memory_mb, timeout_ms, keep_alive_s,
+#              env (a hash ref), owner]). Missing numbers are left out (the
+# provisioner's defaults apply).
+sub put_revision {
+    my ($r, %f) = @_;
+    my %h = (runtime => 'python3', handler => 'handler.handler', owner => 'alice', %f);
+    $h{env} = JSON::PP->new->canonical->encode($f{env} || {});
+    put_revision_hash($r, $f{rid}, %h);
 }
 
 # CRC16-CCITT (XMODEM), the one Redis Cluster uses.
@@ -109,19 +129,17 @@ sub start_provisioner {
     return $h;
 }
 
-# Pushes one ProvisionRequest like the gateway does; returns its request id.
+# Pushes one ProvisionRequest like the gateway does, after writing the
+# revision's hash like the registry does (put_revision; not with no_rev);
+# returns its request id.
 # push_request($r, $prov, rid => 'f@1', code_key => .., code_sha256 => ..,
 #              handler => .., [runtime, memory_mb, keep_alive_s, shard,
-#              origin_request_id, env, no_incr])
+#              origin_request_id, env, no_incr, no_rev])
 sub push_request {
     my ($r, $prov, %f) = @_;
-    my ($fn, $ver) = split /@/, $f{rid};
-    $f{function} //= $fn;
-    $f{version} //= $ver;
-    $f{runtime} //= 'python3';
-    $f{handler} //= 'handler.handler';
     $f{origin_request_id} //= new_request_id();
     $f{enqueued_ms} //= int(time * 1000);
+    put_revision($r, %f) unless $f{no_rev};
     my $shard = $f{shard} // shard_of($f{rid}, $prov->{cfg}{shards});
     $r->incr("faas:count:{$f{rid}}") unless $f{no_incr};
     $r->rpush("faas:prov:q:$shard", pb_provision_request(%f));

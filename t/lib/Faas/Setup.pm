@@ -19,7 +19,7 @@ use Test::More ();
 use Faas::Test;
 use Faas::Agent;
 use Faas::Protobuf qw(pb_decode);
-use Faas::Provisioner qw(put_code make_zip);
+use Faas::Provisioner qw(put_code make_zip put_revision_hash revision_fields);
 use Faas::Registry qw(api py_fn);
 
 our @EXPORT = qw(
@@ -36,16 +36,19 @@ sub need_programs {
     Test::More::plan(skip_all => 'not built: ' . join(', ', @missing)) if @missing;
 }
 
-# The metadata hash faas:fn:<name> of version 1, as the registry's mirror
-# writes it; %fields replace the defaults.
+# The metadata hash faas:fn:<name> of version 1 and the hash of its revision
+# faas:rev:{<name>@1}, as the registry's mirror writes them; %fields replace
+# the defaults.
 sub fn_mirror {
     my ($r, $name, %fields) = @_;
-    $r->hset("faas:fn:$name", %{ {
+    my %fn = (
         rid => "$name\@1", name => $name, version => 1, owner => 'alice',
         runtime => 'python3', handler => 'handler.handler',
         code_key => "code/$name/1/x.zip", code_sha256 => 'x', memory_mb => 128,
         timeout_ms => 5000, max_concurrency => 0, keep_alive_s => 60,
-        public => 1, env => '{}', keys => '', %fields } });
+        public => 1, env => '{}', keys => '', %fields);
+    put_revision_hash($r, $fn{rid}, map { $_ => $fn{$_} } revision_fields());
+    $r->hset("faas:fn:$name", %fn);
 }
 
 sub idle_key { "faas:idle:{$_[0]\@1}" }
