@@ -122,159 +122,254 @@ dead_lrem_cb(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
-static void
-process(faas_prov_t *p, scan_t *sc)
+/* Copies the replica id between the braces of idle key 'key' into rid;
+ * -1 if the key has none or it does not fit. */
+static int
+idle_key_rid(const char *key, char *rid, size_t size)
 {
-    faas_prov_sbx_t *s, *next;
-    list_t     *l;
-    size_t      i, j;
-    const char *e, *bar1, *bar2, *open, *close;
-    char        sid[FAAS_SANDBOX_ID_LEN + 1], rid[256], key[512];
+    const char *open = strchr(key, '{');
+    const char *close = strrchr(key, '}');
+
+    if (open == NULL || close == NULL || close <= open
+        || (size_t) (close - open - 1) >= size) {
+        return -1;
+    }
+    memcpy(rid, open + 1, close - open - 1);
+    rid[close - open - 1] = '\0';
+    return 0;
+}
+
+
+/* Copies the sandbox id of entry 'e' ("<sid>|<endpoint>|...") into sid;
+ * -1 if the entry is malformed or names another host's endpoint. */
+static int
+entry_sid_if_ours(faas_prov_t *p, const char *e, char *sid)
+{
     size_t      eplen = strlen(p->endpoint);
-    uint64_t    now = faas_now_ms(), usec;
-    int         frozen;
+    const char *bar1 = strchr(e, '|');
+    const char *bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL;
+
+    if (bar1 == NULL || bar2 == NULL
+        || (size_t) (bar1 - e) != FAAS_SANDBOX_ID_LEN
+        || (size_t) (bar2 - bar1 - 1) != eplen
+        || memcmp(bar1 + 1, p->endpoint, eplen) != 0) {
+        return -1;
+    }
+    memcpy(sid, e, FAAS_SANDBOX_ID_LEN);
+    sid[FAAS_SANDBOX_ID_LEN] = '\0';
+    return 0;
+}
+
+
+/* Entry 'e' of list 'key' (replica 'rid') names one of our sandboxes:
+ * removes it if stale or duplicate, else marks the sandbox listed. */
+static void
+note_entry(faas_prov_t *p, const char *key, const char *rid, const char *e,
+           uint64_t now)
+{
+    faas_prov_sbx_t *s;
+    char             sid[FAAS_SANDBOX_ID_LEN + 1];
+
+    if (entry_sid_if_ours(p, e, sid) != 0) {
+        return;   /* another host's */
+    }
+    s = faas_prov_sbx_find(p, sid);
+    if (s == NULL || strcmp(s->rid, rid) != 0) {
+        faas_info(NULL, "reconcile: removing stale entry %s from %s", e, key);
+        faas_prov_redis_cmd(&p->cmd, NULL, NULL, "LREM %s 0 %s", key, e);
+        return;
+    }
+    if (s->state == SBX_DESTROYING || s->state == SBX_CREATING
+        || s->lrem_pending) {
+        return;
+    }
+    if (s->seen) {
+        faas_info(NULL, "reconcile: removing duplicate entry %s", e);
+        faas_prov_redis_cmd(&p->cmd, NULL, NULL, "LREM %s -1 %s", key, e);
+        return;
+    }
+    s->seen = 1;
+    if (s->state == SBX_BUSY) {
+        s->state = SBX_IDLE;
+        s->last_used_ms = now;   /* returned by a gateway */
+        faas_debug(NULL, "reconcile: %s returned", s->id);
+    }
+    s->unlisted_ms = 0;
+    if (s->entry == NULL || strcmp(s->entry, e) != 0) {
+        if (s->entry != NULL) {
+            /* Put back by a gateway with another origin: used. */
+            s->last_used_ms = now;
+        }
+        free(s->entry);
+        s->entry = strdup(e);
+    }
+}
+
+
+/* Marks which of our sandboxes the scanned idle lists hold. */
+static void
+note_listed(faas_prov_t *p, scan_t *sc, uint64_t now)
+{
+    faas_prov_sbx_t *s;
+    list_t          *l;
+    size_t           i, j;
+    char             rid[256];
 
     for (s = p->sbx; s != NULL; s = s->next) {
         s->seen = 0;
     }
     for (i = 0; i < sc->nkeys; i++) {
         l = &sc->lists[i];
-        open = strchr(sc->keys[i], '{');
-        close = strrchr(sc->keys[i], '}');
-        if (!l->ok || open == NULL
-            || close == NULL || close <= open
-            || (size_t) (close - open - 1) >= sizeof(rid)) {
+        if (!l->ok || idle_key_rid(sc->keys[i], rid, sizeof(rid)) != 0) {
             continue;
         }
-        memcpy(rid, open + 1, close - open - 1);
-        rid[close - open - 1] = '\0';
         for (j = 0; j < l->n; j++) {
-            e = l->e[j];
-            bar1 = strchr(e, '|');
-            bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL;
-            if (bar1 == NULL || bar2 == NULL
-                || (size_t) (bar1 - e) != FAAS_SANDBOX_ID_LEN
-                || (size_t) (bar2 - bar1 - 1) != eplen
-                || memcmp(bar1 + 1, p->endpoint, eplen) != 0) {
-                continue;   /* another host's */
-            }
-            memcpy(sid, e, FAAS_SANDBOX_ID_LEN);
-            sid[FAAS_SANDBOX_ID_LEN] = '\0';
-            s = faas_prov_sbx_find(p, sid);
-            if (s == NULL || strcmp(s->rid, rid) != 0) {
-                faas_info(NULL, "reconcile: removing stale entry %s from %s",
-                          e, sc->keys[i]);
-                faas_prov_redis_cmd(&p->cmd, NULL, NULL, "LREM %s 0 %s",
-                               sc->keys[i], e);
-                continue;
-            }
-            if (s->state == SBX_DESTROYING || s->state == SBX_CREATING
-                || s->lrem_pending) {
-                continue;
-            }
-            if (s->seen) {
-                faas_info(NULL, "reconcile: removing duplicate entry %s", e);
-                faas_prov_redis_cmd(&p->cmd, NULL, NULL, "LREM %s -1 %s",
-                               sc->keys[i], e);
-                continue;
-            }
-            s->seen = 1;
-            if (s->state == SBX_BUSY) {
-                s->state = SBX_IDLE;
-                s->last_used_ms = now;   /* returned by a gateway */
-                faas_debug(NULL, "reconcile: %s returned", s->id);
-            }
-            s->unlisted_ms = 0;
-            if (s->entry == NULL || strcmp(s->entry, e) != 0) {
-                if (s->entry != NULL) {
-                    /* Put back by a gateway with another origin: used. */
-                    s->last_used_ms = now;
-                }
-                free(s->entry);
-                s->entry = strdup(e);
-            }
+            note_entry(p, sc->keys[i], rid, l->e[j], now);
         }
     }
+}
+
+
+static void
+log_stuck_create(faas_prov_sbx_t *s, uint64_t now)
+{
+    if (s->state == SBX_CREATING && !s->stuck_logged
+        && now - s->last_used_ms > 60000) {
+        /* faas_sandbox_create has not returned in a minute: its thread
+         * (and create slot) is lost; say so once. */
+        faas_err(NULL, "sandbox %s (%s): create has not returned for "
+                 "%llu s", s->id, s->rid,
+                 (unsigned long long) ((now - s->last_used_ms) / 1000));
+        s->stuck_logged = 1;
+    }
+}
+
+
+/* A listed sandbox that vanished from the lists is in use. */
+static void
+note_unlisted(faas_prov_sbx_t *s, uint64_t now)
+{
+    if (s->seen) {
+        return;
+    }
+    if (s->state == SBX_IDLE) {
+        s->state = SBX_BUSY;
+        faas_debug(NULL, "reconcile: %s in use", s->id);
+    }
+    if (s->unlisted_ms == 0) {
+        s->unlisted_ms = now;
+    }
+}
+
+
+/* Its processes are gone: remove its entry first, then destroy it. */
+static void
+destroy_dead(faas_prov_t *p, faas_prov_sbx_t *s)
+{
+    char key[512];
+
+    faas_warn(NULL, "reconcile: sandbox %s (%s) is gone", s->id, s->rid);
+    faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
+    if (s->seen && s->entry != NULL
+        && faas_prov_redis_cmd(&p->cmd, dead_lrem_cb, s, "LREM %s 0 %s",
+                               key, s->entry)
+               == 0) {
+        s->lrem_pending = 1;
+    } else {
+        faas_prov_sbx_destroy(p, s, "its processes are gone");
+    }
+}
+
+
+static void
+note_cpu_time(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
+{
+    uint64_t usec;
+
+    if (faas_prov_sbx_cpu_usec(p, s, &usec) != 0) {
+        return;
+    }
+    if (s->cpu_known && usec != s->cpu_usec) {
+        /* Thawed and ran: an invocation since the last scan. */
+        s->last_used_ms = now;
+        faas_debug(NULL, "reconcile: %s used", s->id);
+    }
+    s->cpu_usec = usec;
+    s->cpu_known = 1;
+}
+
+
+static void
+relist(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
+{
+    char key[512];
+
+    free(s->entry);
+    s->entry = faas_prov_sbx_entry(p, s->id, NULL);
+    faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
+    if (s->entry != NULL
+        && faas_prov_redis_cmd(&p->cmd, NULL, NULL, "EVAL %s 1 %s %s %s",
+                               RELIST_LUA, key, s->id, s->entry)
+               == 0) {
+        faas_info(NULL, "reconcile: re-listed %s (%s)", s->id, s->rid);
+        s->state = SBX_IDLE;
+        s->unlisted_ms = 0;
+        s->last_used_ms = now;
+    }
+}
+
+
+/* Decides one sandbox's fate from this scan; it may be destroyed. */
+static void
+check_sandbox(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
+{
+    int frozen;
+
+    log_stuck_create(s, now);
+    if (s->state == SBX_CREATING || s->state == SBX_DESTROYING
+        || s->lrem_pending) {
+        return;
+    }
+    note_unlisted(s, now);
+    if (!faas_prov_sbx_alive(p, s, &frozen)) {
+        destroy_dead(p, s);
+        return;
+    }
+    note_cpu_time(p, s, now);
+    if (s->state == SBX_BUSY && !frozen
+        && now - s->unlisted_ms
+               > (uint64_t) p->grace_ms
+                     + (s->timeout_ms ? s->timeout_ms : 900000)) {
+        /* Running far beyond its timeout: nobody will return it. */
+        faas_prov_sbx_destroy(p, s, "in use beyond its timeout");
+        return;
+    }
+    /* Unlisted and frozen for a grace period, and it has not run
+     * either: nobody holds it. A sandbox in constant use is rarely seen
+     * listed (returned entries are popped at once, or handed over
+     * inside a gateway), so its CPU time is what says it is held. */
+    if (s->state == SBX_BUSY && frozen
+        && now - s->unlisted_ms > p->grace_ms
+        && now - s->last_used_ms > p->grace_ms) {
+        relist(p, s, now);
+        return;
+    }
+    if (s->seen) {
+        faas_prov_reaper_check(p, s, NULL, now);
+    }
+}
+
+
+static void
+process(faas_prov_t *p, scan_t *sc)
+{
+    faas_prov_sbx_t *s, *next;
+    uint64_t         now = faas_now_ms();
+
+    note_listed(p, sc, now);
     for (s = p->sbx; s != NULL; s = next) {
         next = s->next;
-        if (s->state == SBX_CREATING && !s->stuck_logged
-            && now - s->last_used_ms > 60000) {
-            /* faas_sandbox_create has not returned in a minute: its thread
-             * (and create slot) is lost; say so once. */
-            faas_err(NULL, "sandbox %s (%s): create has not returned for "
-                     "%llu s", s->id, s->rid,
-                     (unsigned long long) ((now - s->last_used_ms) / 1000));
-            s->stuck_logged = 1;
-        }
-        if (s->state == SBX_CREATING || s->state == SBX_DESTROYING
-            || s->lrem_pending) {
-            continue;
-        }
-        if (!s->seen) {
-            if (s->state == SBX_IDLE) {
-                s->state = SBX_BUSY;
-                faas_debug(NULL, "reconcile: %s in use", s->id);
-            }
-            if (s->unlisted_ms == 0) {
-                s->unlisted_ms = now;
-            }
-        }
-        if (!faas_prov_sbx_alive(p, s, &frozen)) {
-            faas_warn(NULL, "reconcile: sandbox %s (%s) is gone", s->id,
-                      s->rid);
-            faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
-            if (s->seen && s->entry != NULL
-                && faas_prov_redis_cmd(&p->cmd, dead_lrem_cb, s, "LREM %s 0 %s",
-                                  key, s->entry)
-                       == 0) {
-                s->lrem_pending = 1;
-            } else {
-                faas_prov_sbx_destroy(p, s, "its processes are gone");
-            }
-            continue;
-        }
-        if (faas_prov_sbx_cpu_usec(p, s, &usec) == 0) {
-            if (s->cpu_known && usec != s->cpu_usec) {
-                /* Thawed and ran: an invocation since the last scan. */
-                s->last_used_ms = now;
-                faas_debug(NULL, "reconcile: %s used", s->id);
-            }
-            s->cpu_usec = usec;
-            s->cpu_known = 1;
-        }
-        if (s->state == SBX_BUSY && !frozen
-            && now - s->unlisted_ms
-                   > (uint64_t) p->grace_ms
-                         + (s->timeout_ms ? s->timeout_ms : 900000)) {
-            /* Running far beyond its timeout: nobody will return it. */
-            faas_prov_sbx_destroy(p, s, "in use beyond its timeout");
-            continue;
-        }
-        /* Unlisted and frozen for a grace period, and it has not run
-         * either: nobody holds it. A sandbox in constant use is rarely seen
-         * listed (returned entries are popped at once, or handed over
-         * inside a gateway), so its CPU time is what says it is held. */
-        if (s->state == SBX_BUSY && frozen
-            && now - s->unlisted_ms > p->grace_ms
-            && now - s->last_used_ms > p->grace_ms) {
-            free(s->entry);
-            s->entry = faas_prov_sbx_entry(p, s->id, NULL);
-            faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
-            if (s->entry != NULL
-                && faas_prov_redis_cmd(&p->cmd, NULL, NULL,
-                                       "EVAL %s 1 %s %s %s",
-                                  RELIST_LUA, key, s->id, s->entry)
-                       == 0) {
-                faas_info(NULL, "reconcile: re-listed %s (%s)", s->id, s->rid);
-                s->state = SBX_IDLE;
-                s->unlisted_ms = 0;
-                s->last_used_ms = now;
-            }
-            continue;
-        }
-        if (s->seen) {
-            faas_prov_reaper_check(p, s, NULL, now);
-        }
+        check_sandbox(p, s, now);
     }
     faas_prov_code_gc(p);
 }
