@@ -362,28 +362,19 @@ answer_fn(faas_registry_t *reg, MYSQL *c, const char *name, int status,
 }
 
 
+/* Checks a create body and fills name and conf; returns 0, or the status of
+ * the error it filled resp with. */
 static int
-fn_create(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
+create_body(json_t *body, const char **name, fn_conf_t *conf,
+            faas_http_resp_t *resp)
 {
     static const char *const allowed[] = {
         "name", "runtime", "handler", "memory_mb", "timeout_ms",
         "max_concurrency", "keep_alive_s", "env", "public", "code", NULL };
-    cleanup_json json_t *body = NULL;
-    cleanup_free uint8_t *zip = NULL;
-    faas_error_t       err;
-    fn_conf_t          conf = { NULL, NULL, 128, 3000, 10, 600, 0, NULL };
-    json_t            *code, *v;
-    const char        *name;
-    size_t             ziplen = 0;
-    MYSQL             *c = NULL;
-    MYSQL_RES         *res;
-    long long          version;
-    char               key[256], sha[65];
-    int                exists, rc;
-    faas_zip_limits_t  lim = limits(reg);
+    faas_error_t  err;
+    json_t       *v;
 
     faas_error_clear(&err);
-    body = json_loadb(req->body ? req->body : "", req->len, 0, NULL);
     if (!json_is_object(body)) {
         return faas_http_error(resp, 400, "invalid",
                                "body must be a JSON object");
@@ -397,15 +388,80 @@ fn_create(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
         return faas_http_error(resp, 400, "invalid",
                                "name must match [a-z][a-z0-9-]{0,62}");
     }
-    name = json_string_value(v);
-    if (parse_conf(body, &conf, &err) < 0) {
+    *name = json_string_value(v);
+    if (parse_conf(body, conf, &err) < 0) {
         return faas_http_error(resp, 400, "invalid", "%s", err.msg);
     }
-    if (conf.runtime == NULL || conf.handler == NULL) {
+    if (conf->runtime == NULL || conf->handler == NULL) {
         return faas_http_error(resp, 400, "invalid",
                                "runtime and handler are required");
     }
-    code = json_object_get(body, "code");
+    return 0;
+}
+
+
+/* A plain .py, .js, .mjs or .cjs file name, at most 64 bytes. */
+static int
+valid_code_file(const char *fn)
+{
+    size_t n = strlen(fn);
+
+    return !(n > 64 || strchr(fn, '/') || fn[0] == '.' || n < 4
+             || (strcmp(fn + n - 3, ".py") != 0
+                 && strcmp(fn + n - 3, ".js") != 0
+                 && (n < 5 || (strcmp(fn + n - 4, ".mjs") != 0
+                               && strcmp(fn + n - 4, ".cjs") != 0))));
+}
+
+
+/* {"file": name, "content": text} -> a zip holding that one file; returns 0,
+ * or the status of the error it filled resp with. */
+static int
+file_code_zip(faas_registry_t *reg, json_t *code, uint8_t **zip,
+              size_t *ziplen, faas_http_resp_t *resp)
+{
+    json_t       *f = json_object_get(code, "file");
+    json_t       *t = json_object_get(code, "content");
+    void         *out;
+    faas_error_t  err;
+
+    faas_error_clear(&err);
+    if (!json_is_string(f) || !json_is_string(t)) {
+        return faas_http_error(resp, 400, "invalid", "code needs \"zip\""
+                               " or \"file\" and \"content\"");
+    }
+    if (!valid_code_file(json_string_value(f))) {
+        return faas_http_error(resp, 400, "invalid", "code.file must be a"
+                               " plain .py, .js, .mjs or .cjs file name");
+    }
+    if (json_string_length(t) > reg->max_upload_bytes) {
+        return faas_http_error(resp, 413, "too_large",
+                               "code is larger than %zu bytes",
+                               reg->max_upload_bytes);
+    }
+    if (faas_zip_wrap(json_string_value(f), json_string_value(t),
+                      json_string_length(t), &out, ziplen, &err) < 0) {
+        return faas_http_fail(resp, &err);
+    }
+    *zip = out;
+    return 0;
+}
+
+
+/* The body's "code" as zip bytes, checked against the limits and the
+ * runtime's handler; returns 0, or the status of the error it filled resp
+ * with. */
+static int
+create_code(faas_registry_t *reg, json_t *body, const fn_conf_t *conf,
+            uint8_t **zip, size_t *ziplen, faas_http_resp_t *resp)
+{
+    json_t            *code = json_object_get(body, "code");
+    json_t            *v;
+    faas_error_t       err;
+    faas_zip_limits_t  lim = limits(reg);
+    int                rc;
+
+    faas_error_clear(&err);
     if (!json_is_object(code)) {
         return faas_http_error(resp, 400, "invalid", "code is required:"
                                " {\"zip\": base64} or {\"file\": name,"
@@ -414,65 +470,110 @@ fn_create(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
     if ((v = json_object_get(code, "zip")) != NULL) {
         if (!json_is_string(v)
             || faas_base64_decode(json_string_value(v), json_string_length(v),
-                                  &zip, &ziplen) < 0) {
+                                  zip, ziplen) < 0) {
             return faas_http_error(resp, 400, "invalid",
                                    "code.zip must be base64");
         }
-    } else {
-        json_t     *f = json_object_get(code, "file");
-        json_t     *t = json_object_get(code, "content");
-        void       *out;
-        const char *fn;
-        size_t      n;
-
-        if (!json_is_string(f) || !json_is_string(t)) {
-            return faas_http_error(resp, 400, "invalid", "code needs \"zip\""
-                                   " or \"file\" and \"content\"");
-        }
-        fn = json_string_value(f);
-        n = strlen(fn);
-        if (n > 64 || strchr(fn, '/') || fn[0] == '.' || n < 4
-            || (strcmp(fn + n - 3, ".py") != 0 && strcmp(fn + n - 3, ".js") != 0
-                && (n < 5 || (strcmp(fn + n - 4, ".mjs") != 0
-                              && strcmp(fn + n - 4, ".cjs") != 0)))) {
-            return faas_http_error(resp, 400, "invalid", "code.file must be a"
-                                   " plain .py, .js, .mjs or .cjs file name");
-        }
-        if (json_string_length(t) > reg->max_upload_bytes) {
-            return faas_http_error(resp, 413, "too_large",
-                                   "code is larger than %zu bytes",
-                                   reg->max_upload_bytes);
-        }
-        if (faas_zip_wrap(fn, json_string_value(t), json_string_length(t),
-                          &out, &ziplen, &err) < 0) {
-            return faas_http_fail(resp, &err);
-        }
-        zip = out;
+    } else if ((rc = file_code_zip(reg, code, zip, ziplen, resp)) != 0) {
+        return rc;
     }
-    if (ziplen > reg->max_upload_bytes) {
+    if (*ziplen > reg->max_upload_bytes) {
         return faas_http_error(resp, 413, "too_large",
                                "code is larger than %zu bytes",
                                reg->max_upload_bytes);
     }
-    if (faas_zip_check(zip, ziplen, conf.runtime, conf.handler, &lim, &err)
-        < 0) {
+    if (faas_zip_check(*zip, *ziplen, conf->runtime, conf->handler, &lim,
+                       &err) < 0) {
         if (err.code == FAAS_E_INVALID) {
             return faas_http_error(resp, 400, "bad_code", "%s", err.msg);
         }
         return faas_http_fail(resp, &err);
     }
+    return 0;
+}
 
+
+/* 1 if a function of that name exists, 0 if not, -1 on error. */
+static int
+function_exists(MYSQL *c, const char *name, faas_error_t *err)
+{
+    MYSQL_RES *res;
+    int        exists;
+
+    if (faas_db_query(c, &res, err, "SELECT 1 FROM functions WHERE name = %s",
+                      name) < 0) {
+        return -1;
+    }
+    exists = mysql_num_rows(res) > 0;
+    mysql_free_result(res);
+    return exists;
+}
+
+
+/* One transaction: the owner, the function and its first version. */
+static int
+insert_function(MYSQL *c, const char *user, const char *name,
+                long long version, const fn_conf_t *conf, const char *key,
+                const char *sha, size_t ziplen, faas_error_t *err)
+{
+    if (faas_db_exec(c, err, "START TRANSACTION") < 0
+        || faas_db_exec(c, err, "INSERT IGNORE INTO owners (subject)"
+                        " VALUES (%s)", user) < 0
+        || faas_db_exec(c, err, "INSERT INTO functions (name, owner,"
+                        " current_version, public, max_concurrency) VALUES"
+                        " (%s, %s, %L, %d, %L)", name, user, version,
+                        conf->public_, conf->max_concurrency) < 0
+        || insert_version(c, name, version, conf, key, sha, ziplen, err) < 0
+        || faas_db_exec(c, err, "COMMIT") < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+
+/* The transaction failed: roll back, take the stored zip back (nothing
+ * refers to it) and answer. */
+static int
+create_failed(faas_registry_t *reg, MYSQL **c, const char *name,
+              const char *key, faas_error_t *err, faas_http_resp_t *resp)
+{
+    faas_error_t e2;
+
+    rollback(faas_db_broken(err) ? NULL : *c);
+    release(reg, c, err);
+    if (faas_blob_delete(reg->store, key, &e2) < 0) {
+        faas_warn(NULL, "orphan code blob %s: %s", key, e2.msg);
+    }
+    if (err->code == FAAS_E_EXISTS) {
+        return faas_http_error(resp, 409, "conflict",
+                               "a function named %s exists", name);
+    }
+    return faas_http_fail(resp, err);
+}
+
+
+/* Stores the code, then records the function in one transaction. */
+static int
+create_function(faas_registry_t *reg, faas_http_req_t *req, const char *name,
+                const fn_conf_t *conf, const uint8_t *zip, size_t ziplen,
+                faas_http_resp_t *resp)
+{
+    faas_error_t  err;
+    MYSQL        *c;
+    long long     version;
+    char          key[256], sha[65];
+    int           exists, rc;
+
+    faas_error_clear(&err);
     c = faas_db_acquire(reg->db, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
-    if (faas_db_query(c, &res, &err, "SELECT 1 FROM functions WHERE name = %s",
-                      name) < 0) {
+    exists = function_exists(c, name, &err);
+    if (exists < 0) {
         release(reg, &c, &err);
         return faas_http_fail(resp, &err);
     }
-    exists = mysql_num_rows(res) > 0;
-    mysql_free_result(res);
     if (exists) {
         release(reg, &c, NULL);
         return faas_http_error(resp, 409, "conflict",
@@ -488,33 +589,36 @@ fn_create(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
         release(reg, &c, NULL);
         return faas_http_fail(resp, &err);
     }
-    rc = faas_db_exec(c, &err, "START TRANSACTION") < 0
-         || faas_db_exec(c, &err, "INSERT IGNORE INTO owners (subject)"
-                         " VALUES (%s)", req->user) < 0
-         || faas_db_exec(c, &err, "INSERT INTO functions (name, owner,"
-                         " current_version, public, max_concurrency) VALUES"
-                         " (%s, %s, %L, %d, %L)", name, req->user, version,
-                         conf.public_, conf.max_concurrency) < 0
-         || insert_version(c, name, version, &conf, key, sha, ziplen, &err) < 0
-         || faas_db_exec(c, &err, "COMMIT") < 0;
-    if (rc) {
-        faas_error_t e2;
-        rollback(faas_db_broken(&err) ? NULL : c);
-        release(reg, &c, &err);
-        /* Nothing refers to the stored zip: take it back. */
-        if (faas_blob_delete(reg->store, key, &e2) < 0) {
-            faas_warn(NULL, "orphan code blob %s: %s", key, e2.msg);
-        }
-        if (err.code == FAAS_E_EXISTS) {
-            return faas_http_error(resp, 409, "conflict",
-                                   "a function named %s exists", name);
-        }
-        return faas_http_fail(resp, &err);
+    if (insert_function(c, req->user, name, version, conf, key, sha, ziplen,
+                        &err) < 0) {
+        return create_failed(reg, &c, name, key, &err, resp);
     }
     faas_info(NULL, "created %s@%lld for %s", name, version, req->user);
     rc = answer_fn(reg, c, name, 201, resp);
     release(reg, &c, NULL);
     return rc;
+}
+
+
+static int
+fn_create(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
+{
+    cleanup_json json_t *body = NULL;
+    cleanup_free uint8_t *zip = NULL;
+    fn_conf_t          conf = { NULL, NULL, 128, 3000, 10, 600, 0, NULL };
+    const char        *name = NULL;
+    size_t             ziplen = 0;
+    int                rc;
+
+    body = json_loadb(req->body ? req->body : "", req->len, 0, NULL);
+    rc = create_body(body, &name, &conf, resp);
+    if (rc == 0) {
+        rc = create_code(reg, body, &conf, &zip, &ziplen, resp);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    return create_function(reg, req, name, &conf, zip, ziplen, resp);
 }
 
 
