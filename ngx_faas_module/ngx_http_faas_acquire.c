@@ -62,6 +62,8 @@ typedef struct {
 
 
 static void ngx_http_faas_lpop_done(redisReply *reply, void *data);
+static ngx_uint_t ngx_http_faas_redis_failed(ngx_http_faas_call_t *call,
+    redisReply *reply);
 static void ngx_http_faas_invoke_entry(ngx_http_faas_call_t *call,
     redisReply *v, ngx_uint_t from_blpop, ngx_http_faas_step_e retry);
 static void ngx_http_faas_pipe_done(redisReply *reply, void *data);
@@ -114,11 +116,7 @@ ngx_http_faas_lpop_done(redisReply *reply, void *data)
         return;
     }
 
-    ngx_http_faas_call_end(call);
-
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "Redis is unavailable");
+    if (ngx_http_faas_redis_failed(call, reply)) {
         return;
     }
 
@@ -484,11 +482,7 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
         return;
     }
 
-    ngx_http_faas_call_end(call);
-
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "Redis is unavailable");
+    if (ngx_http_faas_redis_failed(call, reply)) {
         return;
     }
 
@@ -542,4 +536,23 @@ ngx_http_faas_invoke_entry(ngx_http_faas_call_t *call, redisReply *v,
                                : 0;
 
     ngx_http_faas_call_next(call, NGX_HTTP_FAAS_INVOKE);
+}
+
+
+/*
+ * Ends the Redis command an attached call waited for; when it failed,
+ * answers 503 and returns 1.
+ */
+static ngx_uint_t
+ngx_http_faas_redis_failed(ngx_http_faas_call_t *call, redisReply *reply)
+{
+    ngx_http_faas_call_end(call);
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "Redis is unavailable");
+        return 1;
+    }
+
+    return 0;
 }
