@@ -62,6 +62,10 @@ typedef struct {
 
 
 static void ngx_http_faas_lpop_done(redisReply *reply, void *data);
+static ngx_uint_t ngx_http_faas_redis_failed(ngx_http_faas_call_t *call,
+    redisReply *reply);
+static void ngx_http_faas_invoke_entry(ngx_http_faas_call_t *call,
+    redisReply *v, ngx_uint_t from_blpop, ngx_http_faas_step_e retry);
 static void ngx_http_faas_pipe_done(redisReply *reply, void *data);
 static void ngx_http_faas_cold_start(ngx_http_faas_call_t *call,
     ngx_http_faas_pipe_t *pipe);
@@ -104,8 +108,6 @@ ngx_http_faas_lpop_done(redisReply *reply, void *data)
 {
     ngx_http_faas_call_t  *call = data;
 
-    ngx_int_t  rc;
-
     if (call->r == NULL) {
         if (reply && reply->type == REDIS_REPLY_STRING) {
             ngx_http_faas_call_return(call, reply->str, reply->len);
@@ -114,11 +116,7 @@ ngx_http_faas_lpop_done(redisReply *reply, void *data)
         return;
     }
 
-    ngx_http_faas_call_end(call);
-
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "Redis is unavailable");
+    if (ngx_http_faas_redis_failed(call, reply)) {
         return;
     }
 
@@ -127,19 +125,7 @@ ngx_http_faas_lpop_done(redisReply *reply, void *data)
         return;
     }
 
-    rc = ngx_http_faas_call_take(call, reply->str, reply->len);
-
-    if (rc != NGX_OK) {
-        if (rc == NGX_DECLINED) {
-            ngx_http_faas_call_next(call, NGX_HTTP_FAAS_ACQUIRE);
-        }
-        return;
-    }
-
-    call->have_entry = 1;
-    call->start_type = FAAS_START_WARM;
-    call->cold_us = 0;
-    ngx_http_faas_call_next(call, NGX_HTTP_FAAS_INVOKE);
+    ngx_http_faas_invoke_entry(call, reply, 0, NGX_HTTP_FAAS_ACQUIRE);
 }
 
 
@@ -477,7 +463,6 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
     ngx_http_faas_call_t  *call = data;
 
     redisReply  *k, *v;
-    ngx_int_t    rc;
 
     k = NULL;
     v = NULL;
@@ -497,11 +482,7 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
         return;
     }
 
-    ngx_http_faas_call_end(call);
-
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "Redis is unavailable");
+    if (ngx_http_faas_redis_failed(call, reply)) {
         return;
     }
 
@@ -525,18 +506,53 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
         return;
     }
 
+    ngx_http_faas_invoke_entry(call, v, 1, NGX_HTTP_FAAS_WAIT);
+}
+
+
+/*
+ * Takes the idle entry v (LPOPped, or BLPOPped after a cold start request)
+ * and invokes it; a bad entry is dropped and the call goes on at step retry
+ * (or is answered if it has used up its retries).
+ */
+static void
+ngx_http_faas_invoke_entry(ngx_http_faas_call_t *call, redisReply *v,
+    ngx_uint_t from_blpop, ngx_http_faas_step_e retry)
+{
+    ngx_int_t  rc;
+
     rc = ngx_http_faas_call_take(call, v->str, v->len);
 
     if (rc != NGX_OK) {
         if (rc == NGX_DECLINED) {
-            ngx_http_faas_call_next(call, NGX_HTTP_FAAS_WAIT);
+            ngx_http_faas_call_next(call, retry);
         }
         return;
     }
 
     call->have_entry = 1;
-    call->start_type = faas_entry_start_type(&call->entry, 1);
-    call->cold_us = ngx_http_faas_now_us() - call->t_wait_us;
+    call->start_type = faas_entry_start_type(&call->entry, from_blpop);
+    call->cold_us = from_blpop ? ngx_http_faas_now_us() - call->t_wait_us
+                               : 0;
 
     ngx_http_faas_call_next(call, NGX_HTTP_FAAS_INVOKE);
+}
+
+
+/*
+ * Ends the Redis command an attached call waited for; when it failed,
+ * answers 503 and returns 1.
+ */
+static ngx_uint_t
+ngx_http_faas_redis_failed(ngx_http_faas_call_t *call, redisReply *reply)
+{
+    ngx_http_faas_call_end(call);
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "Redis is unavailable");
+        return 1;
+    }
+
+    return 0;
 }

@@ -138,27 +138,13 @@ def handler(event, context):
     raise ValueError('unknown check')
 PY
 
-# The real runtime maps a plain dict to statusCode 200 with a JSON body.
-sub result {
-    my ($ans) = @_;
-    return undef unless $ans && $ans->{ok};
-    my $r = $ans->{response};
-    return json_decode($r->{body}) if ref $r eq 'HASH' && exists $r->{statusCode};
-    return $r;
-}
-
 my ($host_ip) = `ip -4 -o addr show scope global 2>/dev/null` =~ /inet (\d+\.\d+\.\d+\.\d+)/;
 my $listener = IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => 0,
                                      Listen => 5, ReuseAddr => 1) or die $!;
 my $port = $listener->sockport;
 
-my @runtimes = ('test');
-push @runtimes, 'real' if -f real_runtime_dir() . '/python/bootstrap.py';
-
-for my $rt (@runtimes) {
-    note("runtime: $rt");
-    my $cfg = sandbox_config(name => "cfg-$rt", runtime => $rt);
-    my $code = write_handler(work_dir() . "/code-$rt", $HOSTILE);
+for_each_runtime($HOSTILE, sub {
+    my ($rt, $cfg, $code) = @_;
     my $other = write_handler(work_dir() . "/other-$rt", "def handler(e, c):\n    return 1\n");
     write_file("$other/secret.txt", "other sandbox's code\n");
     my $id;
@@ -175,7 +161,7 @@ for my $rt (@runtimes) {
 
     # network
     my ($a, $e) = sbx_invoke($cfg, $id, { check => 'net', port => $port, ip => $host_ip });
-    my $r = result($a) or diag($e, json_encode($a));
+    my $r = sbx_result($a) or diag($e, json_encode($a));
     is_deeply($r->{ifaces}, ['lo'], "[$rt] only the loopback interface exists");
     isnt($r->{host_lo}, 'connected', "[$rt] the host's 127.0.0.1 listener is unreachable ($r->{host_lo})");
     SKIP: {
@@ -186,7 +172,7 @@ for my $rt (@runtimes) {
 
     # file systems
     ($a, $e) = sbx_invoke($cfg, $id, { check => 'fs', other => $other, work => work_dir() });
-    $r = result($a) or diag($e, json_encode($a));
+    $r = sbx_result($a) or diag($e, json_encode($a));
     is($r->{task}, 'EROFS', "[$rt] /var/task is read-only");
     is($r->{root}, 'EROFS', "[$rt] / is read-only");
     is($r->{etc}, 'EROFS', "[$rt] /etc is read-only");
@@ -219,7 +205,7 @@ for my $rt (@runtimes) {
     # processes
     my $victim = spawn("victim-$rt", ['sleep', '60']);
     ($a, $e) = sbx_invoke($cfg, $id, { check => 'procs' });
-    $r = result($a) or diag($e, json_encode($a));
+    $r = sbx_result($a) or diag($e, json_encode($a));
     ok(@{ $r->{pids} } >= 1 && @{ $r->{pids} } <= 2, "[$rt] only the sandbox's processes are in /proc (@{$r->{pids}})");
     is($r->{me}, 1, "[$rt] the runtime is pid 1 of its own pid namespace");
     ok(!(grep { $_ == $victim->{pid} || $_ == $$ } @{ $r->{pids} }) || $victim->{pid} <= 2,
@@ -231,7 +217,7 @@ for my $rt (@runtimes) {
 
     # privileges
     ($a, $e) = sbx_invoke($cfg, $id, { check => 'privs' });
-    $r = result($a) or diag($e, json_encode($a));
+    $r = sbx_result($a) or diag($e, json_encode($a));
     is($r->{uid}, $meta->{uid}, "[$rt] runs as the sandbox's uid");
     isnt($r->{uid}, $meta2->{uid}, "[$rt] two sandboxes have different uids");
     is($r->{euid}, $meta->{uid}, "[$rt] effective uid too");
@@ -257,7 +243,7 @@ for my $rt (@runtimes) {
     my $hs = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $hs_path, Listen => 5)
         or die "listen $hs_path: $!";
     ($a, $e) = sbx_invoke($cfg, $id, { check => 'sockswap', target => $hs_path });
-    ok(result($a) && result($a)->{swapped}, "[$rt] the handler replaced its socket by a symlink");
+    ok(sbx_result($a) && sbx_result($a)->{swapped}, "[$rt] the handler replaced its socket by a symlink");
     ok(-l "$cfg->{run_dir}/sbx/$id/function.sock", "[$rt] (it is a symlink now)");
     ($a, $e) = sbx_invoke($cfg, $id, { check => 'procs' }, '--timeout-ms', 3000);
     ok(!defined $a, "[$rt] the next invoke fails");
@@ -270,6 +256,6 @@ for my $rt (@runtimes) {
         my ($rc, $err) = sbx_destroy($cfg, $x);
         is($rc, 0, "[$rt] destroyed") or diag($err);
     }
-}
+});
 
 faas_finish();

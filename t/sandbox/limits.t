@@ -66,28 +66,15 @@ def handler(event, context):
             'x32': x32, 'logflood': logflood}[event['do']]()
 PY
 
-sub result {
-    my ($ans) = @_;
-    return undef unless $ans && $ans->{ok};
-    my $r = $ans->{response};
-    return json_decode($r->{body}) if ref $r eq 'HASH' && exists $r->{statusCode};
-    return $r;
-}
-
-my @runtimes = ('test');
-push @runtimes, 'real' if -f real_runtime_dir() . '/python/bootstrap.py';
-
-for my $rt (@runtimes) {
-note("runtime: $rt");
-my $cfg = sandbox_config(name => "cfg-$rt", runtime => $rt);
-my $code = write_handler(work_dir() . "/code-$rt", $HANDLER);
+for_each_runtime($HANDLER, sub {
+my ($rt, $cfg, $code) = @_;
 
 # fork bomb
 {
     my $id = sbx_create($cfg, code => $code, pids => 24);
     like($id, qr/^s-/, 'fork bomb sandbox created');
     my ($a, $e) = sbx_invoke($cfg, $id, { do => 'forkbomb' }, '--timeout-ms', 20000);
-    my $r = result($a) or diag($e);
+    my $r = sbx_result($a) or diag($e);
     is($r->{error}, 'EAGAIN', 'fork fails with EAGAIN at pids.max');
     my $cur = read_file(cg_file($cfg, 'pids', $id, 'pids.current'));
     chomp $cur;
@@ -135,7 +122,7 @@ my $code = write_handler(work_dir() . "/code-$rt", $HANDLER);
 if ($rt eq 'test') {
     my $id = sbx_create($cfg, code => $code);
     my ($a, $e) = sbx_invoke($cfg, $id, { do => 'logflood' });
-    my $r = result($a) or diag($e);
+    my $r = sbx_result($a) or diag($e);
     like($r->{error} // 'none', qr/^(ENOSPC|EFBIG)$/, "flooding stderr ends with an error ($r->{error})");
     my $size = -s "$cfg->{run_dir}/sbx/$id/runtime.log";
     cmp_ok($size, '<=', 4 << 20, "runtime.log stays capped on the host ($size bytes)");
@@ -148,13 +135,13 @@ if ($rt eq 'test') {
     my $id = sbx_create($cfg, code => $code, tmp => 8);
     like($id, qr/^s-/, 'tmp fill sandbox created');
     my ($a, $e) = sbx_invoke($cfg, $id, { do => 'tmpfill' }, '--timeout-ms', 20000);
-    my $r = result($a) or diag($e);
+    my $r = sbx_result($a) or diag($e);
     is($r->{error}, 'ENOSPC', 'filling /tmp ends with ENOSPC');
     cmp_ok($r->{written}, '<=', 8 << 20, "no more than the tmp size was written ($r->{written})");
     cmp_ok($r->{written}, '>=', 6 << 20, 'close to the tmp size was written');
     my ($rc, $err) = sbx_destroy($cfg, $id);
     is($rc, 0, 'destroyed') or diag($err);
 }
-}
+});
 
 faas_finish();

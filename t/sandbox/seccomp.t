@@ -85,25 +85,12 @@ def handler(event, context):
     return r
 PY
 
-sub result {
-    my ($ans) = @_;
-    return undef unless $ans && $ans->{ok};
-    my $r = $ans->{response};
-    return json_decode($r->{body}) if ref $r eq 'HASH' && exists $r->{statusCode};
-    return $r;
-}
-
-my @runtimes = ('test');
-push @runtimes, 'real' if -f real_runtime_dir() . '/python/bootstrap.py';
-
-for my $rt (@runtimes) {
-    note("runtime: $rt");
-    my $cfg = sandbox_config(name => "cfg-$rt", runtime => $rt);
-    my $code = write_handler(work_dir() . "/code-$rt", $HANDLER);
+for_each_runtime($HANDLER, sub {
+    my ($rt, $cfg, $code) = @_;
     my $id = sbx_create($cfg, code => $code);
     like($id, qr/^s-/, "[$rt] sandbox created");
     my ($a, $e) = sbx_invoke($cfg, $id, {});
-    my $r = result($a) or diag($e, json_encode($a));
+    my $r = sbx_result($a) or diag($e, json_encode($a));
 
     is($r->{$_}, 'EPERM', "[$rt] $_ refused with EPERM")
         for qw(personality_addr_no_randomize personality_read_implies_exec
@@ -123,6 +110,6 @@ for my $rt (@runtimes) {
 
     my ($rc, $err) = sbx_destroy($cfg, $id);
     is($rc, 0, "[$rt] destroyed") or diag($err);
-}
+});
 
 faas_finish();

@@ -22,7 +22,8 @@ use JSON::PP ();
 
 our @EXPORT = qw(
     sandbox_config sbx sbx_create sbx_invoke sbx_destroy write_handler
-    cg_file real_runtime_dir zygote_mode sbx_zygote_run
+    cg_file real_runtime_dir zygote_mode sbx_zygote_run sbx_result
+    for_each_runtime
 );
 
 sub zygote_mode { $ENV{FAAS_SANDBOX_ZYGOTE} ? 1 : 0 }
@@ -214,6 +215,33 @@ sub write_handler {
     make_path($dir);
     write_file("$dir/handler.py", $src);
     return $dir;
+}
+
+# The handler's return value in an sbx_invoke answer (the real runtime
+# maps a plain dict to statusCode 200 with a JSON body), or undef when the
+# invoke failed.
+sub sbx_result {
+    my ($ans) = @_;
+    return undef unless $ans && $ans->{ok};
+    my $r = $ans->{response};
+    return json_decode($r->{body}) if ref $r eq 'HASH' && exists $r->{statusCode};
+    return $r;
+}
+
+# for_each_runtime($python_source, sub { my ($rt, $cfg, $code) = @_; ... }):
+# runs the body with the test runtime and, when runtimes/python exists,
+# with the real one; each gets its own config (cfg-<rt>) and the handler
+# written to <work>/code-<rt>/handler.py.
+sub for_each_runtime {
+    my ($src, $body) = @_;
+    my @runtimes = ('test');
+    push @runtimes, 'real' if -f real_runtime_dir() . '/python/bootstrap.py';
+    for my $rt (@runtimes) {
+        Test::More::note("runtime: $rt");
+        my $cfg = sandbox_config(name => "cfg-$rt", runtime => $rt);
+        my $code = write_handler(work_dir() . "/code-$rt", $src);
+        $body->($rt, $cfg, $code);
+    }
 }
 
 # cg_file($cfg, 'freezer', $id, 'freezer.state') -> path
