@@ -48,7 +48,11 @@ typedef struct faas_prov_redis_s {
     const char        *name;      /* "cmd" | "q<shard>", for logs */
     redisAsyncContext *ac;
     int                ready;     /* connected and authenticated */
+    int                lost;      /* loss logged, recovery not yet */
+    unsigned           backoff_ms;        /* before the next attempt */
+    unsigned           connect_waited_ms; /* by the attempt in progress */
     uv_timer_t         retry;
+    uv_timer_t         connect_watch;     /* the attempt in progress */
     void             (*on_ready)(faas_prov_t *p);   /* at each (re)connect */
 } faas_prov_redis_t;
 
@@ -255,6 +259,8 @@ void faas_prov_leases_release_all(faas_prov_t *p, void (*done)(faas_prov_t *p));
 /* ---- reaper and reconciliation ---- */
 
 void faas_prov_reconcile_start(faas_prov_t *p);
+/* Runs a scan at once, then every reconcile_ms: after Redis came back. */
+void faas_prov_reconcile_soon(faas_prov_t *p);
 /* Keep-alive decision on one listed idle sandbox, from the scan. */
 void faas_prov_reaper_check(faas_prov_t *p, faas_prov_sbx_t *s, const char *key,
                        uint64_t now);
