@@ -61,6 +61,8 @@ int faas_prov_redis_start(faas_prov_t *p, faas_prov_redis_t *r,
 void faas_prov_redis_stop(faas_prov_redis_t *r);
 /* Drops a link that stopped answering and reconnects. */
 void faas_prov_redis_reset(faas_prov_redis_t *r, const char *why);
+/* Attaches ac to loop (redis_uv.c); -1 on failure. */
+int faas_prov_redis_attach(redisAsyncContext *ac, uv_loop_t *loop);
 /* redisAsyncCommand on r, or -1 if r is down (the callback is not called). */
 int faas_prov_redis_cmd(faas_prov_redis_t *r, redisCallbackFn *fn, void *data,
                    const char *fmt, ...);

@@ -6,17 +6,15 @@
  * a lost connection get a NULL reply from hiredis, which every caller treats
  * as a failure; on_ready runs again at each reconnect.
  *
- * hiredis 0.14's libuv adapter ignores poll errors, so a refused connect
- * never calls connect_cb: a watch timer checks the socket's pending error
- * and gives up on an attempt that has not connected within
- * CONNECT_TIMEOUT_MS.
+ * Each attempt is also watched by a timer that checks the socket's pending
+ * error and gives up on an attempt not ready within CONNECT_TIMEOUT_MS (a
+ * server that accepts and never answers, an AUTH left unanswered).
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <hiredis/adapters/libuv.h>
 
 #include "config.h"
 #include "log.h"
@@ -226,7 +224,13 @@ redis_connect(faas_prov_redis_t *r)
         return;
     }
     r->ac->data = r;
-    redisLibuvAttach(r->ac, r->prov->loop);
+    if (faas_prov_redis_attach(r->ac, r->prov->loop) < 0) {
+        note_lost(r, "cannot watch its socket");
+        redisAsyncFree(r->ac);
+        r->ac = NULL;
+        schedule_retry(r);
+        return;
+    }
     redisAsyncSetConnectCallback(r->ac, connect_cb);
     redisAsyncSetDisconnectCallback(r->ac, disconnect_cb);
     r->connect_waited_ms = 0;
@@ -272,9 +276,8 @@ faas_prov_redis_stop(faas_prov_redis_t *r)
 
 /*
  * Drops r's connection (pending callbacks get NULL) and reconnects: for a
- * link that stopped answering. hiredis 0.14's libuv adapter ignores poll
- * errors, so a connection reset by the server can hang with its callbacks
- * never called; a watchdog (queue.c, leases.c) notices and calls this.
+ * link that stopped answering (a server paused, a peer gone without a
+ * reset); a watchdog (queue.c, leases.c) notices and calls this.
  */
 void
 faas_prov_redis_reset(faas_prov_redis_t *r, const char *why)
