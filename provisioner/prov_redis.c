@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -127,14 +128,16 @@ auth_cb(redisAsyncContext *ac, void *reply, void *data)
 {
     faas_prov_redis_t *r = data;
     redisReply   *rep = reply;
+    char          why[256];
 
     if (r->ac != ac) {
         return;   /* an abandoned attempt being freed */
     }
     if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-        faas_err(NULL, "redis %s: AUTH failed: %s", r->name,
+        /* logged once per outage, like any failed attempt */
+        snprintf(why, sizeof(why), "AUTH failed: %s",
                  rep ? rep->str : "no reply");
-        attempt_failed(r, "AUTH failed");
+        attempt_failed(r, why);
         return;
     }
     note_ready(r);
