@@ -1,5 +1,6 @@
 # faas-provisioner (the daemon) and faas-provision-tool (test/bench helper).
-PROV_SRCS := provisioner/main.c provisioner/prov_redis.c provisioner/leases.c \
+PROV_SRCS := provisioner/main.c provisioner/prov_redis.c provisioner/redis_uv.c \
+             provisioner/leases.c \
              provisioner/queue.c provisioner/revision.c \
              provisioner/code_cache.c \
              provisioner/capacity.c provisioner/sbx_table.c \

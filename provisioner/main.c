@@ -81,6 +81,15 @@ after_release(faas_prov_t *p)
 }
 
 
+/* At each (re)connect of the command link. */
+static void
+cmd_ready(faas_prov_t *p)
+{
+    faas_prov_queue_kick(p);
+    faas_prov_reconcile_soon(p);
+}
+
+
 static void
 stop_poll(uv_timer_t *t)
 {
@@ -336,7 +345,7 @@ main(int argc, char **argv)
     p.stop_timer.data = &p;
     signal(SIGPIPE, SIG_IGN);
 
-    faas_prov_redis_start(&p, &p.cmd, "cmd", faas_prov_queue_kick);
+    faas_prov_redis_start(&p, &p.cmd, "cmd", cmd_ready);
     faas_prov_reconcile_start(&p);
     faas_prov_leases_start(&p, faas_prov_queue_watchdog, faas_prov_queue_kick);
     uv_timer_init(p.loop, &ready_timer);

@@ -48,7 +48,11 @@ typedef struct faas_prov_redis_s {
     const char        *name;      /* "cmd" | "q<shard>", for logs */
     redisAsyncContext *ac;
     int                ready;     /* connected and authenticated */
+    int                lost;      /* loss logged, recovery not yet */
+    unsigned           backoff_ms;        /* before the next attempt */
+    unsigned           connect_waited_ms; /* by the attempt in progress */
     uv_timer_t         retry;
+    uv_timer_t         connect_watch;     /* the attempt in progress */
     void             (*on_ready)(faas_prov_t *p);   /* at each (re)connect */
 } faas_prov_redis_t;
 
@@ -57,6 +61,8 @@ int faas_prov_redis_start(faas_prov_t *p, faas_prov_redis_t *r,
 void faas_prov_redis_stop(faas_prov_redis_t *r);
 /* Drops a link that stopped answering and reconnects. */
 void faas_prov_redis_reset(faas_prov_redis_t *r, const char *why);
+/* Attaches ac to loop (redis_uv.c); -1 on failure. */
+int faas_prov_redis_attach(redisAsyncContext *ac, uv_loop_t *loop);
 /* redisAsyncCommand on r, or -1 if r is down (the callback is not called). */
 int faas_prov_redis_cmd(faas_prov_redis_t *r, redisCallbackFn *fn, void *data,
                    const char *fmt, ...);
@@ -255,6 +261,8 @@ void faas_prov_leases_release_all(faas_prov_t *p, void (*done)(faas_prov_t *p));
 /* ---- reaper and reconciliation ---- */
 
 void faas_prov_reconcile_start(faas_prov_t *p);
+/* Runs a scan at once, then every reconcile_ms: after Redis came back. */
+void faas_prov_reconcile_soon(faas_prov_t *p);
 /* Keep-alive decision on one listed idle sandbox, from the scan. */
 void faas_prov_reaper_check(faas_prov_t *p, faas_prov_sbx_t *s, const char *key,
                        uint64_t now);

@@ -648,3 +648,14 @@ faas_prov_reconcile_start(faas_prov_t *p)
     p->recon_timer.data = p;
     uv_timer_start(&p->recon_timer, recon_timer_cb, 100, p->reconcile_ms);
 }
+
+
+/* See prov.h. A Redis that came back empty has lost the idle lists: the
+ * next scan notices which sandboxes are no longer listed. */
+void
+faas_prov_reconcile_soon(faas_prov_t *p)
+{
+    if (!p->stopping) {
+        uv_timer_start(&p->recon_timer, recon_timer_cb, 0, p->reconcile_ms);
+    }
+}

@@ -15,7 +15,7 @@ my $p = start_provisioner($redis, name => 'p1', shards => 2, lease_ms => 1000);
 my ($key, $sha) = put_code($p, 'echo', 1, make_zip('handler.py' => "def handler(e, c):\n    return 1\n"));
 
 stop_proc($redis);
-ok(wait_until(sub { prov_log_count($p, qr/redis (cmd|q\d+): (disconnected|connect:)/) >= 2 }, 15),
+ok(wait_until(sub { prov_log_count($p, qr/redis (cmd|q\d+): lost \(/) >= 2 }, 15),
    'the provisioner notices that Redis is gone');
 ok(proc_alive($p), 'and keeps running');
 

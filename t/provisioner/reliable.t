@@ -179,7 +179,7 @@ is(count(), $before + 6, 'count up by six');
 # connection hung by a reset can): the provisioner drops and reconnects
 # such links, and serves again once Redis answers.
 $r->client_pause(8000, 'WRITE');
-ok(wait_until(sub { prov_log_count($p1, qr/redis q\d+: BLMOVE \(1 s\) unanswered for 5 s, reconnecting/) }, 20),
+ok(wait_until(sub { prov_log_count($p1, qr/redis q\d+: lost \(BLMOVE \(1 s\) unanswered for 5 s\), reconnecting/) }, 20),
    'a BLMOVE unanswered for 5 s: its link is reset');
 $r->client_unpause;
 my @ids4 = map { push_request($r, $p1, rid => $rid, code_key => $key,

@@ -24,6 +24,7 @@ our @EXPORT = qw(
     push_request provision_wait new_request_id make_zip make_zip_py put_code put_blob
     prov_cleanup prov_held_shards prov_sandboxes idle_entries
     prov_log_count prov_sbx_invoke prov_log_ms prov_zombies
+    launch_provisioner redis_handle_at redis_start_at
 );
 
 # ProvisionRequest (proto/faas.proto) from a hash of its fields (rid,
@@ -126,6 +127,40 @@ sub start_provisioner {
     my $r = redis_client($redis);
     wait_until(sub { defined $r->zscore('faas:prov:hosts', $cfg->{host_id}) }, 15)
         or die "$name did not heartbeat, see $h->{log}:\n" . (read_file($h->{log}) // '');
+    return $h;
+}
+
+# Starts objs/faas-provisioner like start_provisioner, without waiting for
+# it to reach Redis (which may be down).
+sub launch_provisioner {
+    my ($redis, %o) = @_;
+    my $cfg = prov_config($redis, %o);
+    my $name = $o{name} // 'prov';
+    make_path($cfg->{run_dir}, $cfg->{cache_dir});
+    my $h = start_daemon('faas-provisioner', $cfg, name => $name);
+    $h->{cfg} = $cfg;
+    $h->{pname} = $name;
+    return $h;
+}
+
+# A Redis handle for 127.0.0.1:$port with no server behind it (yet).
+sub redis_handle_at {
+    my ($port) = @_;
+    return { port => $port, host => '127.0.0.1', addr => "127.0.0.1:$port" };
+}
+
+# Starts an empty Redis on $redis's port (it was down or was killed);
+# returns the handle of the new server (kill_proc stops it).
+sub redis_start_at {
+    my ($redis) = @_;
+    my $n = ($redis->{starts} // 0) + 1;
+    my $h = spawn("redis-$redis->{port}-$n", [
+        'redis-server', '--port', $redis->{port}, '--bind', '127.0.0.1',
+        '--save', '', '--appendonly', 'no', '--dir', work_dir(),
+        '--daemonize', 'no', '--loglevel', 'warning',
+    ]);
+    wait_port($redis->{port}) or die "redis did not start, see $h->{log}";
+    @$h{qw(port host addr starts)} = (@$redis{qw(port host addr)}, $n);
     return $h;
 }
 
