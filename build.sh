@@ -21,7 +21,7 @@ DEB_PACKAGES=(
     libcurl4-openssl-dev libssl-dev libmariadb-dev libmariadb-dev-compat
     libmongoc-dev libbson-dev libcap-dev libsystemd-dev systemd
     nginx nginx-dev libpcre2-dev zlib1g-dev
-    redis-server mariadb-server
+    redis-server redis-sentinel mariadb-server
     python3 zip unzip procps psmisc iproute2
     libtest-base-perl libjson-pp-perl libio-socket-ssl-perl libredis-perl
     libdbd-mariadb-perl libwww-perl

@@ -3,6 +3,7 @@
  *
  * http {
  *     faas_redis 127.0.0.1:6379;             # or unix:/path [password=...]
+ *     # or: faas_redis_sentinel master=faas h1:26379 h2:26379 [password=...]
  *     faas_shards 64;
  *     faas_key_secret "...";                  # HMAC key of access-key digests
  *     faas_agent_token "...";                 # sent to agents over TCP
@@ -63,6 +64,13 @@ static ngx_command_t  ngx_http_faas_commands[] = {
     { ngx_string("faas_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_faas_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("faas_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_faas_redis_sentinel,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -527,7 +535,7 @@ ngx_http_faas_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t   port;
 
     if (fmcf->redis.data) {
-        return "is duplicate";
+        return "is duplicate or given with \"faas_redis_sentinel\"";
     }
 
     value = cf->args->elts;

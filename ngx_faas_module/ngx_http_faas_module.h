@@ -13,6 +13,7 @@
  *   ngx_http_faas_output.c   headers, body and error answers
  *   ngx_http_faas_records.c  execution records, batched per iteration
  *   ngx_http_faas_redis.c    hiredis 0.14 adapter for nginx's event loop
+ *   ngx_http_faas_sentinel.c faas_redis_sentinel, the master's address
  *   ngx_http_faas_agent.c    agent client (frames, kept-alive pool)
  *   ngx_http_faas_jwt.c      JWT verification, management access handler
  *   ngx_http_faas_keys.c     function metadata cache, access keys
@@ -36,6 +37,8 @@
 typedef struct {
     ngx_str_t                  redis;          /* host:port | unix:path */
     ngx_str_t                  redis_password;
+    ngx_str_t                  redis_sentinels; /* "h:p h:p", NUL-ended */
+    ngx_str_t                  redis_master;
     ngx_uint_t                 shards;
     ngx_str_t                  key_secret;
     ngx_str_t                  agent_token;
@@ -252,6 +255,12 @@ ngx_int_t ngx_http_faas_redis_blpop(ngx_http_faas_redis_pt handler,
     void *data, int argc, const char **argv, const size_t *argvlen,
     ngx_msec_t timeout);
 void ngx_http_faas_redis_ignore(redisReply *reply, void *data);
+
+/* ngx_http_faas_sentinel.c */
+char *ngx_http_faas_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_faas_sentinel_locate(ngx_http_faas_main_conf_t *fmcf,
+    char **host, int *port, ngx_log_t *log);
 
 /* ngx_http_faas_keys.c */
 typedef void (*ngx_http_faas_fn_pt)(ngx_http_faas_fn_t *fn, ngx_int_t rc,

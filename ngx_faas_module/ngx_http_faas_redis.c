@@ -109,7 +109,10 @@ ngx_http_faas_redis_init_process(ngx_cycle_t *cycle,
 
     a = &fmcf->redis;
 
-    if (a->len > 5 && ngx_strncmp(a->data, "unix:", 5) == 0) {
+    if (fmcf->redis_sentinels.len) {
+        /* ngx_http_faas_sentinel_locate() asks the sentinels */
+
+    } else if (a->len > 5 && ngx_strncmp(a->data, "unix:", 5) == 0) {
         rd->path = ngx_alloc(a->len - 4, cycle->log);
         if (rd->path == NULL) {
             return NGX_ERROR;
@@ -133,6 +136,13 @@ ngx_http_faas_redis_init_process(ngx_cycle_t *cycle,
     rd->reconnect.cancelable = 1;
 
     rd->started = 1;
+
+    if (ngx_http_faas_sentinel_locate(fmcf, &rd->host, &rd->port, cycle->log)
+        == NGX_ERROR)
+    {
+        ngx_http_faas_redis_schedule();
+        return NGX_OK;
+    }
 
     rd->cmd = ngx_http_faas_rconn_open(NGX_HTTP_FAAS_RCONN_CMD);
     rd->sub = ngx_http_faas_rconn_open(NGX_HTTP_FAAS_RCONN_SUB);
@@ -568,6 +578,15 @@ ngx_http_faas_redis_reconnect(ngx_event_t *ev)
     ngx_http_faas_redis_t  *rd = ev->data;
 
     if (rd->exiting || ngx_exiting) {
+        return;
+    }
+
+    /* a failover moves the master: ask again before every reconnect */
+    if (ngx_http_faas_sentinel_locate(rd->fmcf, &rd->host, &rd->port,
+                                      ev->log)
+        == NGX_ERROR)
+    {
+        ngx_http_faas_redis_schedule();
         return;
     }
 

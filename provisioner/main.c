@@ -157,7 +157,8 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
     static const char *const strings[] = {
         "host_id", "agent_endpoint", "run_dir", "cgroup_root", "runtimes_dir",
         "python", "node", "freezer", "store_url", "cache_dir", "redis",
-        "redis_password", "log_file", "log_level", NULL,
+        "redis_password", "redis_sentinels", "redis_master", "log_file",
+        "log_level", NULL,
     };
     static const char *const ints[] = {
         "uid_base", "uid_count", "shards", "lease_ms", "heartbeat_ms",

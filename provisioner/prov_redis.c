@@ -20,6 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "prov.h"
+#include "redis_addr.h"
 
 #define BACKOFF_MIN_MS      100
 #define BACKOFF_MAX_MS      2000
@@ -192,28 +193,21 @@ disconnect_cb(const redisAsyncContext *ac, int status)
 static void
 redis_connect(faas_prov_redis_t *r)
 {
-    const char *addr = faas_config_string(r->prov->cfg, "redis",
-                                          "127.0.0.1:6379");
-    char        host[256];
-    const char *colon;
-    int         port;
+    char         host[256];
+    int          port;
+    faas_error_t err;
 
     if (r->ac != NULL || r->prov->stopping) {
         return;
     }
-    if (strncmp(addr, "unix:", 5) == 0) {
-        r->ac = redisAsyncConnectUnix(addr + 5);
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL || (size_t) (colon - addr) >= sizeof(host)) {
-            faas_err(NULL, "config: redis must be host:port or unix:/path");
-            return;
-        }
-        memcpy(host, addr, colon - addr);
-        host[colon - addr] = '\0';
-        port = atoi(colon + 1);
-        r->ac = redisAsyncConnect(host, port);
+    /* each attempt asks again: a failover moves the master */
+    if (faas_redis_locate(r->prov->cfg, host, sizeof(host), &port, &err) < 0) {
+        note_lost(r, err.msg);
+        schedule_retry(r);
+        return;
     }
+    r->ac = port < 0 ? redisAsyncConnectUnix(host)
+                     : redisAsyncConnect(host, port);
     if (r->ac == NULL) {
         note_lost(r, "out of memory");
         schedule_retry(r);

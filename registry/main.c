@@ -23,7 +23,8 @@
 
 static const char *const string_keys[] = {
     "socket", "mysql_host", "mysql_socket", "mysql_user", "mysql_password",
-    "mysql_database", "store_url", "redis", "redis_password", "master_key",
+    "mysql_database", "store_url", "redis", "redis_password", "redis_sentinels",
+    "redis_master", "master_key",
     "admin_subject", "key_digest_secret", "records_mongodb_uri", "python",
     "node", "log_file", "log_level", "tmp_dir", NULL };
 static const char *const int_keys[] = {

@@ -28,6 +28,7 @@
 #include "ids.h"
 #include "keys.h"
 #include "log.h"
+#include "redis_addr.h"
 
 struct faas_mirror_s {
     faas_registry_t *reg;
@@ -55,6 +56,10 @@ ensure(faas_mirror_t *m, faas_error_t *err)
 
     if (m->rc != NULL) {
         return 0;
+    }
+    if (faas_redis_locate(m->reg->cfg, m->host, sizeof(m->host), &m->port,
+                          err) < 0) {
+        return -1;
     }
     if (m->port < 0) {
         m->rc = redisConnectUnixWithTimeout(m->host, tv);

@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "redis_addr.h"
 #include "faas.pb-c.h"
 
 #define RECORDS_KEY FAAS_KEY_RECORDS
@@ -162,10 +163,7 @@ connect_redis(faas_registry_t *reg, faas_error_t *err)
     int            port;
     const char    *pw = faas_config_string(reg->cfg, "redis_password", NULL);
 
-    if (faas_redis_parse(faas_config_string(reg->cfg, "redis",
-                                            "127.0.0.1:6379"),
-                         host, sizeof(host), &port) < 0) {
-        faas_error_set(err, 0, "config: bad redis address");
+    if (faas_redis_locate(reg->cfg, host, sizeof(host), &port, err) < 0) {
         return NULL;
     }
     rc = port < 0 ? redisConnectUnixWithTimeout(host, tv)
