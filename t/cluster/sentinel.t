@@ -1,8 +1,9 @@
-# Redis Sentinel: the gateway (faas_redis_sentinel) and the provisioner
-# (redis_sentinels) find the master through three sentinels and follow a
-# failover under steady load: the master is killed, the sentinels promote
-# the replica, calls succeed again within 10 s with no manual step, and no
-# idle entry is handed out twice (docs/DESIGN.md sections 4 and 11).
+# Redis Sentinel: the gateway (faas_redis_sentinel), the provisioner and the
+# registry (redis_sentinels) find the master through three sentinels and
+# follow a failover under steady load: the master is killed, the sentinels
+# promote the replica, calls succeed again within 10 s with no manual step,
+# no idle entry is handed out twice, and the registry's mirror and records
+# drain write to the new master (docs/DESIGN.md sections 4 and 11).
 use strict;
 use warnings;
 use lib 't/lib';
@@ -14,6 +15,8 @@ use Faas::Agent;
 use Faas::Provisioner;
 use Faas::Setup;
 use Faas::Sentinel;
+use Faas::MariaDB;
+use Faas::Registry qw(start_registry api);
 
 need_programs('faas-provisioner', 'faas-agent');
 plan skip_all => 'redis-sentinel is not installed'
@@ -23,20 +26,33 @@ my $s = start_sentinels();
 my $master0 = current_master($s);
 is($master0->{port}, $s->{master}{port}, 'the sentinels name the first master');
 my $w = work_dir();
+my $SENT = { redis_sentinels => $s->{sentinels}, redis_master => 'faas' };
+my $db = start_mariadb();
+my $reg = start_registry(db => $db, redis => { addr => '127.0.0.1:1' }, cfg => $SENT);
+my $x = create_py_function($reg, 'before');
+is($x->{status}, 201, 'the registry (its "redis" a dead address) creates a function')
+    or diag $x->{body};
 
 my $prov = start_provisioner($master0, shards => 4, lease_ms => 1500,
-    cfg => { redis_sentinels => $s->{sentinels}, redis_master => 'faas' });
+    cfg => $SENT);
 my $agent = start_agent_for($prov);
-my ($key, $sha) = put_code($prov, 'who', 1, make_zip('handler.py' => <<'PY'));
+# the function the load calls, created through the registry (whose mirror
+# repair removes any faas:fn the database does not know)
+$x = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'who', runtime => 'python3', handler => 'app.handler',
+    max_concurrency => 4, public => JSON::PP::true,
+    code => { file => 'app.py', content => <<'PY' } });
 import os, binascii, time
 ID = binascii.hexlify(os.urandom(8)).decode()
 def handler(e, c):
     time.sleep(0.05)
     return ID
 PY
+is($x->{status}, 201, 'the function "who"') or diag $x->{body};
 my $r = redis_client($master0);
-fn_mirror($r, 'who', code_key => $key, code_sha256 => $sha, max_concurrency => 4,
-          keep_alive_s => 600);
+ok(wait_until(sub { $r->exists('faas:fn:before') }, 10),
+   '... and mirrors it into the master the sentinels name');
+ok(wait_until(sub { $r->exists('faas:fn:who') }, 10), '... mirrored');
 
 my $ng = start_nginx(
     http_config => "faas_redis_sentinel master=faas $s->{sentinels}; faas_shards 4;",
@@ -106,6 +122,15 @@ is(scalar(grep { $seen{$_}++ } @idle), 0, 'no idle entry is listed twice on the 
 my $cnt = $r1->get('faas:count:{who@1}') // 0;
 ok($cnt <= 4, "the revision's count stays within max_concurrency ($cnt)");
 
+# the registry follows: a new function is mirrored into the new master, the
+# records the gateway wrote there are drained
+$x = create_py_function($reg, 'after');
+is($x->{status}, 201, 'the registry creates a function after the failover') or diag $x->{body};
+ok(wait_until(sub { $r1->exists('faas:fn:after') }, 10),
+   '... mirrored into the new master');
+ok(wait_until(sub { $r1->llen('faas:records') == 0 }, 10),
+   "the registry drains the new master's faas:records");
+
 # concurrent calls now: each sandbox serves one call at a time
 my @par = http_parallel($port, map { ['GET', '/fn/who'] } 1 .. 4);
 is(scalar(grep { $_->{status} == 200 } @par), 4, 'four concurrent calls after the failover: 200');
@@ -113,4 +138,6 @@ is(scalar(grep { $_->{status} == 200 } @par), 4, 'four concurrent calls after th
 stop_nginx();
 stop_proc($agent);
 prov_cleanup($prov);
+stop_proc($reg);
+stop_mariadb($db);
 faas_finish();
