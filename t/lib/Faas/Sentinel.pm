@@ -3,7 +3,7 @@ package Faas::Sentinel;
 # three sentinels (Debian's redis-sentinel) watching it under the name
 # "faas", as docs/DESIGN.md section 4 ("Redis Sentinel") describes.
 #
-#   my $s = start_sentinels(bind => '127.0.0.1');
+#   my $s = start_sentinels(bind => '10.1.2.3');   # default 127.0.0.1
 #   $s->{sentinels}     "127.0.0.1:p1 127.0.0.1:p2 127.0.0.1:p3"
 #   my $r = redis_client(current_master($s));   # whichever is master now
 #   kill_proc($s->{master}); wait_failover($s, 20);
@@ -17,13 +17,16 @@ our @EXPORT = qw(start_sentinels current_master wait_failover sentinel_ask);
 
 my $NAME = 'faas';
 
+# Loopback always (wait_port), and the address given.
+sub binds { join ' ', '127.0.0.1', ($_[0] eq '127.0.0.1' ? () : $_[0]) }
+
 sub start_node {
     my ($host, @args) = @_;
     my $port = free_port();
     my $dir = work_dir() . "/redis-$port";
     make_path($dir);
     my $h = spawn("redis-$port", [
-        'redis-server', '--port', $port, '--bind', $host, '--protected-mode', 'no',
+        'redis-server', '--port', $port, '--bind', split(/ /, binds($host)), '--protected-mode', 'no',
         '--save', '', '--appendonly', 'no', '--dir', $dir,
         '--daemonize', 'no', '--loglevel', 'notice', @args,
     ]);
@@ -40,7 +43,7 @@ sub start_sentinel {
     # sentinel rewrites its own file: one per sentinel
     write_file("$dir/sentinel.conf", <<"C");
 port $port
-bind $host
+bind @{[binds($host)]}
 protected-mode no
 daemonize no
 dir $dir
