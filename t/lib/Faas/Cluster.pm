@@ -6,7 +6,9 @@ package Faas::Cluster;
 # master, its replica and three sentinels (Faas::Sentinel); MariaDB and the
 # registry; a file:// store shared by all.
 #
-#   my $c = start_cluster(hosts => 3, gateways => 2, shards => 8);
+#   my $c = start_cluster(hosts => 3, gateways => 2, shards => 8,
+#                         [start_hosts => 1]);
+#   start_worker_host($c, $c->{hosts}[1]);  # a host joins later
 #   $c->{hosts}[0]{ns}, {ns_ip}, {agent}, {prov}; $c->{gateways}[1]{port}
 #   kill_host($c->{hosts}[0]);      # SIGKILL every process of its namespace
 #   kill_gateway($c->{gateways}[0]);
@@ -150,7 +152,10 @@ sub start_cluster {
     $c->{db} = start_mariadb();
     $c->{reg} = start_registry(db => $c->{db}, redis => $c->{master0},
                                cfg => $c->{sent_cfg});
-    start_worker_host($c, $_) for @{ $c->{hosts} };
+    # start_hosts => N: only the first N hosts' daemons (start_worker_host
+    # starts another later)
+    my $n = $o{start_hosts} // @{ $c->{hosts} };
+    start_worker_host($c, $_) for @{ $c->{hosts} }[0 .. $n - 1];
     push @{ $c->{gateways} }, start_gateway($c, $_) for 1 .. ($o{gateways} // 2);
     return $c;
 }
