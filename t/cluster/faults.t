@@ -20,10 +20,20 @@ for my $p (qw(redis-sentinel nsenter ip)) {
 }
 
 my $LEASE = 1500;
-my $c = start_cluster(hosts => 3, gateways => 2, shards => 8, lease_ms => $LEASE);
+my $c = start_cluster(hosts => 3, start_hosts => 2, gateways => 2, shards => 8,
+                      lease_ms => $LEASE);
 my ($g1, $g2) = @{ $c->{gateways} };
 my $w = work_dir();
 my $r = redis_client(current_master($c->{sentinel}));
+
+# --- adding a worker host (README, "Adding a worker host") -------------------
+# an agent listening on TCP with the token and a provisioner with the same
+# shards and sentinels, nothing else: it takes its share of the shards
+my $w3 = start_worker_host($c, $c->{hosts}[2]);
+ok(wait_until(sub {
+    my %by = map { ($r->get("faas:prov:lease:$_") // '') => 1 } 0 .. 7;
+    $by{w1} && $by{w2} && $by{w3};
+}, 30), 'the added host holds shards beside the first two');
 
 my @FNS = map { "f$_" } 1 .. 6;
 sub create_fn {
@@ -43,10 +53,10 @@ for my $f (@FNS) {
     my $x = create_fn($f);
     is($x->{status}, 201, "function $f") or diag $x->{body};
 }
-ok(wait_until(sub { !grep { !$r->exists("faas:fn:$_") } @FNS }, 10), 'all mirrored');
+ok(wait_until(sub { !grep { !$r->exists("faas:fn:$_") } @FNS }, 30), 'all mirrored');
 
 # --- spreading ---------------------------------------------------------------
-my @warm = http_parallel($g1->{port}, map { my $f = $_; map { ['GET', "/fn/$f"] } 1 .. 2 } @FNS);
+my @warm = http_parallel($g1->{port}, map { my $f = $_; map { ['GET', "/fn/$f", timeout => 90] } 1 .. 2 } @FNS);
 is(scalar(grep { $_->{status} == 200 } @warm), scalar(@warm), 'first calls, cold: all 200')
     or diag explain [map { "$_->{status} $_->{body}" } grep { $_->{status} != 200 } @warm];
 my %per_host;
@@ -71,7 +81,7 @@ sub loader {
         my $port = $ports[$n % @ports];
         my $f = $fns->[$n++ % @$fns];
         my $t = time;
-        my $x = http_request($port, 'GET', "/fn/$f", timeout => 30);
+        my $x = http_request($port, 'GET', "/fn/$f", timeout => 90);
         printf $fh "%.3f %.3f %d %s %s\n", $t, time, $port, $f, $x->{status};
         sleep 0.02;
     }
@@ -120,8 +130,8 @@ ok(!netns_pids($victim), "worker host w$victim->{i} is dead (every process of it
 # any shard) are cold-started by the survivors
 my @new = map { "n$_" } 1 .. 4;
 is(create_fn($_)->{status}, 201, "function $_ after the host died") for @new;
-wait_until(sub { !grep { !$r->exists("faas:fn:$_") } @new }, 10);
-my @cold = http_parallel($g2->{port}, map { ['GET', "/fn/$_", timeout => 30] } @new);
+wait_until(sub { !grep { !$r->exists("faas:fn:$_") } @new }, 30);
+my @cold = http_parallel($g2->{port}, map { ['GET', "/fn/$_", timeout => 90] } @new);
 my $served = time;
 is(scalar(grep { $_->{status} == 200 } @cold), 4,
    "new functions are cold-started by the survivors");

@@ -120,7 +120,7 @@ http {
     faas_agent_token $TOKEN;
     server {
         listen 127.0.0.1:$g->{port};
-        location /fn/ { faas_function on; faas_cold_start_timeout 20s; }
+        location /fn/ { faas_function on; faas_cold_start_timeout 60s; }
     }
 }
 CONF
