@@ -24,8 +24,9 @@ ngx_http_faas_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_faas_main_conf_t  *fmcf = conf;
 
-    u_char      *p;
+    u_char      *p, *colon;
     size_t       len;
+    ngx_int_t    port;
     ngx_str_t   *value, master;
     ngx_uint_t   i;
 
@@ -55,8 +56,13 @@ ngx_http_faas_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, ':')
-            == NULL)
+        colon = ngx_strlchr(value[i].data, value[i].data + value[i].len, ':');
+        port = colon ? ngx_atoi(colon + 1,
+                                value[i].data + value[i].len - colon - 1)
+                     : NGX_ERROR;
+
+        if (colon == NULL || colon == value[i].data || port < 1
+            || port > 65535)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid sentinel \"%V\": \"host:port\" "
