@@ -26,7 +26,12 @@ my $s = start_sentinels();
 my $master0 = current_master($s);
 is($master0->{port}, $s->{master}{port}, 'the sentinels name the first master');
 my $w = work_dir();
-my $SENT = { redis_sentinels => $s->{sentinels}, redis_master => 'faas' };
+# a sentinel that is down is skipped: the daemons' lists start with one
+my $dead = free_port();
+my $SENT = { redis_sentinels => "127.0.0.1:$dead $s->{sentinels}", redis_master => 'faas' };
+# a provisioner whose only sentinel is down says so once and keeps trying
+my $lonely = launch_provisioner($master0, name => 'lonely', shards => 4,
+    cfg => { redis_sentinels => "127.0.0.1:$dead", redis_master => 'faas' });
 my $db = start_mariadb();
 my $reg = start_registry(db => $db, redis => { addr => '127.0.0.1:1' }, cfg => $SENT);
 my $x = create_py_function($reg, 'before');
@@ -134,6 +139,12 @@ ok(wait_until(sub { $r1->llen('faas:records') == 0 }, 10),
 # concurrent calls now: each sandbox serves one call at a time
 my @par = http_parallel($port, map { ['GET', '/fn/who'] } 1 .. 4);
 is(scalar(grep { $_->{status} == 200 } @par), 4, 'four concurrent calls after the failover: 200');
+
+my $ll = read_file($lonely->{log}) // '';
+my $lost = () = $ll =~ /lost \(127\.0\.0\.1:$dead: Connection refused\)/g;
+ok(proc_alive($lonely), 'the provisioner with no sentinel answering runs on');
+is($lost, 1, '... and logged the loss once, not per attempt') or diag $ll;
+stop_proc($lonely);
 
 stop_nginx();
 stop_proc($agent);
