@@ -22,6 +22,9 @@
  *   max_inflight      agent-wide limit before OVERLOADED (default 4096)
  *   shutdown_timeout_ms  how long SIGTERM waits for calls (default 10000)
  *   log_retry_min_ms / log_retry_max_ms  spool retry backoff (200 / 5000)
+ *   log_max_bytes     one call's log is cut to this (default 65536)
+ *   log_queue_bytes   logs held in memory at once, shared fairly between
+ *                     functions (default 64 MiB; logs.c)
  *   spin_us           poll a lone call's answer this long (default 0: off)
  */
 #include "agent.h"
@@ -54,6 +57,8 @@ static const char *const int_keys[] = {
     "shutdown_timeout_ms",
     "log_retry_min_ms",
     "log_retry_max_ms",
+    "log_max_bytes",
+    "log_queue_bytes",
     "spin_us",
     "hello_timeout_ms",
     "max_connections",
