@@ -65,6 +65,21 @@ static const char *const int_keys[] = {
     NULL,
 };
 
+/* Integer keys checked here (the others where they are read). */
+static const struct {
+    const char *key;
+    long long   lo, hi;
+} int_ranges[] = {
+    { "uid_base", 1000, 0x7fffffff },
+    { "uid_count", 1, 1 << 24 },
+    { "shutdown_timeout_ms", 0, 3600000 },
+    { "log_retry_min_ms", 1, 3600000 },
+    { "log_retry_max_ms", 1, 3600000 },
+};
+static const char *const store_keys[] = { FAAS_BLOB_CONFIG_KEYS, NULL };
+static const char *const *const known_keys[] = { string_keys, int_keys,
+                                                  store_keys, NULL };
+
 static void
 usage(void)
 {
@@ -137,6 +152,24 @@ load_listener_limits(faas_agent_t *a, faas_error_t *err)
 }
 
 static int
+check_ranges(const json_t *cfg, faas_error_t *err)
+{
+    json_t *v;
+    size_t  i;
+
+    for (i = 0; i < sizeof(int_ranges) / sizeof(int_ranges[0]); i++) {
+        v = json_object_get(cfg, int_ranges[i].key);
+        if (v != NULL && (json_integer_value(v) < int_ranges[i].lo ||
+                          json_integer_value(v) > int_ranges[i].hi)) {
+            return faas_error_set(err, 0, "config: %s must be %lld..%lld",
+                                  int_ranges[i].key, int_ranges[i].lo,
+                                  int_ranges[i].hi);
+        }
+    }
+    return 0;
+}
+
+static int
 load_config(faas_agent_t *a, const char *path, faas_error_t *err)
 {
     long long   v;
@@ -145,7 +178,9 @@ load_config(faas_agent_t *a, const char *path, faas_error_t *err)
     if (a->cfg == NULL) {
         return -1;
     }
-    if (faas_config_check_types(a->cfg, string_keys, int_keys, err) < 0) {
+    if (faas_config_check_known(a->cfg, known_keys, err) < 0 ||
+        faas_config_check_types(a->cfg, string_keys, int_keys, err) < 0 ||
+        check_ranges(a->cfg, err) < 0) {
         return -1;
     }
     if (faas_config_require_string(a->cfg, "run_dir", &a->host.run_dir, err) <
