@@ -63,7 +63,7 @@ $agent = start_agent(name => 'agent2', store => 's3://logs',
                      cfg => { s3_endpoint => "http://127.0.0.1:$hport",
                               s3_region => 'us-east-1', s3_access_key => 'k',
                               s3_secret_key => 's', s3_path_style => JSON::PP::true,
-                              s3_timeout_ms => 8000, log_retry_min_ms => 60000,
+                              s3_timeout_ms => 15000, log_retry_min_ms => 60000,
                               log_retry_max_ms => 60000,
                               log_max_bytes => 16384, log_queue_bytes => 131072 });
 my $loud = sandbox_create($agent, function => 'loud', code => $code, handler => 'handler.loud');
@@ -91,7 +91,7 @@ sub spooled {
     my @f = glob("$agent->{spool_dir}/*-$name");
     return @f ? read_file($f[0]) : undef;
 }
-ok(wait_until(sub { !grep { !defined spooled($_) } @loud, map { $_->[1] } @quiet }, 30),
+ok(wait_until(sub { !grep { !defined spooled($_) } @loud, map { $_->[1] } @quiet }, 40),
    'once the upload failed, every log is in the spool under its key')
     or diag(read_file($agent->{log}));
 my @full = grep { spooled($_) =~ /^z{1000}/ } @loud;
