@@ -10,6 +10,17 @@
  *   spool is not empty new logs are spooled too, so the store receives logs
  *   in submission order. A delivered spool file is deleted. At start the
  *   spool left by an earlier agent is delivered first.
+ *
+ * The agent bounds what a tenant can make it hold, whatever the runtime in
+ * the sandbox did (docs/DESIGN.md section 12): one call's log is cut to
+ * log_max_bytes, ending with "[faas: log truncated, N bytes dropped]"; the
+ * bytes accepted but not yet delivered or spooled ("pending": the memory
+ * queue and the running job) are at most log_queue_bytes, and one function
+ * may hold at most log_queue_bytes / (functions with logs pending + 1) of
+ * them (never less than log_max_bytes), so a share is always left for a
+ * function that has nothing pending. A log over its function's share (or
+ * over the queue) is replaced by a one-line marker, so the key the
+ * execution record names still exists.
  */
 #include "agent.h"
 
@@ -28,7 +39,10 @@
 #include "log.h"
 
 #define SPOOL_BATCH 64
-#define QUEUE_MAX_BYTES (64u * 1024 * 1024)
+#define LOG_MAX_DEFAULT    65536 /* the runtimes' FAAS_LOG_MAX */
+#define QUEUE_MAX_DEFAULT  (64LL * 1024 * 1024)
+#define MARKER_ROOM        64    /* the truncation marker and a newline */
+#define DROP_REPORT_MS     10000 /* drops are summed up in the log this often */
 
 typedef struct item_s {
     struct item_s *next;
@@ -36,6 +50,7 @@ typedef struct item_s {
     char          *data; /* NULL for a spooled item */
     size_t         len;
     char          *spool; /* spool file name (under spool_dir) or NULL */
+    char          *fn;    /* function charged for len (NULL: spool file) */
 } item_t;
 
 typedef struct list_s {
@@ -52,6 +67,7 @@ typedef struct job_s {
     int          failed;     /* the store refused: back off */
     list_t       spooled;    /* items the job moved to the spool */
     size_t       delivered;
+    json_t      *charges; /* function -> bytes pending in this job */
     faas_error_t err;
 } job_t;
 
@@ -60,7 +76,13 @@ struct faas_logs_s {
     faas_blob_store_t *store;
     char              *spool_dir;
     list_t             queue; /* in memory, not yet handled */
-    size_t             queue_bytes;
+    size_t             log_max;       /* one call's log */
+    size_t             pending_max;   /* log_queue_bytes */
+    size_t             pending_bytes; /* queued or in the running job */
+    json_t            *pending;       /* function -> its pending bytes */
+    uint64_t           truncated, truncated_bytes; /* since last report */
+    uint64_t           shed, shed_bytes;
+    uint64_t           reported_at;   /* uv_now() of the last report */
     list_t             spool; /* spool files waiting, oldest first */
     uint64_t           seq;   /* next spool sequence number */
     int                busy;  /* a job is in the thread pool */
@@ -121,6 +143,7 @@ list_concat(list_t *dst, list_t *src)
 static void
 item_free(item_t *it)
 {
+    free(it->fn);
     free(it->key);
     free(it->data);
     free(it->spool);
@@ -239,6 +262,125 @@ spool_write(faas_logs_t *l, item_t *it, faas_error_t *err)
     return 0;
 }
 
+/* ---- the budget (loop thread only) ----------------------------------- */
+
+/* Adds delta (may be negative) to fn's entry in map; a zero entry goes. */
+static void
+charge(json_t *map, const char *fn, long long delta)
+{
+    json_t   *v = json_object_get(map, fn);
+    long long n = (v != NULL ? json_integer_value(v) : 0) + delta;
+
+    if (n <= 0) {
+        json_object_del(map, fn);
+    } else if (v != NULL) {
+        json_integer_set(v, n);
+    } else {
+        json_object_set_new(map, fn, json_integer(n));
+    }
+}
+
+/* Gives back what a finished job held. */
+static void
+release(faas_logs_t *l, json_t *charges)
+{
+    const char *fn;
+    json_t     *v;
+    long long   n;
+
+    json_object_foreach(charges, fn, v) {
+        n = json_integer_value(v);
+        charge(l->pending, fn, -n);
+        l->pending_bytes -= (size_t) n;
+    }
+}
+
+/* How many bytes fn may have pending: its share of the queue. */
+static size_t
+share_of(faas_logs_t *l, const char *fn)
+{
+    size_t others = json_object_size(l->pending);
+    size_t share;
+
+    if (json_object_get(l->pending, fn) != NULL) {
+        others--;
+    }
+    /* + 2: fn itself and a share kept for a function with nothing yet */
+    share = l->pending_max / (others + 2);
+    return share > l->log_max ? share : l->log_max;
+}
+
+/* The function a key logs/<function>/... belongs to, into buf. */
+static void
+function_of(const char *key, char *buf, size_t len)
+{
+    const char *p = strchr(key, '/');
+    size_t      n = 0;
+
+    p = p != NULL ? p + 1 : key;
+    while (p[n] != '\0' && p[n] != '/' && n + 1 < len) {
+        buf[n] = p[n];
+        n++;
+    }
+    buf[n] = '\0';
+}
+
+/* Moves n to the start of the UTF-8 sequence data[n] is part of. */
+static size_t
+utf8_boundary(const char *data, size_t n)
+{
+    while (n > 0 && ((unsigned char) data[n] & 0xC0) == 0x80) {
+        n--;
+    }
+    return n;
+}
+
+/*
+ * data cut to l->log_max bytes (as the runtimes cut it: on a UTF-8 boundary,
+ * then a newline if needed and the marker), malloc'd, its length in *out.
+ */
+static char *
+cut_log(faas_logs_t *l, const char *data, size_t len, size_t *out)
+{
+    size_t keep = utf8_boundary(data, l->log_max - MARKER_ROOM);
+    char  *buf = malloc(l->log_max + 1);
+    size_t n = keep;
+
+    if (buf == NULL) {
+        return NULL;
+    }
+    memcpy(buf, data, keep);
+    if (keep > 0 && buf[keep - 1] != '\n') {
+        buf[n++] = '\n';
+    }
+    n += (size_t) snprintf(buf + n, l->log_max + 1 - n,
+                           "[faas: log truncated, %zu bytes dropped]\n",
+                           len - keep);
+    *out = n;
+    return buf;
+}
+
+/* Says what was cut or dropped, summed over DROP_REPORT_MS. */
+static void
+report_drops(faas_logs_t *l)
+{
+    uint64_t now = uv_now(l->loop);
+
+    if ((l->truncated == 0 && l->shed == 0) ||
+        (l->reported_at != 0 && now - l->reported_at < DROP_REPORT_MS)) {
+        return;
+    }
+    faas_warn(NULL,
+              "logs: %llu cut to log_max_bytes (%llu bytes dropped), "
+              "%llu dropped over their function's queue share (%llu bytes)",
+              (unsigned long long) l->truncated,
+              (unsigned long long) l->truncated_bytes,
+              (unsigned long long) l->shed,
+              (unsigned long long) l->shed_bytes);
+    l->truncated = l->truncated_bytes = l->shed = l->shed_bytes = 0;
+    l->reported_at = now;
+}
+
 /* ---- the job ---------------------------------------------------------- */
 
 static void
@@ -308,6 +450,10 @@ job_done(uv_work_t *w, int status)
         list_concat(&l->spool, &rest);
     }
     list_concat(&l->spool, &j->spooled);
+    if (j->charges != NULL) {
+        release(l, j->charges);
+        json_decref(j->charges);
+    }
     if (j->delivered > 0 && j->from_spool) {
         faas_info(NULL, "delivered %zu spooled logs, %zu left", j->delivered,
                   l->spool.count);
@@ -376,16 +522,17 @@ pump(faas_logs_t *l)
         } else {
             j->spool_only = 1;
             list_concat(&j->items, &l->queue);
-            l->queue_bytes = 0;
         }
     } else {
         list_concat(&j->items, &l->queue);
-        l->queue_bytes = 0;
     }
     if (!j->from_spool) {
-        /* give spool names (and sequence numbers) in submission order */
+        /* give spool names (and sequence numbers) in submission order; the
+         * job holds its items' charges until it is done */
+        j->charges = json_object();
         for (it = j->items.head; it != NULL; it = it->next) {
             it->spool = spool_name(l->seq++, it->key);
+            charge(j->charges, it->fn, (long long) it->len);
         }
     }
     l->busy = 1;
@@ -400,40 +547,77 @@ pump(faas_logs_t *l)
             list_concat(&j->items, &l->queue);
             l->queue = j->items;
         }
+        json_decref(j->charges);
         free(j);
     }
 }
 
 /*
- * Queues a copy of data for key. Never blocks; if more than 64 MiB wait in
- * memory the log is dropped (and said so).
+ * The text to queue for one call's log, malloc'd: data itself, cut to
+ * log_max, or a marker when fn's share of the queue (or the queue) is full.
+ */
+static char *
+admit(faas_logs_t *l, const char *fn, const char *data, size_t len,
+      size_t *out)
+{
+    json_t *v = json_object_get(l->pending, fn);
+    size_t  used = v != NULL ? (size_t) json_integer_value(v) : 0;
+    size_t  want = len > l->log_max ? l->log_max : len;
+    char   *buf;
+    int     n;
+
+    if (used + want > share_of(l, fn) ||
+        l->pending_bytes + want > l->pending_max) {
+        l->shed++;
+        l->shed_bytes += len;
+        n = asprintf(&buf, "[faas: log dropped, %zu bytes: this function's "
+                     "share of the agent's log queue is full]\n", len);
+        if (n < 0) {
+            return NULL;
+        }
+        *out = (size_t) n;
+        return buf;
+    }
+    if (len > l->log_max) {
+        l->truncated++;
+        l->truncated_bytes += len - l->log_max;
+        return cut_log(l, data, len, out);
+    }
+    buf = malloc(len ? len : 1);
+    if (buf != NULL) {
+        memcpy(buf, data, len);
+        *out = len;
+    }
+    return buf;
+}
+
+/*
+ * Queues data for key (a copy, within the limits above). Never blocks.
  */
 void
 faas_logs_submit(faas_logs_t *l, const char *key, const char *data, size_t len)
 {
     item_t *it;
+    char    fn[128];
 
     if (l->closing) {
         return;
     }
-    if (l->queue_bytes + len > QUEUE_MAX_BYTES) {
-        faas_err(NULL, "log %s dropped: %zu bytes already queued", key,
-                 l->queue_bytes);
-        return;
-    }
+    function_of(key, fn, sizeof(fn));
     it = calloc(1, sizeof(*it));
     if (it == NULL || (it->key = strdup(key)) == NULL ||
-        (it->data = malloc(len ? len : 1)) == NULL) {
+        (it->fn = strdup(fn)) == NULL ||
+        (it->data = admit(l, fn, data, len, &it->len)) == NULL) {
         if (it != NULL) {
             item_free(it);
         }
         faas_err(NULL, "log %s dropped: out of memory", key);
         return;
     }
-    memcpy(it->data, data, len);
-    it->len = len;
-    l->queue_bytes += len;
+    charge(l->pending, fn, (long long) it->len);
+    l->pending_bytes += it->len;
     list_push(&l->queue, it);
+    report_drops(l);
     pump(l);
 }
 
@@ -536,6 +720,28 @@ mkdir_p(const char *dir, faas_error_t *err)
     return 0;
 }
 
+/* log_max_bytes and log_queue_bytes, checked. */
+static int
+limits_config(faas_logs_t *l, const json_t *cfg, faas_error_t *err)
+{
+    long long max = faas_config_int(cfg, "log_max_bytes", LOG_MAX_DEFAULT);
+    long long queue = faas_config_int(cfg, "log_queue_bytes",
+                                      QUEUE_MAX_DEFAULT);
+
+    if (max < 1024 || max > FAAS_AGENT_MAX_FRAME) {
+        return faas_error_set(err, 0, "config: log_max_bytes must be "
+                              "1024..%u", FAAS_AGENT_MAX_FRAME);
+    }
+    if (queue < max || queue > (1LL << 32)) {
+        return faas_error_set(err, 0, "config: log_queue_bytes must be "
+                              "log_max_bytes..4 GiB");
+    }
+    l->log_max = (size_t) max;
+    l->pending_max = (size_t) queue;
+    l->pending = json_object();
+    return l->pending != NULL ? 0 : faas_error_set(err, ENOMEM, "logs");
+}
+
 faas_logs_t *
 faas_logs_open(uv_loop_t *loop, const json_t *cfg, const char *spool_dir,
                faas_error_t *err)
@@ -553,6 +759,10 @@ faas_logs_open(uv_loop_t *loop, const json_t *cfg, const char *spool_dir,
         return NULL;
     }
     l->loop = loop;
+    if (limits_config(l, cfg, err) < 0) {
+        free(l);
+        return NULL;
+    }
     l->retry_min = (uint64_t) faas_config_int(cfg, "log_retry_min_ms", 200);
     l->retry_max = (uint64_t) faas_config_int(cfg, "log_retry_max_ms", 5000);
     if (l->retry_min == 0) {
@@ -568,6 +778,7 @@ faas_logs_open(uv_loop_t *loop, const json_t *cfg, const char *spool_dir,
         if (l->store != NULL) {
             faas_blob_close(l->store);
         }
+        json_decref(l->pending);
         free(l->spool_dir);
         free(l);
         return NULL;
@@ -620,6 +831,7 @@ faas_logs_close(faas_logs_t *l)
         item_free(it);
     }
     faas_blob_close(l->store);
+    json_decref(l->pending);
     free(l->spool_dir);
     uv_close((uv_handle_t *) &l->timer, on_timer_closed); /* frees l */
 }

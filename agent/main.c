@@ -22,6 +22,9 @@
  *   max_inflight      agent-wide limit before OVERLOADED (default 4096)
  *   shutdown_timeout_ms  how long SIGTERM waits for calls (default 10000)
  *   log_retry_min_ms / log_retry_max_ms  spool retry backoff (200 / 5000)
+ *   log_max_bytes     one call's log is cut to this (default 65536)
+ *   log_queue_bytes   logs held in memory at once, shared fairly between
+ *                     functions (default 64 MiB; logs.c)
  *   spin_us           poll a lone call's answer this long (default 0: off)
  */
 #include "agent.h"
@@ -54,11 +57,28 @@ static const char *const int_keys[] = {
     "shutdown_timeout_ms",
     "log_retry_min_ms",
     "log_retry_max_ms",
+    "log_max_bytes",
+    "log_queue_bytes",
     "spin_us",
     "hello_timeout_ms",
     "max_connections",
     NULL,
 };
+
+/* Integer keys checked here (the others where they are read). */
+static const struct {
+    const char *key;
+    long long   lo, hi;
+} int_ranges[] = {
+    { "uid_base", 1000, 0x7fffffff },
+    { "uid_count", 1, 1 << 24 },
+    { "shutdown_timeout_ms", 0, 3600000 },
+    { "log_retry_min_ms", 1, 3600000 },
+    { "log_retry_max_ms", 1, 3600000 },
+};
+static const char *const store_keys[] = { FAAS_BLOB_CONFIG_KEYS, NULL };
+static const char *const *const known_keys[] = { string_keys, int_keys,
+                                                  store_keys, NULL };
 
 static void
 usage(void)
@@ -132,6 +152,24 @@ load_listener_limits(faas_agent_t *a, faas_error_t *err)
 }
 
 static int
+check_ranges(const json_t *cfg, faas_error_t *err)
+{
+    json_t *v;
+    size_t  i;
+
+    for (i = 0; i < sizeof(int_ranges) / sizeof(int_ranges[0]); i++) {
+        v = json_object_get(cfg, int_ranges[i].key);
+        if (v != NULL && (json_integer_value(v) < int_ranges[i].lo ||
+                          json_integer_value(v) > int_ranges[i].hi)) {
+            return faas_error_set(err, 0, "config: %s must be %lld..%lld",
+                                  int_ranges[i].key, int_ranges[i].lo,
+                                  int_ranges[i].hi);
+        }
+    }
+    return 0;
+}
+
+static int
 load_config(faas_agent_t *a, const char *path, faas_error_t *err)
 {
     long long   v;
@@ -140,7 +178,9 @@ load_config(faas_agent_t *a, const char *path, faas_error_t *err)
     if (a->cfg == NULL) {
         return -1;
     }
-    if (faas_config_check_types(a->cfg, string_keys, int_keys, err) < 0) {
+    if (faas_config_check_known(a->cfg, known_keys, err) < 0 ||
+        faas_config_check_types(a->cfg, string_keys, int_keys, err) < 0 ||
+        check_ranges(a->cfg, err) < 0) {
         return -1;
     }
     if (faas_config_require_string(a->cfg, "run_dir", &a->host.run_dir, err) <

@@ -42,6 +42,12 @@
 
 typedef struct faas_blob_store_s faas_blob_store_t;
 
+/* The configuration keys faas_blob_open() reads, for a daemon's list of
+ * known keys. */
+#define FAAS_BLOB_CONFIG_KEYS                                                 \
+    "s3_endpoint", "s3_region", "s3_access_key", "s3_secret_key",            \
+        "s3_path_style", "s3_timeout_ms"
+
 /* Returns a store or NULL (err set). opts may be NULL for file://. */
 faas_blob_store_t *faas_blob_open(const char *url, const json_t *opts,
                                   faas_error_t *err);

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <string.h>
 
 
 json_t *
@@ -10,6 +11,11 @@ faas_config_load(const char *path, faas_error_t *err)
     json_t      *cfg;
 
     cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (cfg == NULL && jerr.line < 1) {
+        /* not read at all: jansson's text says why (unable to open ...) */
+        faas_error_set(err, 0, "config %s: %s", path, jerr.text);
+        return NULL;
+    }
     if (cfg == NULL) {
         faas_error_set(err, 0, "config %s:%d: %s", path, jerr.line, jerr.text);
         return NULL;
@@ -86,6 +92,46 @@ faas_config_check_types(const json_t *cfg, const char *const *string_keys,
             return faas_error_set(err, 0, "config: %s must be an integer",
                                   *int_keys);
         }
+    }
+    return 0;
+}
+
+
+static int
+key_listed(const char *key, const char *const *const *lists)
+{
+    const char *const *k;
+
+    for (; *lists != NULL; lists++) {
+        for (k = *lists; *k != NULL; k++) {
+            if (strcmp(*k, key) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+
+int
+faas_config_check_known(const json_t *cfg, const char *const *const *lists,
+                        faas_error_t *err)
+{
+    const char *key;
+    json_t     *v;
+    char        shown[65];
+    size_t      i;
+
+    json_object_foreach((json_t *) cfg, key, v) {
+        if (key_listed(key, lists)) {
+            continue;
+        }
+        /* the key as one printable line */
+        for (i = 0; key[i] != '\0' && i + 1 < sizeof(shown); i++) {
+            shown[i] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
+        }
+        shown[i] = '\0';
+        return faas_error_set(err, 0, "config: unknown key \"%s\"", shown);
     }
     return 0;
 }

@@ -25,4 +25,9 @@ int faas_config_require_string(const json_t *cfg, const char *key,
 int faas_config_check_types(const json_t *cfg, const char *const *string_keys,
                             const char *const *int_keys, faas_error_t *err);
 
+/* Each key of cfg must be in one of lists (NULL-terminated lists, the array
+ * ends with NULL); else fails with "config: unknown key "<key>"". */
+int faas_config_check_known(const json_t *cfg, const char *const *const *lists,
+                            faas_error_t *err);
+
 #endif

@@ -166,6 +166,12 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         "reconcile_grace_ms", "create_concurrency", "max_pending",
         "err_ttl_s", "zygote_idle_s", NULL,
     };
+    /* checked where they are read: sandbox/ and common/blob_s3.c */
+    static const char *const others[] = {
+        "zygote", "zygote_lib", "cpu_mb_per_vcpu", "require_swap_accounting",
+        FAAS_BLOB_CONFIG_KEYS, NULL,
+    };
+    static const char *const *const known[] = { strings, ints, others, NULL };
     long long   v;
     int         rc;
 
@@ -173,7 +179,10 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
     if (p->cfg == NULL) {
         return -1;
     }
-    rc = faas_config_check_types(p->cfg, strings, ints, err);
+    rc = faas_config_check_known(p->cfg, known, err);
+    if (rc == 0) {
+        rc = faas_config_check_types(p->cfg, strings, ints, err);
+    }
     if (rc < 0) {
         return rc;
     }

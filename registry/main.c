@@ -32,6 +32,28 @@ static const char *const int_keys[] = {
     "max_zip_ratio", "records_batch", "records_interval_ms", "records_lock_ms",
     "syntax_check_timeout_ms", "mirror_repair_interval_ms", "db_pool_size",
     "mysql_timeout_s", "mysql_start_wait_s", NULL };
+/* Every integer key's range; checked before any is used. */
+static const struct {
+    const char *key;
+    long long   lo, hi;
+} int_ranges[] = {
+    { "mysql_port", 1, 65535 },
+    { "max_upload_bytes", 1024, 1LL << 34 },
+    { "max_zip_entries", 1, 10000000 },
+    { "max_unzipped_bytes", 1024, 1LL << 40 },
+    { "max_zip_ratio", 2, 1000000 },
+    { "records_batch", 1, 10000 },
+    { "records_interval_ms", 1, 3600000 },
+    { "records_lock_ms", 100, 3600000 },
+    { "syntax_check_timeout_ms", 100, 3600000 },
+    { "mirror_repair_interval_ms", 100, 86400000 },
+    { "db_pool_size", 1, 1024 },
+    { "mysql_timeout_s", 1, 3600 },
+    { "mysql_start_wait_s", 0, 86400 },
+};
+static const char *const store_keys[] = { FAAS_BLOB_CONFIG_KEYS, NULL };
+static const char *const *const known_keys[] = { string_keys, int_keys,
+                                                  store_keys, NULL };
 
 
 static int
@@ -43,13 +65,34 @@ usage(void)
 
 
 static int
+check_ranges(const json_t *cfg, faas_error_t *err)
+{
+    json_t *v;
+    size_t  i;
+
+    for (i = 0; i < sizeof(int_ranges) / sizeof(int_ranges[0]); i++) {
+        v = json_object_get(cfg, int_ranges[i].key);
+        if (v != NULL && (json_integer_value(v) < int_ranges[i].lo
+                          || json_integer_value(v) > int_ranges[i].hi)) {
+            return faas_error_set(err, 0, "config: %s is out of range:"
+                                  " must be %lld..%lld", int_ranges[i].key,
+                                  int_ranges[i].lo, int_ranges[i].hi);
+        }
+    }
+    return 0;
+}
+
+
+static int
 setup(faas_registry_t *reg, faas_error_t *err)
 {
     const char *s;
     long long   wait_s;
     int         tries = 0;
 
-    if (faas_config_check_types(reg->cfg, string_keys, int_keys, err) < 0) {
+    if (faas_config_check_known(reg->cfg, known_keys, err) < 0
+        || faas_config_check_types(reg->cfg, string_keys, int_keys, err) < 0
+        || check_ranges(reg->cfg, err) < 0) {
         return -1;
     }
     if (faas_config_require_string(reg->cfg, "master_key", &s, err) < 0
@@ -84,14 +127,6 @@ setup(faas_registry_t *reg, faas_error_t *err)
         (long) faas_config_int(reg->cfg, "records_interval_ms", 1000);
     reg->mirror_repair_interval_ms =
         (long) faas_config_int(reg->cfg, "mirror_repair_interval_ms", 60000);
-    if (reg->max_upload_bytes < 1024 || reg->max_zip_entries < 1
-        || reg->max_unzipped_bytes < 1024 || reg->max_zip_ratio < 2
-        || reg->records_batch < 1 || reg->records_batch > 10000
-        || reg->records_interval_ms < 1 || reg->syntax_check_timeout_ms < 100
-        || reg->mirror_repair_interval_ms < 100) {
-        return faas_error_set(err, 0, "config: a limit is out of range");
-    }
-
     if (faas_config_require_string(reg->cfg, "socket", &s, err) < 0
         || faas_config_require_string(reg->cfg, "store_url", &s, err) < 0) {
         return -1;

@@ -28,17 +28,14 @@
 #include "ids.h"
 #include "keys.h"
 #include "log.h"
-#include "redis_addr.h"
 
 struct faas_mirror_s {
     faas_registry_t *reg;
     pthread_mutex_t  lock;
     pthread_mutex_t  wake_lock;
     pthread_cond_t   wake;
-    redisContext    *rc;
-    char             host[256];
-    int              port;
-    const char      *password;
+    faas_redis_link_t link;
+    redisContext    *rc;    /* link.rc while connected */
     int              dirty;
     int              stop;
     int              started;
@@ -46,82 +43,37 @@ struct faas_mirror_s {
 };
 
 
-/* Connects m->rc if needed (lock held). A new connection makes the mirror
- * dirty: the Redis on the other side may have restarted empty. */
+/* Connects m->rc if needed and an attempt is due (lock held;
+ * redis_link.c backs off). A new connection makes the mirror dirty: the
+ * Redis on the other side may have restarted empty. */
 static int
 ensure(faas_mirror_t *m, faas_error_t *err)
 {
-    struct timeval tv = { 1, 0 };
-    redisReply    *r;
+    int fresh;
 
     if (m->rc != NULL) {
         return 0;
     }
-    if (faas_redis_locate(m->reg->cfg, m->host, sizeof(m->host), &m->port,
-                          err) < 0) {
+    m->rc = faas_redis_link_get(&m->link, &fresh, err);
+    if (m->rc == NULL) {
         return -1;
     }
-    if (m->port < 0) {
-        m->rc = redisConnectUnixWithTimeout(m->host, tv);
-    } else {
-        m->rc = redisConnectWithTimeout(m->host, m->port, tv);
+    if (fresh) {
+        m->dirty = 1;
     }
-    if (m->rc == NULL || m->rc->err) {
-        faas_error_set(err, 0, "redis connect: %s",
-                       m->rc ? m->rc->errstr : "out of memory");
-        if (m->rc) {
-            redisFree(m->rc);
-        }
-        m->rc = NULL;
-        return -1;
-    }
-    redisSetTimeout(m->rc, tv);
-    if (m->password != NULL && m->password[0] != '\0') {
-        r = redisCommand(m->rc, "AUTH %s", m->password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            faas_error_set(err, 0, "redis AUTH failed");
-            if (r) {
-                freeReplyObject(r);
-            }
-            redisFree(m->rc);
-            m->rc = NULL;
-            return -1;
-        }
-        freeReplyObject(r);
-    }
-    m->dirty = 1;
     return 0;
 }
 
 
+/* The connection failed a command (lock held): closed, reopened later. */
 static void
 drop(faas_mirror_t *m)
 {
     if (m->rc != NULL) {
-        redisFree(m->rc);
+        faas_redis_link_lost(&m->link, m->rc->err ? m->rc->errstr
+                                                  : "error reply");
         m->rc = NULL;
     }
-}
-
-
-int
-faas_redis_parse(const char *addr, char *host, size_t hostsz, int *port)
-{
-    const char *colon;
-
-    if (strncmp(addr, "unix:", 5) == 0) {
-        snprintf(host, hostsz, "%s", addr + 5);
-        *port = -1;
-        return 0;
-    }
-    colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t) (colon - addr) >= hostsz) {
-        return -1;
-    }
-    memcpy(host, addr, (size_t) (colon - addr));
-    host[colon - addr] = '\0';
-    *port = atoi(colon + 1);
-    return *port > 0 ? 0 : -1;
 }
 
 
@@ -129,22 +81,17 @@ faas_mirror_t *
 faas_mirror_open(faas_registry_t *reg, faas_error_t *err)
 {
     faas_mirror_t *m;
-    const char    *addr = faas_config_string(reg->cfg, "redis",
-                                             "127.0.0.1:6379");
 
     m = calloc(1, sizeof(*m));
     if (m == NULL) {
         faas_error_set(err, ENOMEM, "mirror");
         return NULL;
     }
-    if (faas_redis_parse(addr, m->host, sizeof(m->host), &m->port) < 0) {
+    if (faas_redis_link_init(&m->link, reg->cfg, "mirror", 1, err) < 0) {
         free(m);
-        faas_error_set(err, 0, "config: redis must be host:port or"
-                       " unix:/path");
         return NULL;
     }
     m->reg = reg;
-    m->password = faas_config_string(reg->cfg, "redis_password", NULL);
     m->dirty = 1;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->wake_lock, NULL);
@@ -163,7 +110,8 @@ faas_mirror_close(faas_mirror_t *m)
         return;
     }
     mirror_stop(m);
-    drop(m);
+    faas_redis_link_close(&m->link);
+    m->rc = NULL;
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->wake_lock);
     pthread_cond_destroy(&m->wake);
@@ -623,6 +571,7 @@ repair_main(void *arg)
     struct timespec ts;
     uint64_t        last = 0, now;
     long            interval = m->reg->mirror_repair_interval_ms;
+    long            wait = 200;
     int             due, alive;
     redisReply     *r;
 
@@ -632,7 +581,7 @@ repair_main(void *arg)
             pthread_mutex_unlock(&m->wake_lock);
             break;
         }
-        ts = faas_deadline_after_ms(200);
+        ts = faas_deadline_after_ms(wait);
         pthread_cond_timedwait(&m->wake, &m->wake_lock, &ts);
         if (m->stop) {
             pthread_mutex_unlock(&m->wake_lock);
@@ -653,6 +602,11 @@ repair_main(void *arg)
             } else {
                 freeReplyObject(r);
             }
+        }
+        /* while Redis is away: wake when the next attempt is due */
+        wait = faas_redis_link_wait_ms(&m->link, 200);
+        if (wait < 1) {
+            wait = 1;
         }
         now = faas_mono_ms();
         due = m->dirty || (long long) (now - last) >= interval;

@@ -10,7 +10,9 @@
  * nothing; a crash before the insert loses nothing because the records are
  * still in the list. Only one registry drains at a time (faas:records:lock,
  * SET NX PX; the LTRIM runs in a script that checks the lock is still
- * ours), because two drainers' LTRIMs would drop each other's batches.
+ * ours), because two drainers' LTRIMs would drop each other's batches;
+ * after a reconnection the lock is taken back if it still has our token.
+ * The Redis connection mends itself (redis_link.c).
  * Records that do not decode are logged and trimmed, so they cannot block
  * the queue.
  */
@@ -31,7 +33,6 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
-#include "redis_addr.h"
 #include "faas.pb-c.h"
 
 #define RECORDS_KEY FAAS_KEY_RECORDS
@@ -153,46 +154,6 @@ insert_mysql(faas_registry_t *reg, json_t *recs, faas_error_t *err)
 }
 
 
-static redisContext *
-connect_redis(faas_registry_t *reg, faas_error_t *err)
-{
-    struct timeval tv = { 2, 0 };
-    redisContext  *rc;
-    redisReply    *r;
-    char           host[256];
-    int            port;
-    const char    *pw = faas_config_string(reg->cfg, "redis_password", NULL);
-
-    if (faas_redis_locate(reg->cfg, host, sizeof(host), &port, err) < 0) {
-        return NULL;
-    }
-    rc = port < 0 ? redisConnectUnixWithTimeout(host, tv)
-                  : redisConnectWithTimeout(host, port, tv);
-    if (rc == NULL || rc->err) {
-        faas_error_set(err, 0, "redis connect: %s",
-                       rc ? rc->errstr : "out of memory");
-        if (rc) {
-            redisFree(rc);
-        }
-        return NULL;
-    }
-    redisSetTimeout(rc, tv);
-    if (pw != NULL && pw[0] != '\0') {
-        r = redisCommand(rc, "AUTH %s", pw);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            if (r) {
-                freeReplyObject(r);
-            }
-            redisFree(rc);
-            faas_error_set(err, 0, "redis AUTH failed");
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    return rc;
-}
-
-
 /*
  * One batch. Returns the number of records taken off the list (0: empty or
  * someone else holds the lock), or < 0 (the redis context is then dropped
@@ -208,13 +169,19 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
     long        ret = -1;
     int         bad = 0;
 
-    r = redisCommand(rc, "SET %s %s NX PX %ld", LOCK_KEY, token, lock_ms);
+    /* Ours again if we held it when the connection broke. */
+    r = redisCommand(rc, "EVAL %s 1 %s %s %ld",
+                     "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX',"
+                     " ARGV[2]) then return 1 end"
+                     " if redis.call('get', KEYS[1]) == ARGV[1] then"
+                     " redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end"
+                     " return 0", LOCK_KEY, token, lock_ms);
     if (r == NULL) {
         *drop = 1;
         faas_error_set(err, 0, "redis: %s", rc->errstr);
         return -1;
     }
-    if (r->type != REDIS_REPLY_STATUS) {
+    if (r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
         freeReplyObject(r);
         if (!waiting_) {
             faas_info(NULL, "records: the drain lock is held by another"
@@ -324,35 +291,35 @@ nap(long ms)
 static void *
 records_main(void *arg)
 {
-    faas_registry_t *reg = arg;
-    redisContext    *rc = NULL;
-    faas_error_t     err;
-    char             token[64];
-    long             n, lock_ms;
-    int              drop, warned = 0;
+    faas_registry_t  *reg = arg;
+    faas_redis_link_t link;
+    redisContext     *rc;
+    faas_error_t      err;
+    char              token[64];
+    long              n, lock_ms;
+    int               drop, fresh;
 
     snprintf(token, sizeof(token), "%ld-%ld", (long) getpid(),
              (long) time(NULL));
     lock_ms = (long) faas_config_int(reg->cfg, "records_lock_ms", 10000);
+    if (faas_redis_link_init(&link, reg->cfg, "records", 2, &err) < 0) {
+        faas_err(NULL, "records: %s", err.msg);
+        return NULL;
+    }
     while (!stop_) {
         faas_error_clear(&err);
+        rc = faas_redis_link_get(&link, &fresh, &err);
         if (rc == NULL) {
-            rc = connect_redis(reg, &err);
-            if (rc == NULL) {
-                if (!warned++) {
-                    faas_warn(NULL, "records: %s", err.msg);
-                }
-                nap(reg->records_interval_ms > 500
-                        ? reg->records_interval_ms : 500);
-                continue;
-            }
-            warned = 0;
+            nap(faas_redis_link_wait_ms(&link, 2000));
+            continue;
         }
         drop = 0;
         n = drain_once(reg, rc, token, lock_ms, &drop, &err);
         if (drop) {
-            redisFree(rc);
-            rc = NULL;
+            /* a batch inserted but not trimmed is inserted again: the
+             * inserts ignore records they already hold */
+            faas_redis_link_lost(&link, err.msg);
+            continue;
         }
         if (n < 0) {
             faas_warn(NULL, "records: batch kept for later: %s", err.msg);
@@ -362,9 +329,7 @@ records_main(void *arg)
             nap(reg->records_interval_ms);
         }
     }
-    if (rc != NULL) {
-        redisFree(rc);
-    }
+    faas_redis_link_close(&link);
     return NULL;
 }
 

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <jansson.h>
 #include <mysql.h>
+#include <sys/time.h>
+#include <hiredis/hiredis.h>
 #include "error.h"
 #include "blob.h"
 
@@ -100,11 +102,39 @@ void faas_mirror_close(faas_mirror_t *m);
 int faas_mirror_sync(faas_registry_t *reg, MYSQL *c, const char *name,
                      faas_error_t *err);
 
-/* Parses "host:port" or "unix:/path" (port -1). */
-int faas_redis_parse(const char *addr, char *host, size_t hostsz, int *port);
-
 /* Starts the repair thread (faas_mirror_close stops it). */
 int faas_mirror_start(faas_mirror_t *m, faas_error_t *err);
+
+/* ---- redis_link.c: a hiredis connection that reconnects by itself ---- */
+
+typedef struct faas_redis_link_s {
+    const char     *name;     /* "mirror", "records": for the log */
+    const json_t   *cfg;      /* redis or redis_sentinels: see redis_addr.h */
+    char            host[256];
+    int             port;     /* -1: host is a Unix socket path */
+    const char     *password;
+    struct timeval  timeout;  /* connect and commands */
+    redisContext   *rc;       /* NULL while disconnected */
+    uint64_t        backoff_ms;
+    uint64_t        next_try_ms; /* faas_mono_ms() of the next attempt */
+    uint64_t        lost_at;
+    int             lost;        /* an outage is under way (logged) */
+} faas_redis_link_t;
+
+/* Reads redis (or redis_sentinels) and redis_password from cfg; does not
+ * connect. */
+int faas_redis_link_init(faas_redis_link_t *l, const json_t *cfg,
+                         const char *name, int timeout_s, faas_error_t *err);
+/* The open connection, or a new one when an attempt is due (*fresh = 1:
+ * Redis may have restarted empty). NULL with err while unreachable. */
+redisContext *faas_redis_link_get(faas_redis_link_t *l, int *fresh,
+                                  faas_error_t *err);
+/* The connection broke: closes it (the next get reconnects). */
+void faas_redis_link_lost(faas_redis_link_t *l, const char *why);
+/* How long to sleep before the next attempt is due, at most most ms
+ * (most while connected). */
+long faas_redis_link_wait_ms(const faas_redis_link_t *l, long most);
+void faas_redis_link_close(faas_redis_link_t *l);
 
 /* ---- keys_crypto.c ---- */
 

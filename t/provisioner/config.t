@@ -1,4 +1,5 @@
-# faas-provisioner refuses bad configuration with a one-line reason (exit 1),
+# faas-provisioner refuses bad configuration with a one-line reason naming
+# the key (exit 1): unknown keys too,
 # and survives garbage on its queues. Each block changes a good
 # configuration (set: a JSON object of keys, delete: key names) and gives
 # the reason the provisioner must print (error_like).
@@ -29,10 +30,15 @@ for my $b (data_blocks()) {
     is($rc, 1, $b->name . ': exit 1');
     my $re = $b->error_like =~ s/\n\z//r;
     like($out, qr/$re/, $b->name . ': reason') or diag($out);
+    is(scalar(() = $out =~ /\n/g), 1, $b->name . ': one line');
 }
 my ($rc, $out) = run_with('{"host_id": ');
 is($rc, 1, 'invalid JSON: exit 1');
 like($out, qr/config .*bad\.json/, 'invalid JSON: reason names the file');
+$out = `timeout 10 ${\ objs_dir()}/faas-provisioner -c $w/none.json 2>&1`;
+is($? >> 8, 1, 'missing file: exit 1');
+like($out, qr/\Afaas-provisioner: config .*none\.json: unable to open .*No such file[^\n]*\n\z/,
+     'missing file: one line that says so');
 $rc = system(objs_dir() . '/faas-provisioner >/dev/null 2>&1') >> 8;
 is($rc, 1, 'no -c: usage, exit 1');
 
@@ -128,3 +134,21 @@ zygote must be "off", "shared", "function" or a boolean
 {"zygote_idle_s": 0}
 --- error_like
 zygote_idle_s must be 1\.\.86400
+
+=== TEST 13: unknown key (a typo)
+--- set
+{"memory_budget": 1024}
+--- error_like
+config: unknown key "memory_budget"
+
+=== TEST 14: bad S3 option type
+--- set
+{"store_url": "s3://b", "s3_path_style": "yes"}
+--- error_like
+s3_path_style must be a boolean
+
+=== TEST 15: bad swap accounting type
+--- set
+{"require_swap_accounting": "no"}
+--- error_like
+config: require_swap_accounting must be a boolean

@@ -1,4 +1,5 @@
-# faas-registry refuses a bad configuration at start, with a clear reason.
+# faas-registry refuses a bad configuration at start, with a clear reason
+# naming the key (unknown keys too).
 # Each block changes a configuration that is good but for its unreachable
 # MySQL (set: a JSON object of keys, delete: key names) and gives the reason
 # the registry must log (error_like).
@@ -62,7 +63,7 @@ mysql_port must be
 --- set
 {"records_batch": 0}
 --- error_like
-out of range
+config: records_batch is out of range: must be 1\.\.10000
 
 === TEST 7: no socket
 --- delete: socket
@@ -78,3 +79,21 @@ redis must be host:port
 === TEST 9: MySQL unreachable at start
 --- error_like
 schema migrations: .*mysql connect
+
+=== TEST 10: unknown key (a typo)
+--- set
+{"records_bacth": 10}
+--- error_like
+config: unknown key "records_bacth"
+
+=== TEST 11: negative upload limit
+--- set
+{"max_upload_bytes": -1}
+--- error_like
+config: max_upload_bytes is out of range: must be 1024\.\.
+
+=== TEST 12: port out of range
+--- set
+{"mysql_port": 70000}
+--- error_like
+config: mysql_port is out of range: must be 1\.\.65535
