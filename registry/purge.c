@@ -8,7 +8,9 @@
  * has later ones). A purge takes the records a batch at a time, deletes
  * their logs, then the records, and deletes the row last: interrupted
  * anywhere, running it again finishes it. The delete runs it at once; the
- * mirror's repair thread runs what is still recorded.
+ * mirror's repair thread runs what is still recorded. A record that reaches
+ * the drain after its function was deleted (a call that ended meanwhile) is
+ * dropped there, with its log if already written (faas_purge_late).
  */
 #include "registry.h"
 #include "ids.h"
@@ -203,6 +205,89 @@ faas_purge_pending(faas_registry_t *reg, faas_error_t *err)
             return faas_error_wrap(err, "purge of %s", name);
         }
         faas_info(NULL, "purge of deleted function %s finished", name);
+    }
+    return 0;
+}
+
+
+/* {name: first_version} of the functions the records name (new object). */
+static json_t *
+incarnations(MYSQL *c, json_t *recs, faas_error_t *err)
+{
+    cleanup_free char *names = strdup("");
+    MYSQL_RES *res;
+    MYSQL_ROW  row;
+    json_t    *r, *out;
+    size_t     i;
+
+    json_array_foreach(recs, i, r) {
+        char *q = faas_db_fmt(c, "%r%r%s", names, i ? "," : "",
+                              json_string_value(json_object_get(r,
+                                                                "function")));
+        if (q == NULL) {
+            faas_error_set(err, 0, "out of memory");
+            return NULL;
+        }
+        free(names);
+        names = q;
+    }
+    if (faas_db_query(c, &res, err, "SELECT name, first_version FROM"
+                      " functions WHERE name IN (%r)", names) < 0) {
+        return NULL;
+    }
+    out = json_object();
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        json_object_set_new(out, row[0], json_integer(atoll(row[1])));
+    }
+    mysql_free_result(res);
+    return out;
+}
+
+
+int
+faas_purge_late(faas_registry_t *reg, json_t *recs, faas_error_t *err)
+{
+    cleanup_json json_t *live = NULL, *dead = json_array();
+    faas_error_t e2;
+    MYSQL  *c;
+    json_t *r, *first;
+    size_t  i;
+
+    if (json_array_size(recs) == 0) {
+        return 0;
+    }
+    c = faas_db_acquire(reg->db, err);
+    if (c == NULL) {
+        return -1;
+    }
+    live = incarnations(c, recs, err);
+    faas_db_release(reg->db, c, live == NULL && faas_db_broken(err));
+    if (live == NULL) {
+        return -1;
+    }
+    for (i = json_array_size(recs); i-- > 0;) {
+        r = json_array_get(recs, i);
+        first = json_object_get(live, json_string_value(json_object_get(
+                                    r, "function")));
+        if (first == NULL || json_integer_value(json_object_get(r, "version"))
+                                 < json_integer_value(first)) {
+            json_array_append(dead, r);
+            json_array_remove(recs, i);
+        }
+    }
+    json_array_foreach(dead, i, r) {
+        const char *name = json_string_value(json_object_get(r, "function"));
+        cleanup_json json_t *one = json_pack("[O]", r);
+
+        faas_error_clear(&e2);
+        if (one != NULL && delete_logs(reg, name, one, &e2) < 0) {
+            faas_warn(NULL, "log of a deleted function's call kept: %s",
+                      e2.msg);
+        }
+    }
+    if (json_array_size(dead) > 0) {
+        faas_info(NULL, "records: %zu of deleted functions dropped",
+                  json_array_size(dead));
     }
     return 0;
 }

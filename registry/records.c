@@ -12,7 +12,7 @@
  * SET NX PX; the LTRIM runs in a script that checks the lock is still
  * ours), because two drainers' LTRIMs would drop each other's batches.
  * Records that do not decode are logged and trimmed, so they cannot block
- * the queue.
+ * the queue; records of a deleted function are dropped (purge.c).
  */
 #include "registry.h"
 #include "keys.h"
@@ -258,6 +258,9 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
     }
     if (bad > 0) {
         faas_warn(NULL, "records: %d malformed record(s) dropped", bad);
+    }
+    if (faas_purge_late(reg, recs, err) < 0) {
+        goto unlock;
     }
     if (json_array_size(recs) > 0) {
         if ((reg->mongo ? faas_mongo_insert(reg->mongo, recs, err)

@@ -287,6 +287,13 @@ int faas_purge_run(faas_registry_t *reg, const char *name,
 int faas_log_key_of(const char *name, const char *request_id,
                     const char *key);
 
+/*
+ * Removes from recs (records about to be stored) those of no current
+ * incarnation (their function deleted, or re-created since), deleting their
+ * logs. Returns 0, or < 0 when MySQL cannot say (the batch waits).
+ */
+int faas_purge_late(faas_registry_t *reg, json_t *recs, faas_error_t *err);
+
 /* Runs every purge still recorded in MySQL (after an interrupted delete). */
 int faas_purge_pending(faas_registry_t *reg, faas_error_t *err);
 

@@ -101,8 +101,8 @@ $res = call($bob, 'GET', "/v1/functions/tf/executions/$old->{request_id}/logs");
 is($res->{status}, 404, '... nor its logs');
 is($res->{json}{error}{code}, 'not_found', '... a JSON error');
 
-# A record of alice's incarnation arriving after the delete (the purge had
-# already run): read through bob's incarnation, it does not exist.
+# A record of alice's incarnation reaching the drain after the delete (a
+# call that ended meanwhile) is dropped, with its log.
 my $day = strftime('%Y-%m-%d', gmtime);
 my $late = 'ab' x 16;
 mkdir "$store/logs/tf"; mkdir "$store/logs/tf/$day";
@@ -112,7 +112,19 @@ $r->rpush('faas:records', exec_record(
     start_type => 1, status => 0, http_status => 200, duration_us => 1, total_us => 1,
     cold_start_us => 0, memory_bytes => 1, log_key => "logs/tf/$day/$late.log",
     agent_host => 'h', timestamp_ms => int(time * 1000), sandbox_id => 's-0123456789abcdef'));
-ok(wait_until(sub { rows('tf') == 1 }, 30), 'a late record of alice\'s tf is stored');
+ok(wait_until(sub { $r->llen('faas:records') == 0 }, 30), 'a late record of alice\'s tf is drained');
+is(rows('tf'), 0, '... and dropped, not stored');
+ok(!-e "$store/logs/tf/$day/$late.log", '... its log deleted');
+
+# Had the deletion of alice's records failed, bob would still not see them:
+# reads go through the current incarnation of tf (version >= bob's first).
+write_file("$store/logs/tf/$day/$late.log", "alice-late-output\n");
+$dbh->do(q{INSERT INTO executions (request_id, function, version, user, start_type,
+           status, http_status, duration_us, total_us, cold_start_us, memory_bytes,
+           log_key, agent_host, sandbox_id, timestamp_ms) VALUES (?, 'tf', ?, 'alice',
+           'COLD', 'OK', 200, 1, 1, 0, 1, ?, 'h', 's-0123456789abcdef', ?)}, undef,
+         $late, $old->{version}, "logs/tf/$day/$late.log", int(time * 1000));
+is(rows('tf'), 1, 'a record of alice\'s tf left in MySQL');
 $res = call($bob, 'GET', '/v1/functions/tf/executions');
 is_deeply($res->{json}{executions}, [], 'bob still lists none');
 is(call($bob, 'GET', "/v1/functions/tf/executions/$late")->{status}, 404, '... cannot get it');
