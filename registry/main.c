@@ -45,7 +45,7 @@ usage(void)
 
 /*
  * admin_subjects (a list) and admin_subject (one, kept for older configs)
- * into one array of valid subjects; the array is owned by reg->cfg.
+ * into one array of valid subjects (reg->admin_subjects, freed at exit).
  */
 static int
 admin_subjects(faas_registry_t *reg, faas_error_t *err)
