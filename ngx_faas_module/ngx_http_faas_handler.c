@@ -121,7 +121,7 @@ ngx_http_faas_credentials(ngx_http_request_t *r, ngx_http_faas_ctx_t *ctx)
         why = NULL;
         rc = ngx_http_faas_jwt_verify(r, ngx_http_get_module_loc_conf(r,
                                       ngx_http_faas_module),
-                                      &token, &ctx->user, &why);
+                                      &token, &ctx->user, NULL, &why);
         if (rc == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }

@@ -8,7 +8,9 @@
  *
  * Also the access handler of `faas_management on` locations (run in the
  * preaccess phase, for subrequests too): a valid token, then X-Faas-User
- * set to its subject for the proxied registry.
+ * set to its subject for the proxied registry, and X-Faas-Admin: 1 only when
+ * the token carries `faas_admin_claim` with the value true. Whatever the
+ * client sent under either name is removed.
  */
 #include "ngx_http_faas_module.h"
 
@@ -303,7 +305,7 @@ ngx_http_faas_jwt_claims(ngx_http_faas_loc_conf_t *flcf, json_t *claims)
 ngx_int_t
 ngx_http_faas_jwt_verify(ngx_http_request_t *r,
     ngx_http_faas_loc_conf_t *flcf, ngx_str_t *token, ngx_str_t *sub,
-    const char **why)
+    ngx_uint_t *admin, const char **why)
 {
     u_char      *p, *dot1, *dot2, *end, *tok;
     jwt_t       *jwt;
@@ -398,6 +400,13 @@ ngx_http_faas_jwt_verify(ngx_http_request_t *r,
     }
 
     ngx_memcpy(sub->data, s, sub->len);
+
+    if (admin) {
+        *admin = flcf->admin_claim.len
+                 && json_is_true(json_object_get(claims,
+                                     (char *) flcf->admin_claim.data));
+    }
+
     rc = NGX_OK;
 
 done:
@@ -458,16 +467,49 @@ ngx_http_faas_unauthorized(ngx_http_request_t *r, const char *why)
 }
 
 
+static ngx_uint_t
+ngx_http_faas_is_header(ngx_table_elt_t *h, const char *name, size_t len)
+{
+    return h->key.len == len
+           && ngx_strncasecmp(h->key.data, (u_char *) name, len) == 0;
+}
+
+
+static ngx_int_t
+ngx_http_faas_push_header(ngx_http_request_t *r, char *name, size_t len,
+    char *lowcase, ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(h, sizeof(ngx_table_elt_t));
+    h->key.len = len;
+    h->key.data = (u_char *) name;
+    h->lowcase_key = (u_char *) lowcase;
+    h->hash = ngx_hash_key(h->lowcase_key, h->key.len);
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
 /*
- * Whatever the client sent as X-Faas-User is replaced by sub. The list is
+ * Whatever the client sent as X-Faas-User or X-Faas-Admin is replaced by
+ * sub and, for an admin token, "1". The list is
  * rebuilt rather than edited in place: a subrequest's headers_in is a copy
  * of its parent's, whose list parts it shares, so a header pushed onto it
  * could land in the parent's part and be missed by the subrequest.
  */
 static ngx_int_t
-ngx_http_faas_set_user(ngx_http_request_t *r, ngx_str_t *sub)
+ngx_http_faas_set_user(ngx_http_request_t *r, ngx_str_t *sub,
+    ngx_uint_t admin)
 {
     ngx_uint_t        i;
+    ngx_str_t         one = ngx_string("1");
     ngx_list_t        old;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *copy;
@@ -494,9 +536,10 @@ ngx_http_faas_set_user(ngx_http_request_t *r, ngx_str_t *sub)
             i = 0;
         }
 
-        if (h[i].key.len == sizeof("X-Faas-User") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Faas-User",
-                               sizeof("X-Faas-User") - 1) == 0)
+        if (ngx_http_faas_is_header(&h[i], "X-Faas-User",
+                                    sizeof("X-Faas-User") - 1)
+            || ngx_http_faas_is_header(&h[i], "X-Faas-Admin",
+                                       sizeof("X-Faas-Admin") - 1))
         {
             continue;
         }
@@ -508,16 +551,19 @@ ngx_http_faas_set_user(ngx_http_request_t *r, ngx_str_t *sub)
         *copy = h[i];
     }
 
-    h = ngx_list_push(&r->headers_in.headers);
-    if (h == NULL) {
+    if (ngx_http_faas_push_header(r, "X-Faas-User",
+                                  sizeof("X-Faas-User") - 1, "x-faas-user",
+                                  sub)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    ngx_memzero(h, sizeof(ngx_table_elt_t));
-    ngx_str_set(&h->key, "X-Faas-User");
-    h->lowcase_key = (u_char *) "x-faas-user";
-    h->hash = ngx_hash_key(h->lowcase_key, h->key.len);
-    h->value = *sub;
+    if (admin) {
+        return ngx_http_faas_push_header(r, "X-Faas-Admin",
+                                         sizeof("X-Faas-Admin") - 1,
+                                         "x-faas-admin", &one);
+    }
 
     return NGX_OK;
 }
@@ -528,6 +574,7 @@ ngx_http_faas_access_handler(ngx_http_request_t *r)
 {
     ngx_str_t                  token, sub;
     ngx_int_t                  rc;
+    ngx_uint_t                 admin;
     const char                *why;
     ngx_http_faas_ctx_t       *ctx;
     ngx_http_faas_loc_conf_t  *flcf;
@@ -549,7 +596,8 @@ ngx_http_faas_access_handler(ngx_http_request_t *r)
     }
 
     why = NULL;
-    rc = ngx_http_faas_jwt_verify(r, flcf, &token, &sub, &why);
+    admin = 0;
+    rc = ngx_http_faas_jwt_verify(r, flcf, &token, &sub, &admin, &why);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -572,7 +620,7 @@ ngx_http_faas_access_handler(ngx_http_request_t *r)
 
     ctx->user = sub;
 
-    if (ngx_http_faas_set_user(r, &sub) != NGX_OK) {
+    if (ngx_http_faas_set_user(r, &sub, admin) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -201,6 +201,13 @@ static ngx_command_t  ngx_http_faas_commands[] = {
       offsetof(ngx_http_faas_loc_conf_t, jwt_leeway),
       NULL },
 
+    { ngx_string("faas_admin_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_faas_loc_conf_t, admin_claim),
+      NULL },
+
     { ngx_string("faas_cold_start_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -478,6 +485,13 @@ ngx_http_faas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->jwt_issuer, prev->jwt_issuer, "");
     ngx_conf_merge_str_value(conf->jwt_audience, prev->jwt_audience, "");
     ngx_conf_merge_sec_value(conf->jwt_leeway, prev->jwt_leeway, 30);
+    ngx_conf_merge_str_value(conf->admin_claim, prev->admin_claim, "off");
+
+    if (conf->admin_claim.len == 3
+        && ngx_strncmp(conf->admin_claim.data, "off", 3) == 0)
+    {
+        ngx_str_null(&conf->admin_claim);
+    }
     ngx_conf_merge_msec_value(conf->cold_start_timeout,
                               prev->cold_start_timeout, 10000);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body,

@@ -66,6 +66,7 @@ typedef struct {
     ngx_str_t                  jwt_issuer;
     ngx_str_t                  jwt_audience;
     time_t                     jwt_leeway;
+    ngx_str_t                  admin_claim;    /* empty: off */
     ngx_msec_t                 cold_start_timeout;
     size_t                     max_body;
     size_t                     max_response_body;
@@ -278,7 +279,7 @@ ngx_int_t ngx_http_faas_key_check(ngx_http_faas_main_conf_t *fmcf,
 /* ngx_http_faas_jwt.c */
 ngx_int_t ngx_http_faas_jwt_verify(ngx_http_request_t *r,
     ngx_http_faas_loc_conf_t *flcf, ngx_str_t *token, ngx_str_t *sub,
-    const char **why);
+    ngx_uint_t *admin, const char **why);
 ngx_int_t ngx_http_faas_jwt_bearer(ngx_http_request_t *r, ngx_str_t *token);
 ngx_int_t ngx_http_faas_jwt_check_key(ngx_conf_t *cf,
     ngx_http_faas_loc_conf_t *flcf);

@@ -3,7 +3,8 @@ PROV_SRCS := provisioner/main.c provisioner/prov_redis.c provisioner/redis_uv.c 
              provisioner/leases.c \
              provisioner/queue.c provisioner/revision.c \
              provisioner/code_cache.c \
-             provisioner/capacity.c provisioner/sbx_table.c \
+             provisioner/capacity.c provisioner/owner_limit.c \
+             provisioner/sbx_table.c \
              provisioner/reaper.c provisioner/reconcile.c
 PROV_OBJS := $(PROV_SRCS:%.c=$(OBJS)/%.o)
 PROV_AR = $(LIBFAASSANDBOX) $(LIBFAASPROTO) $(LIBFAASCOMMON)

@@ -164,7 +164,7 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         "uid_base", "uid_count", "shards", "lease_ms", "heartbeat_ms",
         "memory_budget_mb", "keep_alive_s", "code_gc_s", "reconcile_ms",
         "reconcile_grace_ms", "create_concurrency", "max_pending",
-        "err_ttl_s", "zygote_idle_s", NULL,
+        "err_ttl_s", "zygote_idle_s", "owner_max_sandboxes", NULL,
     };
     /* checked where they are read: sandbox/ and common/blob_s3.c */
     static const char *const others[] = {
@@ -230,6 +230,7 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
     INT_KEY(create_concurrency, "create_concurrency", 4, 1, 64);
     INT_KEY(max_pending, "max_pending", 64, 1, 100000);
     INT_KEY(err_ttl_s, "err_ttl_s", 30, 1, 86400);
+    INT_KEY(owner_max_sandboxes, "owner_max_sandboxes", 0, 0, 1 << 20);
     INT_KEY(host.uid_base, "uid_base", 100000, 1000, 0x7fffffff);
     INT_KEY(host.uid_count, "uid_count", 65536, 1, 1 << 24);
 #undef INT_KEY

@@ -13,6 +13,7 @@
  *   revision.c    faas:rev:{rid}, read once per revision and kept
  *   code_cache.c  download, sha256, unzip, single-flight, GC
  *   capacity.c    memory budget and LRU eviction
+ *   owner_limit.c the per-owner cap of live sandboxes (owner_max_sandboxes)
  *   sbx_table.c   the sandboxes this host manages, state files, destroy
  *   reaper.c      keep-alive
  *   reconcile.c   host <-> Redis reconciliation (start and periodic)
@@ -97,6 +98,7 @@ struct faas_prov_sbx_s {
     int          lrem_pending;
     int          stuck_logged;   /* a create that never returned, logged */
     char        *origin;         /* adopted: meta.json origin_request_id */
+    char        *owner;          /* its revision's owner (NULL: adopted) */
     int          had_state;      /* adopted with a state file: its create
                                     finished (it may or may not be listed) */
     int          claimed;        /* adopted, matched to a request left in
@@ -200,6 +202,16 @@ void faas_prov_rev_release(faas_prov_t *p, faas_prov_rev_t *rev);
 /* Empties the cache (shutdown). */
 void faas_prov_rev_free_all(faas_prov_t *p);
 
+/* ---- per-owner cap (owner_limit.c) ---- */
+
+/* NULL when the job's owner may have one more sandbox on this host, else
+ * the reason (written into buf) to fail the request with. */
+const char *faas_prov_owner_refuse(faas_prov_t *p, const faas_prov_job_t *job,
+                                   char *buf, size_t len);
+/* Records the job's owner in its new sandbox s (left uncounted if out of
+ * memory). */
+void faas_prov_owner_note(faas_prov_sbx_t *s, const faas_prov_job_t *job);
+
 /* ---- capacity (capacity.c) ---- */
 
 typedef void (*faas_prov_cap_cb)(faas_prov_t *p, faas_prov_job_t *job, int ok);
@@ -298,6 +310,7 @@ struct faas_prov_s {
     unsigned  create_concurrency;
     unsigned  max_pending;
     unsigned  err_ttl_s;
+    unsigned  owner_max_sandboxes;   /* 0: no cap */
 
     faas_prov_redis_t cmd;
     faas_prov_redis_t *qc;   /* per shard, started when first held */

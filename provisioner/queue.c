@@ -438,11 +438,17 @@ job_create_next(faas_prov_t *p)
 static void
 cap_cb(faas_prov_t *p, faas_prov_job_t *job, int ok)
 {
-    char id[FAAS_SANDBOX_ID_LEN + 1];
+    char id[FAAS_SANDBOX_ID_LEN + 1], why[256];
     faas_error_t err;
+    const char  *refused;
 
     if (!ok) {
         job_fail(p, job, "host full");
+        return;
+    }
+    refused = faas_prov_owner_refuse(p, job, why, sizeof(why));
+    if (refused != NULL) {
+        job_fail(p, job, refused);
         return;
     }
     if (faas_sandbox_id_new(id, &err) < 0) {
@@ -455,6 +461,7 @@ cap_cb(faas_prov_t *p, faas_prov_job_t *job, int ok)
         job_fail(p, job, "out of memory");
         return;
     }
+    faas_prov_owner_note(job->sbx, job);
     job->sbx->code = job->code;   /* the job's reference moves to it */
     job->sbx->timeout_ms = job->rev->timeout_ms;
     if (p->create_q_tail != NULL) {

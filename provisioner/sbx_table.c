@@ -88,6 +88,7 @@ faas_prov_sbx_free(faas_prov_t *p, faas_prov_sbx_t *s)
     free(s->rid);
     free(s->entry);
     free(s->origin);
+    free(s->owner);
     free(s);
 }
 

@@ -10,6 +10,9 @@
  *                                         store, at the record's log_key
  *
  * Records come from MongoDB when records_mongodb_uri is set, else MySQL.
+ * Only the records of the name's current incarnation are seen (version >=
+ * its first_version, DESIGN.md section 7), and a record's log_key is served
+ * only if it is that request's key under logs/<name>/.
  */
 #include "registry.h"
 #include "ids.h"
@@ -51,8 +54,8 @@ row_json(MYSQL_ROW row)
 
 
 static json_t *
-list_mysql(MYSQL *c, const char *name, long long before, const char *rid,
-           long limit, faas_error_t *err)
+list_mysql(MYSQL *c, const char *name, long long first, long long before,
+           const char *rid, long limit, faas_error_t *err)
 {
     MYSQL_RES *res;
     MYSQL_ROW  row;
@@ -63,10 +66,11 @@ list_mysql(MYSQL *c, const char *name, long long before, const char *rid,
     }
     /* Ties on timestamp_ms are ordered by request_id, so pages never skip. */
     if (faas_db_query(c, &res, err, "SELECT %r FROM executions WHERE"
-                      " function = %s AND (timestamp_ms < %L OR"
-                      " (timestamp_ms = %L AND request_id < %s)) ORDER BY"
+                      " function = %s AND version >= %L AND (timestamp_ms < %L"
+                      " OR (timestamp_ms = %L AND request_id < %s)) ORDER BY"
                       " timestamp_ms DESC, request_id DESC LIMIT %L", cols,
-                      name, before, before, rid ? rid : "", (long long) limit)
+                      name, first, before, before, rid ? rid : "",
+                      (long long) limit)
         < 0) {
         return NULL;
     }
@@ -80,15 +84,16 @@ list_mysql(MYSQL *c, const char *name, long long before, const char *rid,
 
 
 static json_t *
-get_mysql(MYSQL *c, const char *name, const char *rid, faas_error_t *err)
+get_mysql(MYSQL *c, const char *name, long long first, const char *rid,
+          faas_error_t *err)
 {
     MYSQL_RES *res;
     MYSQL_ROW  row;
     json_t    *j = NULL;
 
     if (faas_db_query(c, &res, err, "SELECT %r FROM executions WHERE"
-                      " request_id = %s AND function = %s", cols, rid,
-                      name) < 0) {
+                      " request_id = %s AND function = %s AND version >= %L",
+                      cols, rid, name, first) < 0) {
         return NULL;
     }
     row = mysql_fetch_row(res);
@@ -159,7 +164,7 @@ faas_api_executions(faas_registry_t *reg, faas_http_req_t *req,
     faas_error_t err;
     MYSQL       *c;
     json_t      *j;
-    long long    limit = 50, before = 0;
+    long long    limit = 50, before = 0, first;
     char         rid[40], before_rid[33];
     const char  *slash;
     size_t       n;
@@ -197,20 +202,23 @@ faas_api_executions(faas_registry_t *reg, faas_http_req_t *req,
                                " before a next_before value or a timestamp"
                                " in ms", LIST_MAX);
     }
-    c = faas_fn_open(reg, req->user, name, &err);
+    c = faas_fn_open(reg, req, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
-    if (rid[0] == '\0') {
-        j = reg->mongo ? faas_mongo_list(reg->mongo, name, before,
+    first = faas_fn_first_version(c, name, &err);
+    if (first < 0) {
+        j = NULL;
+    } else if (rid[0] == '\0') {
+        j = reg->mongo ? faas_mongo_list(reg->mongo, name, first, before,
                                          before_rid[0] ? before_rid : NULL,
                                          (long) limit, &err)
-                       : list_mysql(c, name, before,
+                       : list_mysql(c, name, first, before,
                                     before_rid[0] ? before_rid : NULL,
                                     (long) limit, &err);
     } else {
-        j = reg->mongo ? faas_mongo_get(reg->mongo, name, rid, &err)
-                       : get_mysql(c, name, rid, &err);
+        j = reg->mongo ? faas_mongo_get(reg->mongo, name, first, rid, &err)
+                       : get_mysql(c, name, first, rid, &err);
     }
     faas_db_release(reg->db, c, j == NULL && faas_db_broken(&err));
     if (j == NULL) {
@@ -243,6 +251,13 @@ faas_api_executions(faas_registry_t *reg, faas_http_req_t *req,
         int         rc;
 
         if (key == NULL || key[0] == '\0') {
+            json_decref(j);
+            return faas_http_error(resp, 404, "not_found",
+                                   "execution %s has no logs", rid);
+        }
+        if (!faas_log_key_of(name, rid, key)) {
+            faas_warn(NULL, "execution %s of %s names log key %.200s outside"
+                      " its own: not served", rid, name, key);
             json_decref(j);
             return faas_http_error(resp, 404, "not_found",
                                    "execution %s has no logs", rid);

@@ -233,7 +233,7 @@ limits(faas_registry_t *reg)
  * Returns 0, or < 0 with FAAS_E_NOTFOUND (also for someone else's function).
  */
 static int
-fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
+fn_authorize(MYSQL *c, faas_registry_t *reg, const faas_http_req_t *req,
              const char *name, faas_error_t *err)
 {
     MYSQL_RES *res;
@@ -251,7 +251,8 @@ fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
         return -1;
     }
     row = mysql_fetch_row(res);
-    ok = row != NULL && (strcmp(row[0], user) == 0 || faas_is_admin(reg, user));
+    ok = row != NULL && (strcmp(row[0], req->user) == 0
+                         || faas_is_admin(reg, req));
     mysql_free_result(res);
     if (!ok) {
         /* Someone else's function looks exactly like a missing one. */
@@ -264,12 +265,12 @@ fn_authorize(MYSQL *c, faas_registry_t *reg, const char *user,
 
 
 MYSQL *
-faas_fn_open(faas_registry_t *reg, const char *user, const char *name,
-             faas_error_t *err)
+faas_fn_open(faas_registry_t *reg, const faas_http_req_t *req,
+             const char *name, faas_error_t *err)
 {
     MYSQL *c = faas_db_acquire(reg->db, err);
 
-    if (c != NULL && fn_authorize(c, reg, user, name, err) < 0) {
+    if (c != NULL && fn_authorize(c, reg, req, name, err) < 0) {
         release(reg, &c, err);
     }
     return c;
@@ -510,19 +511,24 @@ function_exists(MYSQL *c, const char *name, faas_error_t *err)
 }
 
 
-/* One transaction: the owner, the function and its first version. */
+/* One transaction: the owner, the function and its first version, which
+ * starts the name's new incarnation (first_version). */
 static int
-insert_function(MYSQL *c, const char *user, const char *name,
-                long long version, const fn_conf_t *conf, const char *key,
-                const char *sha, size_t ziplen, faas_error_t *err)
+insert_function(faas_registry_t *reg, MYSQL *c, const char *user,
+                const char *name, long long version, const fn_conf_t *conf,
+                const char *key, const char *sha, size_t ziplen,
+                faas_error_t *err)
 {
     if (faas_db_exec(c, err, "START TRANSACTION") < 0
         || faas_db_exec(c, err, "INSERT IGNORE INTO owners (subject)"
                         " VALUES (%s)", user) < 0
+        || faas_quota_check(reg, c, user, name, conf->memory_mb,
+                            conf->max_concurrency, err) < 0
         || faas_db_exec(c, err, "INSERT INTO functions (name, owner,"
-                        " current_version, public, max_concurrency) VALUES"
-                        " (%s, %s, %L, %d, %L)", name, user, version,
-                        conf->public_, conf->max_concurrency) < 0
+                        " current_version, first_version, public,"
+                        " max_concurrency) VALUES (%s, %s, %L, %L, %d, %L)",
+                        name, user, version, version, conf->public_,
+                        conf->max_concurrency) < 0
         || insert_version(c, name, version, conf, key, sha, ziplen, err) < 0
         || faas_db_exec(c, err, "COMMIT") < 0) {
         return -1;
@@ -589,8 +595,8 @@ create_function(faas_registry_t *reg, faas_http_req_t *req, const char *name,
         release(reg, &c, NULL);
         return faas_http_fail(resp, &err);
     }
-    if (insert_function(c, req->user, name, version, conf, key, sha, ziplen,
-                        &err) < 0) {
+    if (insert_function(reg, c, req->user, name, version, conf, key, sha,
+                        ziplen, &err) < 0) {
         return create_failed(reg, &c, name, key, &err, resp);
     }
     faas_info(NULL, "created %s@%lld for %s", name, version, req->user);
@@ -622,6 +628,31 @@ fn_create(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
 }
 
 
+/* Inside a transaction: the owner limits, with name's new conf. */
+static int
+fn_quota(faas_registry_t *reg, MYSQL *c, const char *name,
+         const fn_conf_t *conf, faas_error_t *err)
+{
+    MYSQL_RES         *res;
+    MYSQL_ROW          row;
+    cleanup_free char *owner = NULL;
+
+    if (faas_db_query(c, &res, err, "SELECT owner FROM functions WHERE"
+                      " name = %s", name) < 0) {
+        return -1;
+    }
+    row = mysql_fetch_row(res);
+    owner = row != NULL ? strdup(row[0]) : NULL;
+    mysql_free_result(res);
+    if (owner == NULL) {
+        /* Gone meanwhile: the write that follows answers 404. */
+        return 0;
+    }
+    return faas_quota_check(reg, c, owner, name, conf->memory_mb,
+                            conf->max_concurrency, err);
+}
+
+
 /*
  * Writes a new version of name with conf and code (key/sha/size) in one
  * transaction. It becomes current only if base is still the current version
@@ -636,8 +667,8 @@ new_version(faas_registry_t *reg, MYSQL *c, const char *name,
     long long  n;
     int        rc, exists = 0;
 
-    (void) reg;
     rc = faas_db_exec(c, err, "START TRANSACTION") < 0
+         || fn_quota(reg, c, name, conf, err) < 0
          || insert_version(c, name, version, conf, key, sha, size, err) < 0;
     if (!rc) {
         n = faas_db_exec(c, err, "UPDATE functions SET current_version = %L,"
@@ -706,7 +737,7 @@ fn_put_code(faas_registry_t *reg, faas_http_req_t *req, const char *name,
                                "code is larger than %zu bytes",
                                reg->max_upload_bytes);
     }
-    c = faas_fn_open(reg, req->user, name, &err);
+    c = faas_fn_open(reg, req, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
@@ -796,7 +827,7 @@ fn_patch(faas_registry_t *reg, faas_http_req_t *req, const char *name,
     if (check_fields(body, allowed, &err) < 0) {
         return faas_http_error(resp, 400, "invalid", "%s", err.msg);
     }
-    c = faas_fn_open(reg, req->user, name, &err);
+    c = faas_fn_open(reg, req, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
@@ -814,10 +845,14 @@ fn_patch(faas_registry_t *reg, faas_http_req_t *req, const char *name,
         new_rev |= json_object_get(body, sandbox_fields[i]) != NULL;
     }
     if (!new_rev) {
-        if (faas_db_exec(c, &err, "UPDATE functions SET public = %d,"
-                         " max_concurrency = %L, updated_at ="
-                         " CURRENT_TIMESTAMP WHERE name = %s", conf.public_,
-                         conf.max_concurrency, name) < 0) {
+        if (faas_db_exec(c, &err, "START TRANSACTION") < 0
+            || fn_quota(reg, c, name, &conf, &err) < 0
+            || faas_db_exec(c, &err, "UPDATE functions SET public = %d,"
+                            " max_concurrency = %L, updated_at ="
+                            " CURRENT_TIMESTAMP WHERE name = %s",
+                            conf.public_, conf.max_concurrency, name) < 0
+            || faas_db_exec(c, &err, "COMMIT") < 0) {
+            rollback(faas_db_broken(&err) ? NULL : c);
             release(reg, &c, &err);
             return faas_http_fail(resp, &err);
         }
@@ -859,6 +894,34 @@ fn_patch(faas_registry_t *reg, faas_http_req_t *req, const char *name,
 }
 
 
+/*
+ * Inside the delete's transaction: the last version the name ever had, and
+ * a purges row asking for every record up to it (with its log) to go. The
+ * row is removed only once they are gone, so an interrupted purge is finished
+ * by the repair thread (DESIGN.md section 7).
+ */
+static long long
+plan_purge(MYSQL *c, const char *name, faas_error_t *err)
+{
+    MYSQL_RES *res;
+    MYSQL_ROW  row;
+    long long  last;
+
+    if (faas_db_query(c, &res, err, "SELECT last_version FROM version_seq"
+                      " WHERE name = %s FOR UPDATE", name) < 0) {
+        return -1;
+    }
+    row = mysql_fetch_row(res);
+    last = row != NULL ? atoll(row[0]) : 0;
+    mysql_free_result(res);
+    if (faas_db_exec(c, err, "INSERT IGNORE INTO purges (name, last_version)"
+                     " VALUES (%s, %L)", name, last) < 0) {
+        return -1;
+    }
+    return last;
+}
+
+
 static int
 fn_delete(faas_registry_t *reg, faas_http_req_t *req, const char *name,
           faas_http_resp_t *resp)
@@ -870,9 +933,10 @@ fn_delete(faas_registry_t *reg, faas_http_req_t *req, const char *name,
     json_t      *keys;
     size_t       i;
     int          rc;
+    long long    last = -1;
 
     faas_error_clear(&err);
-    c = faas_fn_open(reg, req->user, name, &err);
+    c = faas_fn_open(reg, req, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
@@ -893,6 +957,7 @@ fn_delete(faas_registry_t *reg, faas_http_req_t *req, const char *name,
                          name) < 0
          || faas_db_exec(c, &err, "DELETE FROM functions WHERE name = %s",
                          name) < 0
+         || (last = plan_purge(c, name, &err)) < 0
          || faas_db_exec(c, &err, "COMMIT") < 0;
     if (rc) {
         rollback(faas_db_broken(&err) ? NULL : c);
@@ -912,6 +977,10 @@ fn_delete(faas_registry_t *reg, faas_http_req_t *req, const char *name,
         }
     }
     json_decref(keys);
+    if (faas_purge_run(reg, name, last, &err) < 0) {
+        faas_warn(NULL, "records and logs of %s left for the repair: %s",
+                  name, err.msg);
+    }
     faas_info(NULL, "deleted %s", name);
     resp->json = json_pack("{s:s}", "deleted", name);
     resp->status = 200;
@@ -928,7 +997,7 @@ fn_get(faas_registry_t *reg, faas_http_req_t *req, const char *name,
     json_t      *fn;
 
     faas_error_clear(&err);
-    c = faas_fn_open(reg, req->user, name, &err);
+    c = faas_fn_open(reg, req, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }
@@ -951,7 +1020,7 @@ fn_list(faas_registry_t *reg, faas_http_req_t *req, faas_http_resp_t *resp)
     MYSQL_RES   *res;
     MYSQL_ROW    row;
     json_t      *list, *fn;
-    int          admin = faas_is_admin(reg, req->user);
+    int          admin = faas_is_admin(reg, req);
 
     faas_error_clear(&err);
     c = faas_db_acquire(reg->db, &err);
@@ -998,7 +1067,7 @@ fn_versions(faas_registry_t *reg, faas_http_req_t *req, const char *name,
     json_t      *list;
 
     faas_error_clear(&err);
-    c = faas_fn_open(reg, req->user, name, &err);
+    c = faas_fn_open(reg, req, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }

@@ -116,7 +116,7 @@ faas_api_keys(faas_registry_t *reg, faas_http_req_t *req, const char *name,
         return faas_http_error(resp, 405, "method_not_allowed",
                                "method not allowed here");
     }
-    c = faas_fn_open(reg, req->user, name, &err);
+    c = faas_fn_open(reg, req, name, &err);
     if (c == NULL) {
         return faas_http_fail(resp, &err);
     }

@@ -94,6 +94,26 @@ static const char *migrations[] = {
     " timestamp_ms BIGINT UNSIGNED NOT NULL,"
     " KEY fn_time (function, timestamp_ms)"
     ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;",
+    /* 2: tenancy (DESIGN.md section 7). Subjects compare exactly (NO PAD:
+     * "alice " is not "alice"); first_version marks where the current
+     * incarnation of a name starts; purges lists deleted functions whose
+     * records and logs are still to be removed. */
+    "ALTER TABLE owners MODIFY subject VARCHAR(255) CHARACTER SET utf8mb4"
+    " COLLATE utf8mb4_nopad_bin NOT NULL;"
+    "ALTER TABLE functions MODIFY owner VARCHAR(255) CHARACTER SET utf8mb4"
+    " COLLATE utf8mb4_nopad_bin NOT NULL,"
+    " ADD COLUMN first_version INT UNSIGNED NOT NULL DEFAULT 0;"
+    "UPDATE functions f SET first_version = (SELECT COALESCE(MIN(v.version),"
+    " f.current_version) FROM versions v WHERE v.name = f.name);"
+    "ALTER TABLE executions MODIFY user VARCHAR(255) CHARACTER SET utf8mb4"
+    " COLLATE utf8mb4_nopad_bin NOT NULL,"
+    " ADD KEY fn_version (function, version);"
+    "CREATE TABLE purges ("
+    " name VARCHAR(63) NOT NULL,"
+    " last_version INT UNSIGNED NOT NULL,"
+    " created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
+    " PRIMARY KEY (name, last_version)"
+    ") ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;",
 };
 
 

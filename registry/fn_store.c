@@ -1,6 +1,6 @@
 /*
  * Reading functions from MySQL: one function's current state, every
- * function's name. Below both the handlers (api_functions.c) and the
+ * function's name, where its current incarnation starts. Below both the handlers (api_functions.c) and the
  * mirror (mirror.c), which call it.
  */
 #include "registry.h"
@@ -74,4 +74,27 @@ faas_fn_names(MYSQL *c, faas_error_t *err)
     }
     mysql_free_result(res);
     return a;
+}
+
+
+long long
+faas_fn_first_version(MYSQL *c, const char *name, faas_error_t *err)
+{
+    MYSQL_RES *res;
+    MYSQL_ROW  row;
+    long long  v = -1;
+
+    if (faas_db_query(c, &res, err, "SELECT first_version FROM functions"
+                      " WHERE name = %s", name) < 0) {
+        return -1;
+    }
+    row = mysql_fetch_row(res);
+    if (row != NULL) {
+        v = atoll(row[0]);
+    } else {
+        faas_error_set(err, 0, "no function named %s", name);
+        err->code = FAAS_E_NOTFOUND;
+    }
+    mysql_free_result(res);
+    return v;
 }

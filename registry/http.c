@@ -5,6 +5,7 @@
  * helpers the handlers use to answer are in http_reply.c, a layer below.
  */
 #include "registry.h"
+#include "ids.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,8 +20,6 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
-
-#define USER_MAX 255
 
 typedef struct conn_ctx_s {
     char   *body;
@@ -133,7 +132,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
     conn_ctx_t      *ctx = *con_cls;
     faas_http_req_t  req;
     faas_http_resp_t resp;
-    const char      *cl;
+    const char      *cl, *admin;
     enum MHD_Result  ret;
     char            *nb;
 
@@ -191,14 +190,21 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
     req.len = ctx->len;
     req.user = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                            "X-Faas-User");
+    admin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                        "X-Faas-Admin");
+    req.admin = admin != NULL && strcmp(admin, "1") == 0;
     if (ctx->too_large) {
         faas_http_error(&resp, 413, "too_large",
                         "request body is larger than %zu bytes", body_max_);
     } else if (req.user == NULL || req.user[0] == '\0') {
         faas_http_error(&resp, 401, "unauthenticated",
                         "no authenticated user (X-Faas-User)");
-    } else if (strlen(req.user) > USER_MAX) {
-        faas_http_error(&resp, 400, "invalid", "user name too long");
+    } else if (!faas_subject_valid(req.user, strlen(req.user))) {
+        /* The gateway's rule (DESIGN.md section 3): owners are compared
+         * exactly, so no space, control character or case trick. */
+        req.user = NULL;
+        faas_http_error(&resp, 400, "invalid", "malformed subject"
+                        " (X-Faas-User must match [A-Za-z0-9._@:-]{1,128})");
     } else {
         route(&req, &resp);
     }

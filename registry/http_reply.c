@@ -1,7 +1,8 @@
 /*
  * What the api_*.c handlers use to read a request and answer it: query
  * arguments, JSON errors, the mapping of error codes to HTTP statuses, the
- * admin check. Below both http.c (the server and router) and the handlers.
+ * admin check (an admin claim vouched for by the gateway, or a configured
+ * subject: never a user name built into the code). Below both http.c (the server and router) and the handlers.
  */
 #include "registry.h"
 
@@ -14,10 +15,20 @@
 
 
 int
-faas_is_admin(faas_registry_t *reg, const char *user)
+faas_is_admin(faas_registry_t *reg, const faas_http_req_t *req)
 {
-    return reg->admin_subject != NULL && reg->admin_subject[0] != '\0'
-           && user != NULL && strcmp(reg->admin_subject, user) == 0;
+    size_t  i;
+    json_t *v;
+
+    if (req->admin) {
+        return 1;
+    }
+    json_array_foreach(reg->admin_subjects, i, v) {
+        if (req->user != NULL && strcmp(json_string_value(v), req->user) == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 
@@ -63,6 +74,8 @@ faas_http_fail(faas_http_resp_t *resp, const faas_error_t *err)
         return faas_http_error(resp, 404, "not_found", "%s", err->msg);
     case FAAS_E_INVALID:
         return faas_http_error(resp, 400, "invalid", "%s", err->msg);
+    case FAAS_E_QUOTA:
+        return faas_http_error(resp, 403, "quota_exceeded", "%s", err->msg);
     default:
         faas_err(NULL, "internal error: %s", err->msg);
         return faas_http_error(resp, 500, "internal", "internal error");

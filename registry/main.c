@@ -7,6 +7,7 @@
  * SIGTERM/SIGINT: clean exit. SIGHUP: reopen the log file.
  */
 #include "registry.h"
+#include "ids.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -31,7 +32,8 @@ static const char *const int_keys[] = {
     "mysql_port", "max_upload_bytes", "max_zip_entries", "max_unzipped_bytes",
     "max_zip_ratio", "records_batch", "records_interval_ms", "records_lock_ms",
     "syntax_check_timeout_ms", "mirror_repair_interval_ms", "db_pool_size",
-    "mysql_timeout_s", "mysql_start_wait_s", NULL };
+    "mysql_timeout_s", "mysql_start_wait_s", "owner_max_functions",
+    "owner_max_memory_mb", "owner_max_concurrency", NULL };
 /* Every integer key's range; checked before any is used. */
 static const struct {
     const char *key;
@@ -50,6 +52,9 @@ static const struct {
     { "db_pool_size", 1, 1024 },
     { "mysql_timeout_s", 1, 3600 },
     { "mysql_start_wait_s", 0, 86400 },
+    { "owner_max_functions", 0, 1000000000 },
+    { "owner_max_memory_mb", 0, 1LL << 40 },
+    { "owner_max_concurrency", 0, 1000000000 },
 };
 static const char *const store_keys[] = { FAAS_BLOB_CONFIG_KEYS, NULL };
 static const char *const *const known_keys[] = { string_keys, int_keys,
@@ -61,6 +66,41 @@ usage(void)
 {
     fprintf(stderr, "usage: faas-registry -c <config.json>\n");
     return 2;
+}
+
+
+/*
+ * admin_subjects (a list) and admin_subject (one, kept for older configs)
+ * into one array of valid subjects (reg->admin_subjects, freed at exit).
+ */
+static int
+admin_subjects(faas_registry_t *reg, faas_error_t *err)
+{
+    json_t     *list = json_object_get(reg->cfg, "admin_subjects");
+    json_t     *all = json_array(), *v;
+    const char *one = faas_config_string(reg->cfg, "admin_subject", NULL);
+    size_t      i;
+
+    reg->admin_subjects = all;
+    if (list != NULL && !json_is_array(list)) {
+        return faas_error_set(err, 0, "config: admin_subjects must be a list"
+                              " of subjects");
+    }
+    json_array_foreach(list, i, v) {
+        json_array_append(all, v);
+    }
+    if (one != NULL && one[0] != '\0') {
+        json_array_append_new(all, json_string(one));
+    }
+    json_array_foreach(all, i, v) {
+        if (!json_is_string(v)
+            || !faas_subject_valid(json_string_value(v),
+                                   json_string_length(v))) {
+            return faas_error_set(err, 0, "config: an admin subject must"
+                                  " match [A-Za-z0-9._@:-]{1,128}");
+        }
+    }
+    return 0;
 }
 
 
@@ -107,7 +147,15 @@ setup(faas_registry_t *reg, faas_error_t *err)
         return faas_error_set(err, 0, "config: key_digest_secret must have"
                               " at least 16 characters");
     }
-    reg->admin_subject = faas_config_string(reg->cfg, "admin_subject", NULL);
+    if (admin_subjects(reg, err) < 0) {
+        return -1;
+    }
+    reg->owner_max_functions = faas_config_int(reg->cfg,
+                                               "owner_max_functions", 0);
+    reg->owner_max_memory_mb = faas_config_int(reg->cfg,
+                                               "owner_max_memory_mb", 0);
+    reg->owner_max_concurrency = faas_config_int(reg->cfg,
+                                                 "owner_max_concurrency", 0);
     reg->max_upload_bytes =
         (size_t) faas_config_int(reg->cfg, "max_upload_bytes", 50 << 20);
     reg->max_zip_entries = (long) faas_config_int(reg->cfg, "max_zip_entries",
@@ -246,6 +294,7 @@ out:
     if (sock != NULL && rc == 0) {
         unlink(sock);
     }
+    json_decref(reg.admin_subjects);
     json_decref(reg.cfg);
     return rc;
 }

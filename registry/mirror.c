@@ -563,16 +563,42 @@ repair(faas_mirror_t *m, faas_error_t *err)
 }
 
 
+/* The purges a delete could not finish (purge.c), every repair interval;
+ * a failure is logged once until a run succeeds again. */
+static void
+purge_due(faas_mirror_t *m, uint64_t now, uint64_t *last, int *failing)
+{
+    faas_error_t err;
+
+    if (*last != 0
+        && (long long) (now - *last) < m->reg->mirror_repair_interval_ms) {
+        return;
+    }
+    *last = now;
+    faas_error_clear(&err);
+    if (faas_purge_pending(m->reg, &err) < 0) {
+        if (!*failing) {
+            faas_warn(NULL, "purge of deleted functions left for later: %s",
+                      err.msg);
+        }
+        *failing = 1;
+    } else if (*failing) {
+        faas_info(NULL, "purge of deleted functions resumed");
+        *failing = 0;
+    }
+}
+
+
 static void *
 repair_main(void *arg)
 {
     faas_mirror_t  *m = arg;
     faas_error_t    err;
     struct timespec ts;
-    uint64_t        last = 0, now;
+    uint64_t        last = 0, last_purge = 0, now;
     long            interval = m->reg->mirror_repair_interval_ms;
     long            wait = 200;
-    int             due, alive;
+    int             due, alive, purge_failing = 0;
     redisReply     *r;
 
     for (;;) {
@@ -614,6 +640,7 @@ repair_main(void *arg)
             m->dirty = 0;
         }
         pthread_mutex_unlock(&m->lock);
+        purge_due(m, now, &last_purge, &purge_failing);
         if (!due || !alive) {
             continue;
         }

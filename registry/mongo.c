@@ -1,7 +1,9 @@
 /*
  * Execution records in MongoDB (mongo-c-driver): collection "executions" of
  * the URI's database (default "faas"), one document per request with
- * _id = request_id, so a replayed batch inserts nothing new.
+ * _id = request_id, so a replayed batch inserts nothing new. Reads see
+ * only the function's current incarnation (version >= its first_version);
+ * a deleted function's records are deleted by purge.c.
  */
 #include "registry.h"
 
@@ -220,15 +222,29 @@ find(faas_mongo_t *m, const bson_t *filter, const bson_t *opts,
 }
 
 
+/* function == name and version >= min_version (the current incarnation) */
+static void
+of_incarnation(bson_t *filter, const char *name, long long min_version)
+{
+    bson_t gte;
+
+    BSON_APPEND_UTF8(filter, "function", name);
+    BSON_APPEND_DOCUMENT_BEGIN(filter, "version", &gte);
+    BSON_APPEND_INT64(&gte, "$gte", min_version);
+    bson_append_document_end(filter, &gte);
+}
+
+
 json_t *
-faas_mongo_list(faas_mongo_t *m, const char *name, long long before,
-                const char *before_id, long limit, faas_error_t *err)
+faas_mongo_list(faas_mongo_t *m, const char *name, long long min_version,
+                long long before, const char *before_id, long limit,
+                faas_error_t *err)
 {
     bson_t  filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
     bson_t  or, a, b, lt, id;
     json_t *out;
 
-    BSON_APPEND_UTF8(&filter, "function", name);
+    of_incarnation(&filter, name, min_version);
     if (before > 0) {
         /* timestamp_ms < before, or equal with a smaller _id (ties). */
         BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &or);
@@ -258,14 +274,14 @@ faas_mongo_list(faas_mongo_t *m, const char *name, long long before,
 
 
 json_t *
-faas_mongo_get(faas_mongo_t *m, const char *name, const char *request_id,
-               faas_error_t *err)
+faas_mongo_get(faas_mongo_t *m, const char *name, long long min_version,
+               const char *request_id, faas_error_t *err)
 {
     bson_t  filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
     json_t *out, *one;
 
     BSON_APPEND_UTF8(&filter, "_id", request_id);
-    BSON_APPEND_UTF8(&filter, "function", name);
+    of_incarnation(&filter, name, min_version);
     BSON_APPEND_INT64(&opts, "limit", 1);
     out = find(m, &filter, &opts, err);
     bson_destroy(&filter);
@@ -280,4 +296,73 @@ faas_mongo_get(faas_mongo_t *m, const char *name, const char *request_id,
         err->code = FAAS_E_NOTFOUND;
     }
     return one;
+}
+
+
+json_t *
+faas_mongo_doomed(faas_mongo_t *m, const char *name, long long max_version,
+                  long limit, faas_error_t *err)
+{
+    bson_t  filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, lte;
+    json_t *found, *out, *r;
+    size_t  i;
+
+    BSON_APPEND_UTF8(&filter, "function", name);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "version", &lte);
+    BSON_APPEND_INT64(&lte, "$lte", max_version);
+    bson_append_document_end(&filter, &lte);
+    BSON_APPEND_INT64(&opts, "limit", limit);
+    found = find(m, &filter, &opts, err);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    if (found == NULL) {
+        return NULL;
+    }
+    out = json_array();
+    json_array_foreach(found, i, r) {
+        const char *id = json_string_value(json_object_get(r, "request_id"));
+        const char *key = json_string_value(json_object_get(r, "log_key"));
+
+        if (id != NULL) {
+            json_array_append_new(out, json_pack("{s:s,s:s}", "request_id",
+                                                 id, "log_key",
+                                                 key ? key : ""));
+        }
+    }
+    json_decref(found);
+    return out;
+}
+
+
+int
+faas_mongo_delete(faas_mongo_t *m, json_t *ids, faas_error_t *err)
+{
+    mongoc_client_t     *client;
+    mongoc_collection_t *coll;
+    bson_t               filter = BSON_INITIALIZER, in, list;
+    bson_error_t         berr;
+    json_t              *id;
+    size_t               i;
+    char                 k[24];
+    int                  rc = 0;
+
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &list);
+    json_array_foreach(ids, i, id) {
+        snprintf(k, sizeof(k), "%zu", i);
+        BSON_APPEND_UTF8(&list, k, json_string_value(id));
+    }
+    bson_append_array_end(&in, &list);
+    bson_append_document_end(&filter, &in);
+    client = mongoc_client_pool_pop(m->pool);
+    coll = mongoc_client_get_collection(client, m->db, "executions");
+    if (!mongoc_collection_delete_many(coll, &filter, NULL, NULL, &berr)) {
+        faas_error_set(err, 0, "mongodb delete: %s", berr.message);
+        err->code = FAAS_E_UNAVAILABLE;
+        rc = -1;
+    }
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    bson_destroy(&filter);
+    return rc;
 }

@@ -14,7 +14,7 @@
  * after a reconnection the lock is taken back if it still has our token.
  * The Redis connection mends itself (redis_link.c).
  * Records that do not decode are logged and trimmed, so they cannot block
- * the queue.
+ * the queue; records of a deleted function are dropped (purge.c).
  */
 #include "registry.h"
 #include "keys.h"
@@ -223,6 +223,9 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
     }
     if (bad > 0) {
         faas_warn(NULL, "records: %d malformed record(s) dropped", bad);
+    }
+    if (faas_purge_late(reg, recs, err) < 0) {
+        goto unlock;
     }
     if (json_array_size(recs) > 0) {
         if ((reg->mongo ? faas_mongo_insert(reg->mongo, recs, err)

@@ -22,6 +22,7 @@
 #define FAAS_E_EXISTS      1002 /* duplicate: 409 */
 #define FAAS_E_NOTFOUND    1003 /* 404 */
 #define FAAS_E_INVALID     1004 /* 400 */
+#define FAAS_E_QUOTA       1005 /* an owner limit: 403 quota_exceeded */
 
 typedef struct faas_db_pool_s faas_db_pool_t;
 typedef struct faas_mirror_s faas_mirror_t;
@@ -29,7 +30,8 @@ typedef struct faas_mongo_s faas_mongo_t;
 
 typedef struct faas_registry_s {
     json_t            *cfg;
-    const char        *admin_subject;
+    json_t            *admin_subjects; /* strings (admin_subjects and
+                                          admin_subject together) */
     faas_db_pool_t    *db;
     faas_blob_store_t *store;
     faas_mirror_t     *mirror;
@@ -47,6 +49,10 @@ typedef struct faas_registry_s {
     long               records_batch;
     long               records_interval_ms;
     long               mirror_repair_interval_ms;
+    long long          owner_max_functions;   /* 0: no limit */
+    long long          owner_max_memory_mb;   /* sum of memory_mb x
+                                                 max_concurrency; 0: none */
+    long long          owner_max_concurrency; /* 0: no limit */
 } faas_registry_t;
 
 /* ---- db.c: connection pool, migrations, query helpers ---- */
@@ -193,17 +199,30 @@ int faas_mongo_insert(faas_mongo_t *m, json_t *records, faas_error_t *err);
  * Newest first (timestamp_ms, then _id), function == name, strictly before
  * (before, before_id) when before > 0. Returns a new array or NULL.
  */
-json_t *faas_mongo_list(faas_mongo_t *m, const char *name, long long before,
+json_t *faas_mongo_list(faas_mongo_t *m, const char *name,
+                        long long min_version, long long before,
                         const char *before_id, long limit, faas_error_t *err);
+/* The record of request_id if it is of name at min_version or later. */
 json_t *faas_mongo_get(faas_mongo_t *m, const char *name,
-                       const char *request_id, faas_error_t *err);
+                       long long min_version, const char *request_id,
+                       faas_error_t *err);
+/*
+ * Up to limit records of name with a version <= max_version, as
+ * {"request_id", "log_key"} objects (new array), or NULL.
+ */
+json_t *faas_mongo_doomed(faas_mongo_t *m, const char *name,
+                          long long max_version, long limit,
+                          faas_error_t *err);
+/* Deletes the records whose request ids are in ids (a JSON array). */
+int faas_mongo_delete(faas_mongo_t *m, json_t *ids, faas_error_t *err);
 
 /* ---- http.c ---- */
 
 typedef struct faas_http_req_s {
     const char *method;
     const char *path;       /* without the query string */
-    const char *user;       /* X-Faas-User */
+    const char *user;       /* X-Faas-User, a valid subject */
+    int         admin;      /* X-Faas-Admin: 1 (the token's admin claim) */
     void       *conn;       /* struct MHD_Connection * */
     char       *body;
     size_t      len;
@@ -231,7 +250,9 @@ int faas_http_error(faas_http_resp_t *resp, int status, const char *code,
 /* Maps err->code to a status and fills resp. */
 int faas_http_fail(faas_http_resp_t *resp, const faas_error_t *err);
 
-int faas_is_admin(faas_registry_t *reg, const char *user);
+/* The gateway vouched for an admin claim, or the subject is configured in
+ * admin_subjects / admin_subject. */
+int faas_is_admin(faas_registry_t *reg, const faas_http_req_t *req);
 
 /* ---- api_*.c: handlers; each fills resp and returns its status ---- */
 
@@ -244,11 +265,11 @@ int faas_api_executions(faas_registry_t *reg, faas_http_req_t *req,
                         const char *name, const char *rest,
                         faas_http_resp_t *resp);
 
-/* A pooled connection once name is authorized for user (the owner or the
- * admin), or NULL (err set: no connection, or FAAS_E_NOTFOUND, also for
- * someone else's function). */
-MYSQL *faas_fn_open(faas_registry_t *reg, const char *user, const char *name,
-                    faas_error_t *err);
+/* A pooled connection once name is authorized for the request's user (the
+ * owner or an admin), or NULL (err set: no connection, or FAAS_E_NOTFOUND,
+ * also for someone else's function). */
+MYSQL *faas_fn_open(faas_registry_t *reg, const faas_http_req_t *req,
+                    const char *name, faas_error_t *err);
 
 /* ---- fn_store.c: functions read from MySQL ---- */
 
@@ -260,5 +281,50 @@ json_t *faas_fn_load(MYSQL *c, const char *name, faas_error_t *err);
 
 /* Names of every function (new JSON array) or NULL. */
 json_t *faas_fn_names(MYSQL *c, faas_error_t *err);
+
+/*
+ * The first version of the function's current incarnation (DESIGN.md
+ * section 7: records of older versions belong to a deleted function of the
+ * same name), or < 0 with FAAS_E_NOTFOUND / another error.
+ */
+long long faas_fn_first_version(MYSQL *c, const char *name,
+                                faas_error_t *err);
+
+/* ---- quota.c: per-owner limits ---- */
+
+/*
+ * Inside a transaction: locks the owner's row (created if missing), then
+ * checks that the owner's functions, with the function name (if not NULL)
+ * counted as memory_mb x max_concurrency instead of what MySQL has for it,
+ * stay within the owner_max_* limits. Returns 0, or < 0 with FAAS_E_QUOTA
+ * and a message saying which limit, or a database error.
+ */
+int faas_quota_check(faas_registry_t *reg, MYSQL *c, const char *owner,
+                     const char *name, long long memory_mb,
+                     long long max_concurrency, faas_error_t *err);
+
+/* ---- purge.c: what a deleted function leaves (DESIGN.md section 7) ---- */
+
+/*
+ * Deletes the execution records of name with a version <= last_version,
+ * with their logs, then the purges row that asked for it. Safe to repeat.
+ */
+int faas_purge_run(faas_registry_t *reg, const char *name,
+                   long long last_version, faas_error_t *err);
+
+/* Whether key is the log of request_id of function name: exactly
+ * logs/<name>/<yyyy-mm-dd>/<request-id>.log. */
+int faas_log_key_of(const char *name, const char *request_id,
+                    const char *key);
+
+/*
+ * Removes from recs (records about to be stored) those of no current
+ * incarnation (their function deleted, or re-created since), deleting their
+ * logs. Returns 0, or < 0 when MySQL cannot say (the batch waits).
+ */
+int faas_purge_late(faas_registry_t *reg, json_t *recs, faas_error_t *err);
+
+/* Runs every purge still recorded in MySQL (after an interrupted delete). */
+int faas_purge_pending(faas_registry_t *reg, faas_error_t *err);
 
 #endif

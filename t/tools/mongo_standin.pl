@@ -9,8 +9,8 @@
 # protocol for that driver: OP_QUERY (the legacy handshake) and OP_MSG with
 # document sequences, and the commands hello/isMaster, ping, buildInfo,
 # insert (with duplicate _id -> write error 11000, like a unique index),
-# find (equality, $lt/$lte/$gt/$gte, $or, sort, limit; one batch), endSessions and
-# killCursors. It is not a database: no auth, no indexes, no getMore.
+# find (equality, $lt/$lte/$gt/$gte/$in, $or, sort, limit; one batch), delete
+# (by filter, every match), endSessions and killCursors. It is not a database: no auth, no indexes, no getMore.
 #
 #   mongo_standin.pl --port N --dump FILE
 #
@@ -213,6 +213,10 @@ sub matches {
         if (ref $cond eq 'D' && @$cond && $cond->[0][0] =~ /^\$/) {
             for my $c (@$cond) {
                 return 0 unless defined $v;
+                if ($c->[0] eq '$in') {
+                    return 0 unless grep { cmp_values($v, $_) == 0 } @{ $c->[1] };
+                    next;
+                }
                 my $r = cmp_values($v, $c->[1]);
                 return 0 if ($c->[0] eq '$lt' && !($r < 0)) || ($c->[0] eq '$lte' && !($r <= 0))
                          || ($c->[0] eq '$gt' && !($r > 0)) || ($c->[0] eq '$gte' && !($r >= 0))
@@ -260,6 +264,29 @@ sub command {
         print "insert $ns n=$n dup=" . scalar(@errors) . "\n";
         return doc(n => i32($n), @errors ? (writeErrors => bless([@errors], 'A')) : (),
                    ok => dbl(1));
+    }
+    if ($name eq 'delete') {
+        my $ns = "$db." . plain($cmd->[0][1]);
+        my @dels = @{ $seqs->{deletes} || [] };
+        push @dels, @{ get($cmd, 'deletes') || [] };
+        my $n = 0;
+        for my $d (@dels) {
+            my $q = get($d, 'q') // doc();
+            my @keep;
+            for my $x (@{ $COLL{$ns} || [] }) {
+                if (matches($x, $q)) {
+                    my $id = get($x, '_id');
+                    delete $IDS{$ns}{ plain($id) } if defined $id;
+                    $n++;
+                } else {
+                    push @keep, $x;
+                }
+            }
+            $COLL{$ns} = \@keep;
+        }
+        save();
+        print "delete $ns n=$n\n";
+        return doc(n => i32($n), ok => dbl(1));
     }
     if ($name eq 'find') {
         my $ns = "$db." . plain($cmd->[0][1]);
