@@ -94,7 +94,9 @@ struct faas_prov_sbx_s {
     uint64_t     cpu_usec;       /* cgroup v2 cpu.stat usage at last scan */
     int          cpu_known;      /* cpu_usec holds a reading */
     uint64_t     unlisted_ms;    /* when it was last found missing */
-    uint64_t     switches;       /* voluntary context switches at last scan */
+    uint64_t     switches;       /* voluntary context switches at the last
+                                    scan that found it busy and thawed
+                                    (0: not so) */
     unsigned     quiet_scans;    /* scans in a row found it frozen, unlisted
                                     and not run since the previous one */
     uint64_t     same_call_ms;   /* thawed since, without being frozen or

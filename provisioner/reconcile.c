@@ -335,16 +335,19 @@ static void
 note_same_call(faas_prov_t *p, faas_prov_sbx_t *s, int frozen, uint64_t now)
 {
     uint64_t n;
-    int      known = faas_prov_sbx_switches(p, s, &n) == 0;
 
-    if (s->state != SBX_BUSY || frozen || !known || n != s->switches) {
+    if (s->state != SBX_BUSY || frozen
+        || faas_prov_sbx_switches(p, s, &n) != 0) {
+        s->switches = 0;   /* unknown: a live process has switched */
+        s->same_call_ms = 0;
+        return;
+    }
+    if (s->switches == 0 || n != s->switches) {
         s->same_call_ms = 0;
     } else if (s->same_call_ms == 0) {
         s->same_call_ms = now;
     }
-    if (known) {
-        s->switches = n;
-    }
+    s->switches = n;
 }
 
 
