@@ -20,6 +20,7 @@ static void ngx_http_faas_fn_done(ngx_http_faas_fn_t *fn, ngx_int_t rc,
 static ngx_int_t ngx_http_faas_with_fn(ngx_http_request_t *r,
     ngx_http_faas_call_t *call);
 static void ngx_http_faas_body_done(ngx_http_request_t *r);
+static ngx_int_t ngx_http_faas_redis_down(ngx_http_request_t *r);
 
 
 /* what runs each step of a call (ngx_http_faas_call_next) */
@@ -61,6 +62,28 @@ ngx_http_faas_header_in(ngx_http_request_t *r, const char *name, size_t len)
     }
 }
 
+
+/*
+ * 503 "Redis is unavailable" with Retry-After: the worker reconnects by
+ * itself (backoff capped at 2 s), so a retry a second later may succeed.
+ */
+static ngx_int_t
+ngx_http_faas_redis_down(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, "1");
+
+    return ngx_http_faas_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "Redis is unavailable");
+}
 
 
 /* The function name: the first path segment below the location. */
@@ -183,8 +206,7 @@ ngx_http_faas_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_faas_redis_ready() != NGX_OK) {
-        return ngx_http_faas_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "Redis is unavailable");
+        return ngx_http_faas_redis_down(r);
     }
 
     call = ngx_http_faas_call_create(r, ctx, ngx_http_faas_steps);
@@ -203,8 +225,7 @@ ngx_http_faas_handler(ngx_http_request_t *r)
     rc = ngx_http_faas_fn_fetch(&ctx->function, ngx_http_faas_fn_done, call);
     if (rc != NGX_OK) {
         ngx_http_faas_call_end(call);
-        return ngx_http_faas_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "Redis is unavailable");
+        return ngx_http_faas_redis_down(r);
     }
 
     r->main->count++;
@@ -251,8 +272,7 @@ ngx_http_faas_fn_done(ngx_http_faas_fn_t *fn, ngx_int_t rc, void *data)
         break;
 
     default:
-        rc = ngx_http_faas_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      "Redis is unavailable");
+        rc = ngx_http_faas_redis_down(r);
         break;
     }
 

@@ -145,6 +145,13 @@ static ngx_command_t  ngx_http_faas_commands[] = {
       offsetof(ngx_http_faas_main_conf_t, blpop_connections),
       &ngx_http_faas_positive_post },
 
+    { ngx_string("faas_records_buffer"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_faas_main_conf_t, records_buffer),
+      &ngx_http_faas_positive_post },
+
     { ngx_string("faas_cache_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -406,6 +413,7 @@ ngx_http_faas_create_main_conf(ngx_conf_t *cf)
     fmcf->shards = NGX_CONF_UNSET_UINT;
     fmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     fmcf->blpop_connections = NGX_CONF_UNSET_UINT;
+    fmcf->records_buffer = NGX_CONF_UNSET_UINT;
     fmcf->cache_ttl = NGX_CONF_UNSET_MSEC;
     fmcf->agent_tls = NGX_CONF_UNSET;
     fmcf->agent_tls_verify = NGX_CONF_UNSET;
@@ -422,6 +430,7 @@ ngx_http_faas_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(fmcf->shards, 64);
     ngx_conf_init_msec_value(fmcf->redis_timeout, 2000);
     ngx_conf_init_uint_value(fmcf->blpop_connections, 256);
+    ngx_conf_init_uint_value(fmcf->records_buffer, 10000);
     ngx_conf_init_msec_value(fmcf->cache_ttl, 10000);
     ngx_conf_init_value(fmcf->agent_tls, 0);
     ngx_conf_init_value(fmcf->agent_tls_verify, 1);

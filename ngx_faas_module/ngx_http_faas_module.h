@@ -52,6 +52,8 @@ typedef struct {
 #endif
     ngx_msec_t                 redis_timeout;
     ngx_uint_t                 blpop_connections;
+    ngx_uint_t                 records_buffer; /* records kept per worker
+                                                  while Redis refuses them */
     ngx_msec_t                 cache_ttl;
     ngx_uint_t                 used;           /* a faas location exists */
 } ngx_http_faas_main_conf_t;

@@ -14,7 +14,10 @@
  * frees the context, which calls every pending callback with a NULL reply,
  * so every waiting request gets its error answer. While the command
  * connection is down, commands are refused at once (the caller answers 503)
- * and a cancelable timer reconnects with a backoff from 100 ms to 2 s.
+ * and a cancelable timer reconnects with a backoff from 100 ms to 2 s,
+ * forever. An outage is logged once when it starts (whatever fails: the
+ * connection, a connect, AUTH) and once when the command connection is
+ * back; the failed attempts in between are not.
  */
 #include "ngx_http_faas_module.h"
 
@@ -62,6 +65,7 @@ typedef struct {
     int                        port;
     ngx_uint_t                 started;
     ngx_uint_t                 exiting;
+    ngx_uint_t                 lost;           /* outage logged, not over */
     ngx_uint_t                 writing;        /* direct write in progress */
 } ngx_http_faas_redis_t;
 
@@ -85,6 +89,8 @@ static void ngx_http_faas_redis_auth_reply(redisAsyncContext *ac,
 static void ngx_http_faas_redis_message(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_http_faas_redis_schedule(void);
+static ngx_uint_t ngx_http_faas_redis_log_lost(void);
+static void ngx_http_faas_redis_up(ngx_http_faas_rconn_t *rc);
 static void ngx_http_faas_redis_reconnect(ngx_event_t *ev);
 
 
@@ -226,8 +232,10 @@ ngx_http_faas_rconn_open(ngx_uint_t kind)
     }
 
     if (ac->err) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "faas: redis \"%V\": %s",
-                      &rd->fmcf->redis, ac->errstr);
+        if (ngx_http_faas_redis_log_lost()) {
+            ngx_log_error(NGX_LOG_ERR, log, 0, "faas: redis \"%V\": %s",
+                          &rd->fmcf->redis, ac->errstr);
+        }
         redisAsyncFree(ac);
         return NULL;
     }
@@ -301,16 +309,18 @@ ngx_http_faas_rconn_connected(const redisAsyncContext *ac, int status)
     ngx_http_faas_redis_t  *rd = &ngx_http_faas_redis;
 
     if (status != REDIS_OK) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "faas: redis \"%V\": connect failed: %s",
-                      &rd->fmcf->redis, ac->errstr);
+        if (ngx_http_faas_redis_log_lost()) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "faas: redis \"%V\": connect failed: %s, "
+                          "reconnecting", &rd->fmcf->redis, ac->errstr);
+        }
         return;
     }
 
     rc->connected = 1;
 
-    if (rc->kind == NGX_HTTP_FAAS_RCONN_CMD) {
-        rd->backoff = NGX_HTTP_FAAS_BACKOFF_MIN;
+    if (rd->fmcf->redis_password.len == 0) {
+        ngx_http_faas_redis_up(rc);
     }
 
     if (rc->kind == NGX_HTTP_FAAS_RCONN_SUB) {
@@ -332,10 +342,54 @@ ngx_http_faas_redis_auth_reply(redisAsyncContext *ac, void *reply,
     ngx_http_faas_redis_t  *rd = &ngx_http_faas_redis;
 
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "faas: redis \"%V\": AUTH failed: %*s",
-                      &rd->fmcf->redis, (size_t) r->len, r->str);
+        if (ngx_http_faas_redis_log_lost()) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "faas: redis \"%V\": AUTH failed: %*s",
+                          &rd->fmcf->redis, (size_t) r->len, r->str);
+        }
         redisAsyncDisconnect(ac);
+        return;
+    }
+
+    if (r != NULL) {
+        ngx_http_faas_redis_up(privdata);
+    }
+}
+
+
+/* 1 when a failure starts an outage (log it), 0 while one is logged. */
+static ngx_uint_t
+ngx_http_faas_redis_log_lost(void)
+{
+    ngx_http_faas_redis_t  *rd = &ngx_http_faas_redis;
+
+    if (rd->lost) {
+        return 0;
+    }
+
+    rd->lost = 1;
+
+    return 1;
+}
+
+
+/* rc answers (connected, authenticated if need be): a command connection
+ * ends the outage and the backoff starts again from its minimum. */
+static void
+ngx_http_faas_redis_up(ngx_http_faas_rconn_t *rc)
+{
+    ngx_http_faas_redis_t  *rd = &ngx_http_faas_redis;
+
+    if (rc->kind != NGX_HTTP_FAAS_RCONN_CMD || rc->dead) {
+        return;
+    }
+
+    rd->backoff = NGX_HTTP_FAAS_BACKOFF_MIN;
+
+    if (rd->lost) {
+        rd->lost = 0;
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "faas: redis \"%V\": reconnected", &rd->fmcf->redis);
     }
 }
 
@@ -520,9 +574,11 @@ ngx_http_faas_rconn_cleanup(void *privdata)
     case NGX_HTTP_FAAS_RCONN_CMD:
         if (rd->cmd == rc) {
             rd->cmd = NULL;
-            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "faas: redis \"%V\": command connection lost",
-                          &rd->fmcf->redis);
+            if (ngx_http_faas_redis_log_lost()) {
+                ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                              "faas: redis \"%V\": command connection "
+                              "lost, reconnecting", &rd->fmcf->redis);
+            }
             ngx_http_faas_redis_schedule();
         }
         break;

@@ -95,6 +95,13 @@ struct faas_prov_sbx_s {
     uint64_t     cpu_usec;       /* cgroup v2 cpu.stat usage at last scan */
     int          cpu_known;      /* cpu_usec holds a reading */
     uint64_t     unlisted_ms;    /* when it was last found missing */
+    uint64_t     switches;       /* voluntary context switches at the last
+                                    scan that found it busy and thawed
+                                    (0: not so) */
+    unsigned     quiet_scans;    /* scans in a row found it frozen, unlisted
+                                    and not run since the previous one */
+    uint64_t     same_call_ms;   /* thawed since, without being frozen or
+                                    blocking again: one call (0: not so) */
     int          lrem_pending;
     int          stuck_logged;   /* a create that never returned, logged */
     char        *origin;         /* adopted: meta.json origin_request_id */
@@ -129,6 +136,15 @@ void faas_prov_sbx_destroy(faas_prov_t *p, faas_prov_sbx_t *s, const char *why);
  */
 int faas_prov_sbx_cpu_usec(faas_prov_t *p, const faas_prov_sbx_t *s,
                            uint64_t *usec);
+/*
+ * Voluntary context switches of the main threads of the sandbox's processes
+ * so far (cgroup v2 cgroup.procs, /proc/<pid>/status): 0, or -1 when they
+ * cannot be read. Every freeze puts each task through one, so a count that
+ * does not move while the sandbox is thawed means one call that neither
+ * ended nor blocked since. Blocking (a few small reads).
+ */
+int faas_prov_sbx_switches(faas_prov_t *p, const faas_prov_sbx_t *s,
+                           uint64_t *n);
 /* Reaps our zombie children that are sandbox inits (SIGCHLD, ticks). */
 void faas_prov_sbx_reap(faas_prov_t *p);
 /* 1 when s still has live processes; *frozen set. */
@@ -349,6 +365,9 @@ struct faas_prov_s {
     uv_timer_t recon_timer;
     int        recon_busy;
     int        recon_done_once;
+    int        redis_seen;    /* the command link was ready once */
+    unsigned   fast_scans;    /* quick scans left after Redis lost our
+                                 state (re-list without the grace period) */
 
     uv_signal_t sigterm, sigint, sigchld;
     int         stopping;

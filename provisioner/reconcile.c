@@ -15,6 +15,8 @@
  *   - destroys sandboxes whose processes are gone (their entries first);
  *   - re-lists sandboxes that stayed frozen and unlisted beyond grace_ms
  *     (lost between create and RPUSH, or by a gateway that died holding one);
+ *   - destroys a sandbox stuck in one call beyond its timeout plus grace_ms
+ *     (thawed, no voluntary context switch since: its agent died mid-call);
  *   - applies keep-alive (reaper.c) and the code cache GC.
  */
 #include <dirent.h>
@@ -52,6 +54,25 @@ static const char *RELIST_LUA =
     "if string.sub(e, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then "
     "return 0 end end "
     "redis.call('rpush', KEYS[1], ARGV[2]) return 1";
+
+/*
+ * KEYS faas:prov:hosts, then faas:count:{rid} of each revision with
+ * sandboxes here; ARGV host id, now (ms), then those sandboxes' numbers.
+ * This host is registered at every heartbeat: missing after a reconnect, it
+ * means Redis lost everything (restarted empty), counts included, so the
+ * counts are raised by what exists here, once, and the host re-registered.
+ */
+static const char *REBUILD_LUA =
+    "if redis.call('zscore', KEYS[1], ARGV[1]) then return 0 end "
+    "redis.call('zadd', KEYS[1], ARGV[2], ARGV[1]) "
+    "for i = 2, #KEYS do redis.call('incrby', KEYS[i], ARGV[i + 1]) end "
+    "return 1";
+
+/* After Redis lost our state: scans every FAST_SCAN_MS, FAST_SCANS times,
+ * and a sandbox found frozen, unlisted and unused by two in a row is
+ * re-listed at once (well within the 5 s the design promises). */
+#define FAST_SCAN_MS  500
+#define FAST_SCANS    10
 
 typedef struct lrange_s {
     scan_t *scan;
@@ -281,14 +302,17 @@ destroy_dead(faas_prov_t *p, faas_prov_sbx_t *s)
 }
 
 
-static void
+/* 1 if s ran since the last scan (or that cannot be told). */
+static int
 note_cpu_time(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
 {
     uint64_t usec;
+    int      used;
 
     if (faas_prov_sbx_cpu_usec(p, s, &usec) != 0) {
-        return;
+        return 1;
     }
+    used = !s->cpu_known || usec != s->cpu_usec;
     if (s->cpu_known && usec != s->cpu_usec) {
         /* Thawed and ran: an invocation since the last scan. */
         s->last_used_ms = now;
@@ -296,6 +320,34 @@ note_cpu_time(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
     }
     s->cpu_usec = usec;
     s->cpu_known = 1;
+    return used;
+}
+
+
+/*
+ * Whether s is still in the call it was in at the last scan. A hot sandbox
+ * serves many short calls in a row and is rarely seen frozen or listed, so
+ * "thawed and unlisted since" cannot tell one long call from many short
+ * ones; the agent's freeze after each call (and any blocking in the handler)
+ * moves the voluntary switch count, which a wedged call does not.
+ */
+static void
+note_same_call(faas_prov_t *p, faas_prov_sbx_t *s, int frozen, uint64_t now)
+{
+    uint64_t n;
+
+    if (s->state != SBX_BUSY || frozen
+        || faas_prov_sbx_switches(p, s, &n) != 0) {
+        s->switches = 0;   /* unknown: a live process has switched */
+        s->same_call_ms = 0;
+        return;
+    }
+    if (s->switches == 0 || n != s->switches) {
+        s->same_call_ms = 0;
+    } else if (s->same_call_ms == 0) {
+        s->same_call_ms = now;
+    }
+    s->switches = n;
 }
 
 
@@ -323,7 +375,7 @@ relist(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
 static void
 check_sandbox(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
 {
-    int frozen;
+    int frozen, used;
 
     log_stuck_create(s, now);
     if (s->state == SBX_CREATING || s->state == SBX_DESTROYING
@@ -335,12 +387,16 @@ check_sandbox(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
         destroy_dead(p, s);
         return;
     }
-    note_cpu_time(p, s, now);
-    if (s->state == SBX_BUSY && !frozen
-        && now - s->unlisted_ms
+    used = note_cpu_time(p, s, now);
+    s->quiet_scans = s->state == SBX_BUSY && frozen && !used
+                     ? s->quiet_scans + 1 : 0;
+    note_same_call(p, s, frozen, now);
+    if (s->same_call_ms != 0
+        && now - s->same_call_ms
                > (uint64_t) p->grace_ms
                      + (s->timeout_ms ? s->timeout_ms : 900000)) {
-        /* Running far beyond its timeout: nobody will return it. */
+        /* One call running far beyond its timeout: its agent, which ends
+         * a call at the timeout, is gone; nobody will return it. */
         faas_prov_sbx_destroy(p, s, "in use beyond its timeout");
         return;
     }
@@ -349,8 +405,9 @@ check_sandbox(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
      * listed (returned entries are popped at once, or handed over
      * inside a gateway), so its CPU time is what says it is held. */
     if (s->state == SBX_BUSY && frozen
-        && now - s->unlisted_ms > p->grace_ms
-        && now - s->last_used_ms > p->grace_ms) {
+        && ((p->fast_scans > 0 && s->quiet_scans >= 2)
+            || (now - s->unlisted_ms > p->grace_ms
+                && now - s->last_used_ms > p->grace_ms))) {
         relist(p, s, now);
         return;
     }
@@ -533,7 +590,13 @@ reconcile_tick(faas_prov_t *p)
 static void
 recon_timer_cb(uv_timer_t *t)
 {
-    reconcile_tick(t->data);
+    faas_prov_t *p = t->data;
+
+    if (p->fast_scans > 0 && --p->fast_scans == 0) {
+        uv_timer_start(&p->recon_timer, recon_timer_cb, p->reconcile_ms,
+                       p->reconcile_ms);
+    }
+    reconcile_tick(p);
 }
 
 
@@ -650,12 +713,118 @@ faas_prov_reconcile_start(faas_prov_t *p)
 }
 
 
-/* See prov.h. A Redis that came back empty has lost the idle lists: the
- * next scan notices which sandboxes are no longer listed. */
+static void
+rebuild_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_t     *p = data;
+    redisReply      *r = reply;
+    faas_prov_sbx_t *s;
+
+    (void) ac;
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer != 1
+        || p->stopping) {
+        return;
+    }
+    faas_warn(NULL, "redis came back empty: counts rebuilt from this "
+              "host's sandboxes, re-listing the idle ones now");
+    for (s = p->sbx; s != NULL; s = s->next) {
+        s->quiet_scans = 0;
+    }
+    p->fast_scans = FAST_SCANS;
+    uv_timer_start(&p->recon_timer, recon_timer_cb, 0, FAST_SCAN_MS);
+}
+
+
+/* Adds the count key and the number of counted sandboxes of s's revision
+ * unless an earlier sandbox of the same revision did. */
+static void
+add_count(faas_prov_sbx_t *s, json_t *keys, json_t *counts)
+{
+    char    key[512];
+    size_t  i;
+    json_t *n;
+
+    faas_key_count(key, sizeof(key), s->rid, strlen(s->rid));
+    for (i = 0; i < json_array_size(keys); i++) {
+        if (strcmp(json_string_value(json_array_get(keys, i)), key) == 0) {
+            n = json_array_get(counts, i);
+            json_integer_set(n, json_integer_value(n) + 1);
+            return;
+        }
+    }
+    json_array_append_new(keys, json_string(key));
+    json_array_append_new(counts, json_integer(1));
+}
+
+
+/* Sends REBUILD_LUA with this host's counted sandboxes, by revision. */
+static void
+rebuild_if_empty(faas_prov_t *p)
+{
+    cleanup_json json_t *keys = json_array(), *counts = json_array();
+    faas_prov_sbx_t *s;
+    const char     **argv;
+    char           **nums;
+    char             now[24], nkeys[24];
+    size_t           n, i;
+
+    for (s = p->sbx; s != NULL; s = s->next) {
+        if (!s->nocount) {
+            add_count(s, keys, counts);
+        }
+    }
+    n = json_array_size(keys);
+    argv = calloc(2 * n + 6, sizeof(*argv));
+    nums = calloc(n + 1, sizeof(*nums));
+    if (argv != NULL && nums != NULL) {
+        snprintf(now, sizeof(now), "%llu",
+                 (unsigned long long) faas_now_ms());
+        argv[0] = "EVAL";
+        argv[1] = REBUILD_LUA;
+        argv[2] = "";
+        argv[3] = FAAS_KEY_PROV_HOSTS;
+        for (i = 0; i < n; i++) {
+            argv[4 + i] = json_string_value(json_array_get(keys, i));
+        }
+        argv[4 + n] = p->host_id;
+        argv[5 + n] = now;
+        for (i = 0; i < n; i++) {
+            if (asprintf(&nums[i], "%lld", (long long) json_integer_value(
+                                               json_array_get(counts, i)))
+                < 0) {
+                nums[i] = NULL;
+                break;
+            }
+            argv[6 + n + i] = nums[i];
+        }
+        if (i == n) {
+            snprintf(nkeys, sizeof(nkeys), "%zu", n + 1);
+            argv[2] = nkeys;
+            faas_prov_redis_cmdargv(&p->cmd, rebuild_cb, p, (int) (6 + 2 * n),
+                                    argv, NULL);
+        }
+    }
+    for (i = 0; nums != NULL && i < n; i++) {
+        free(nums[i]);
+    }
+    free(nums);
+    free(argv);
+}
+
+
+/* See prov.h. At a reconnect, a Redis that came back empty (it lost this
+ * host's registration) gets its counts back and the idle lists are rebuilt
+ * by quick scans; in any case a scan runs at once. */
 void
 faas_prov_reconcile_soon(faas_prov_t *p)
 {
-    if (!p->stopping) {
-        uv_timer_start(&p->recon_timer, recon_timer_cb, 0, p->reconcile_ms);
+    if (p->stopping) {
+        return;
     }
+    if (p->redis_seen) {
+        rebuild_if_empty(p);
+    }
+    p->redis_seen = 1;
+    uv_timer_start(&p->recon_timer, recon_timer_cb, 0,
+                   p->fast_scans > 0 ? FAST_SCAN_MS : p->reconcile_ms);
 }

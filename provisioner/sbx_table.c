@@ -177,6 +177,53 @@ faas_prov_sbx_cpu_usec(faas_prov_t *p, const faas_prov_sbx_t *s, uint64_t *usec)
 }
 
 
+/* Adds the voluntary_ctxt_switches of process pid to *n; -1 if unread. */
+static int
+add_switches(long pid, uint64_t *n)
+{
+    char                 path[64], line[256];
+    cleanup_fclose FILE *f = NULL;
+    unsigned long long   v;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1) {
+            *n += v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+
+/* See prov.h. */
+int
+faas_prov_sbx_switches(faas_prov_t *p, const faas_prov_sbx_t *s, uint64_t *n)
+{
+    char                 path[4096];
+    cleanup_fclose FILE *f = NULL;
+    long                 pid;
+
+    snprintf(path, sizeof(path), "/sys/fs/cgroup/unified/%s/%s/cgroup.procs",
+             p->host.cgroup_root, s->id);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    *n = 0;
+    while (fscanf(f, "%ld", &pid) == 1) {
+        if (add_switches(pid, n) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
 /* 1 when pid is a zombie that lived in a nested pid namespace (NSpid has
  * more than one entry): a sandbox init, never a create's helper process.
  * Or an exited zygote (named faas-zygote, see zygote_ext.c): double-forked

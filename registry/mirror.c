@@ -361,16 +361,65 @@ delete_all(faas_mirror_t *m, const char *name, const char *fn_key,
 }
 
 
+/* EXEC (lock held): 0 done, 1 aborted by a write to a WATCHed key, -1
+ * error (the connection is dropped). */
+static int
+exec_watched(faas_mirror_t *m, faas_error_t *err)
+{
+    redisReply *r = redisCommand(m->rc, "EXEC");
+    int         rc;
+
+    if (r == NULL) {
+        faas_error_set(err, 0, "redis: %s", m->rc->errstr);
+        drop(m);
+        return -1;
+    }
+    rc = r->type == REDIS_REPLY_ARRAY ? 0 : r->type == REDIS_REPLY_NIL ? 1 : -1;
+    if (rc < 0) {
+        faas_error_set(err, 0, "redis EXEC: %s",
+                       r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        drop(m);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+
+/* Leaves the mirror as it is and ends the WATCH (lock held). */
+static int
+unwatch(faas_mirror_t *m, faas_error_t *err)
+{
+    return cmd(m, 1, (const char *[]) { "UNWATCH" }, err);
+}
+
+
+/* 1 if key exists (lock held). */
+static int
+key_exists(faas_mirror_t *m, const char *key)
+{
+    redisReply *r = redisCommand(m->rc, "EXISTS %s", key);
+    int         yes = r != NULL && r->type == REDIS_REPLY_INTEGER
+                      && r->integer > 0;
+
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    return yes;
+}
+
+
 /*
  * Writes (fn != NULL) or deletes the function's hashes and publishes the
- * name. The revision's hash is written in the same MULTI as, and before,
+ * name (lock held, faas:fn:<name> WATCHed since before fn was loaded). The
+ * revision's hash is written in the same MULTI as, and before,
  * faas:fn:<name>, which names it; a deleted function loses every revision's
- * hash. With only_if_changed (the periodic repair) identical hashes are left
- * alone and nothing is published, so gateways keep their caches.
+ * hash. With only_if_changed (the repair) identical hashes and absent
+ * mirrors are left alone and nothing is published, so gateways keep their
+ * caches. 1: another writer touched the key meanwhile (nothing written).
  */
 static int
-write_mirror(faas_mirror_t *m, const char *name, json_t *fn,
-             const char *digests, int only_if_changed, faas_error_t *err)
+write_watched(faas_mirror_t *m, const char *name, json_t *fn,
+              const char *digests, int only_if_changed, faas_error_t *err)
 {
     fn_hash_t          fh;
     rev_hash_t         rh;
@@ -378,7 +427,7 @@ write_mirror(faas_mirror_t *m, const char *name, json_t *fn,
     cleanup_free char *env = NULL;
     const char        *del[2] = { "DEL", fn_key };
     const char        *pub[3] = { "PUBLISH", FAAS_CHAN_INVAL, name };
-    int                rc = -1;
+    int                rc;
 
     faas_key_fn(fn_key, sizeof(fn_key), name, strlen(name));
     if (fn != NULL) {
@@ -386,91 +435,133 @@ write_mirror(faas_mirror_t *m, const char *name, json_t *fn,
                          JSON_COMPACT | JSON_SORT_KEYS);
         fn_hash(&fh, name, fn, env ? env : "{}", digests);
         rev_hash(&rh, fh.rid, fn, env ? env : "{}");
-    }
-    pthread_mutex_lock(&m->lock);
-    if (ensure(m, err) == 0 && only_if_changed && fn != NULL
-        && same_hash(m, fh.key, fh.argc - 2, fh.argv + 2)
-        && same_hash(m, rh.key, rh.argc - 2, rh.argv + 2)) {
-        pthread_mutex_unlock(&m->lock);
-        return 0;
-    }
-    if (ensure(m, err) == 0) {
+        if (only_if_changed
+            && same_hash(m, fh.key, fh.argc - 2, fh.argv + 2)
+            && same_hash(m, rh.key, rh.argc - 2, rh.argv + 2)) {
+            return unwatch(m, err);
+        }
+        if (m->rc == NULL) {   /* same_hash lost the connection */
+            return faas_error_set(err, 0, "redis connection lost");
+        }
         /* MULTI/EXEC: readers never see a half-written hash. */
-        if (fn != NULL) {
-            rc = cmd(m, 1, (const char *[]) { "MULTI" }, err);
-            if (rc == 0) {
-                rc = cmd(m, rh.argc, rh.argv, err);
-            }
-            if (rc == 0) {
-                rc = cmd(m, 2, del, err);
-            }
-            if (rc == 0) {
-                rc = cmd(m, fh.argc, fh.argv, err);
-            }
-        } else {
-            rc = delete_all(m, name, fn_key, err);
+        rc = cmd(m, 1, (const char *[]) { "MULTI" }, err);
+        if (rc == 0) {
+            rc = cmd(m, rh.argc, rh.argv, err);
         }
         if (rc == 0) {
-            rc = cmd(m, 1, (const char *[]) { "EXEC" }, err);
+            rc = cmd(m, 2, del, err);
         }
         if (rc == 0) {
-            rc = cmd(m, 3, pub, err);
+            rc = cmd(m, fh.argc, fh.argv, err);
         }
+    } else {
+        if (only_if_changed && !key_exists(m, fn_key)) {
+            return unwatch(m, err);
+        }
+        if (only_if_changed) {
+            faas_info(NULL, "mirror repair: removing stale faas:fn:%s", name);
+        }
+        rc = delete_all(m, name, fn_key, err);
     }
-    if (rc < 0) {
-        m->dirty = 1;
-        drop(m);
+    if (rc == 0) {
+        rc = exec_watched(m, err);
     }
-    pthread_mutex_unlock(&m->lock);
+    if (rc == 0) {
+        rc = cmd(m, 3, pub, err);
+    }
     return rc;
 }
 
 
-static void
-mark_dirty(faas_mirror_t *m)
+/*
+ * Loads function name (NULL if it does not exist) and the digests of its
+ * keys from MySQL. -1 on a database error.
+ */
+static int
+load_fn(faas_registry_t *reg, MYSQL *c, const char *name, json_t **fn,
+        char **digests, faas_error_t *err)
 {
-    pthread_mutex_lock(&m->lock);
-    m->dirty = 1;
-    pthread_mutex_unlock(&m->lock);
+    *digests = NULL;
+    *fn = faas_fn_load(c, name, err);
+    if (*fn == NULL) {
+        return err->code == FAAS_E_NOTFOUND ? 0 : -1;
+    }
+    *digests = key_digests(reg, c, name, err);
+    if (*digests == NULL) {
+        json_decref(*fn);
+        *fn = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 
+/* One WATCH, load, write round (lock held); as write_watched. */
+static int
+sync_round(faas_registry_t *reg, MYSQL *c, const char *name,
+           int only_if_changed, int *db_failed, faas_error_t *err)
+{
+    faas_mirror_t     *m = reg->mirror;
+    char               fn_key[FAAS_KEY_MAX];
+    const char        *watch[2] = { "WATCH", fn_key };
+    json_t            *fn;
+    cleanup_free char *digests = NULL;
+    int                rc;
+
+    faas_key_fn(fn_key, sizeof(fn_key), name, strlen(name));
+    if (ensure(m, err) < 0 || cmd(m, 2, watch, err) < 0) {
+        return -1;
+    }
+    if (load_fn(reg, c, name, &fn, &digests, err) < 0) {
+        *db_failed = 1;
+        unwatch(m, err);
+        return -1;
+    }
+    rc = write_watched(m, name, fn, digests, only_if_changed, err);
+    json_decref(fn);
+    return rc;
+}
+
+
+/*
+ * Makes the mirror of name what MySQL says now. The key is WATCHed before
+ * MySQL is read and written in a MULTI/EXEC: an EXEC that another writer
+ * (an API call or a repair, in this registry or another) overtook is
+ * aborted and the round is run again with a fresh read, so the last write
+ * of a key always carries data read after every committed change (a create
+ * answered 201 is never removed by a repair that read MySQL before it).
+ */
 static int
 sync_one(faas_registry_t *reg, MYSQL *c, const char *name,
          int only_if_changed, faas_error_t *err)
 {
     faas_mirror_t *m = reg->mirror;
     MYSQL         *own = NULL;
-    json_t        *fn;
-    char          *digests = NULL;
-    int            rc;
+    int            rc = 1, db_failed = 0, round;
 
     if (c == NULL) {
         own = c = faas_db_acquire(reg->db, err);
         if (c == NULL) {
-            mark_dirty(m);
+            pthread_mutex_lock(&m->lock);
+            m->dirty = 1;
+            pthread_mutex_unlock(&m->lock);
             return -1;
         }
     }
-    fn = faas_fn_load(c, name, err);
-    if (fn == NULL && err->code != FAAS_E_NOTFOUND) {
-        mark_dirty(m);
-        faas_db_release(reg->db, own, faas_db_broken(err));
-        return -1;
+    pthread_mutex_lock(&m->lock);
+    for (round = 0; rc == 1 && round < 100; round++) {
+        rc = sync_round(reg, c, name, only_if_changed, &db_failed, err);
     }
-    if (fn != NULL) {
-        digests = key_digests(reg, c, name, err);
-        if (digests == NULL) {
-            json_decref(fn);
-            mark_dirty(m);
-            faas_db_release(reg->db, own, faas_db_broken(err));
-            return -1;
+    if (rc != 0) {
+        if (rc == 1) {
+            faas_error_set(err, 0, "faas:fn:%s: too many concurrent writes",
+                           name);
         }
+        rc = -1;
+        m->dirty = 1;
     }
-    faas_db_release(reg->db, own, 0);
-    rc = write_mirror(m, name, fn, digests, only_if_changed, err);
-    json_decref(fn);
-    free(digests);
+    pthread_mutex_unlock(&m->lock);
+    faas_db_release(reg->db, own, db_failed && faas_db_broken(err));
     return rc;
 }
 
@@ -547,11 +638,12 @@ repair(faas_mirror_t *m, faas_error_t *err)
             }
         }
         pthread_mutex_unlock(&m->lock);
+        /* Not in the snapshot of names: created since, or gone. MySQL is
+         * asked again, under the key's WATCH (sync_one). */
         for (j = 0; rc == 0 && j < json_array_size(stale); j++) {
-            faas_info(NULL, "mirror repair: removing stale faas:fn:%s",
-                      json_string_value(json_array_get(stale, j)));
-            rc = write_mirror(m, json_string_value(json_array_get(stale, j)),
-                              NULL, NULL, 0, err);
+            rc = sync_one(reg, NULL,
+                          json_string_value(json_array_get(stale, j)), 1,
+                          err);
         }
         json_decref(stale);
         if (strcmp(cursor, "0") == 0) {

@@ -209,15 +209,27 @@ sub loadavg {
     return (split ' ', $l)[0] // '?';
 }
 
-my %want = map { $_ => 1 } split /,/, ($ENV{PATHS} // 'faas,uwsgi,return200');
+my %want = map { $_ => 1 } split /,/, ($ENV{PATHS} // 'faas,faas-aof,uwsgi,return200');
+
+# faas-aof: the same calls with Redis persisting as conf/redis.conf ships it
+# (appendonly yes, appendfsync everysec), switched on for that point only.
+sub aof {
+    my ($on) = @_;
+    $r->config_set('appendonly', $on ? 'yes' : 'no');
+    $r->config_set('appendfsync', 'everysec');
+    wait_until(sub { !$r->info('persistence')->{aof_rewrite_in_progress} }, 60, 0.1);
+}
 printf "bench/gateway: %d s per point, %d sandboxes / uWSGI processes, %d nginx workers, wrk -t%d, Redis over %s, freezer %s, %d vCPUs, load %s\n",
     $DURATION, $SANDBOXES, $WORKERS, $THREADS, $REDIS_MODE, $FREEZER, scalar(() = (read_file('/proc/cpuinfo') // '') =~ /^processor/mg), loadavg();
 printf "%-10s %6s %12s %10s %10s %8s %6s\n", 'path', 'conns', 'requests/s', 'p50 ms', 'p99 ms', 'non-2xx', 'load';
 my %res;
 for my $c (@CONNS) {
-    for my $p (['faas', '/fn/bench'], ['uwsgi', '/wsgi'], ['return200', '/static']) {
+    for my $p (['faas', '/fn/bench'], ['faas-aof', '/fn/bench'], ['uwsgi', '/wsgi'],
+               ['return200', '/static']) {
         next unless $want{$p->[0]};
+        aof(1) if $p->[0] eq 'faas-aof';
         my $x = wrk($p->[1], $c, $p->[0]);
+        aof(0) if $p->[0] eq 'faas-aof';
         $res{$c}{$p->[0]} = $x;
         printf "%-10s %6d %12.0f %10.2f %10.2f %8d %6s%s\n", $p->[0], $c, $x->{rps},
             $x->{p50}, $x->{p99}, $x->{non2xx}, loadavg(),
@@ -228,7 +240,7 @@ my @comp = ('nginx', 'redis', 'agent', 'sandboxes', 'uwsgi', 'wrk');
 print "\nCPU per request (us, all threads of each component's processes)\n";
 printf "%-10s %6s" . (" %9s" x (@comp + 1)) . "\n", 'path', 'conns', @comp, 'total';
 for my $c (@CONNS) {
-    for my $p ('faas', 'uwsgi', 'return200') {
+    for my $p ('faas', 'faas-aof', 'uwsgi', 'return200') {
         my $x = $res{$c}{$p} or next;
         my $tot = 0;
         $tot += $x->{cpu}{$_} // 0 for @comp;
@@ -241,6 +253,9 @@ for my $c (@CONNS) {
     my $f = $res{$c}{faas} // { rps => 0, p99 => 0 };
     my $u = $res{$c}{uwsgi} // { rps => 0, p99 => 0 };
     my $s = $res{$c}{return200} // { rps => 0, p99 => 0 };
+    my $a = $res{$c}{'faas-aof'};
+    printf "  %3d conns: Redis AOF (everysec) costs %.1f %% of faas throughput, p99 %.2f ms vs %.2f ms\n",
+        $c, $f->{rps} ? 100 * (1 - $a->{rps} / $f->{rps}) : 0, $a->{p99}, $f->{p99} if $a;
     printf "  %3d conns: faas/uwsgi throughput %.2fx, faas/return200 %.2fx, p99 faas %.2f ms vs uwsgi %.2f ms\n",
         $c, $u->{rps} ? $f->{rps} / $u->{rps} : 0, $s->{rps} ? $f->{rps} / $s->{rps} : 0,
         $f->{p99}, $u->{p99};

@@ -8,7 +8,8 @@
 #
 # Settings (environment): DURATION (s per point), SANDBOXES (= uWSGI
 # processes, 8), NGINX_WORKERS (2), WRK_THREADS (2), CONNECTIONS ("64,256"),
-# PATHS ("faas,uwsgi,return200"), REDIS (unix | tcp: how the gateway
+# PATHS ("faas,faas-aof,uwsgi,return200"; faas-aof: faas with Redis'
+# appendonly yes + appendfsync everysec, as conf/redis.conf ships it), REDIS (unix | tcp: how the gateway
 # reaches Redis), FREEZER (v1 | v2), SPIN_US (the agent's spin_us),
 # PERF_DIR (a perf profile of the bench's own processes per point),
 # CPU_MB_PER_VCPU (the sandboxes' CPU ratio, default 1769; 1: no limit);

@@ -76,20 +76,32 @@ is($res->{status}, 200, 'new calls work after the reload');
 }
 
 # --- Redis stopped, then started again on the same port ----------------------
+# A call in flight when Redis goes away is answered; its execution record
+# waits in the worker and reaches the new Redis once it is back.
 my $rport = $redis->{port};
+my $log_off = error_log_size();
+my $inflight = http_start($port, 'GET', '/fn/slow?s=1');
+ok(wait_until(sub { $r->llen($idle) == 0 }, 5), 'a call is in flight');
 stop_proc($redis);
 my $t0 = time;
 $res = http_request($port, 'GET', '/fn/slow', timeout => 10);
 is($res->{status}, 503, 'Redis down: 503');
-like($res->{body}, qr/Redis is unavailable/, '... with a clear body');
+ok(time - $t0 < 1, '... at once (well within faas_redis_timeout)');
+is($res->{headers}{'retry-after'}, '1', '... with Retry-After');
+like($res->{body}, qr/^\{"error":"Redis is unavailable","request_id":"[0-9a-f]+"\}/,
+     '... and a JSON error');
 $res = http_request($port, 'GET', '/fn/slow', timeout => 10);
 is($res->{status}, 503, 'still 503 while it is down');
+my $ires = http_collect($inflight);
+is($ires->{status}, 200, 'the call in flight is answered');
+sleep 2.5;   # several reconnection attempts fail meanwhile
 my $rdir = work_dir() . "/redis-$rport-again";
 make_path($rdir);
 my $redis2 = spawn("redis-again", ['redis-server', '--port', $rport, '--bind', '127.0.0.1',
                                    '--save', '', '--appendonly', 'no', '--dir', $rdir,
                                    '--daemonize', 'no', '--loglevel', 'warning']);
 wait_port($rport) or die 'redis did not restart';
+my $tback = time;
 $redis2->{addr} = "127.0.0.1:$rport";
 $r = redis_client($redis2);
 $r->hset('faas:fn:slow', rid => 'slow@1', name => 'slow', version => 1,
@@ -101,8 +113,17 @@ my $ok = wait_until(sub {
     return $x->{status} == 200;
 }, 20, 0.2);
 ok($ok, 'Redis back: calls succeed again without restarting nginx');
-like(read_file(work_dir() . '/nginx/logs/error.log'), qr/command connection lost/,
-     'the lost connection was logged');
+ok(time - $tback < 5, '... within 5 s') or diag(sprintf '%.1f s', time - $tback);
+ok(wait_until(sub { grep { /slow/ } @{ $r->lrange('faas:records', 0, -1) } }, 5),
+   'the record of the call answered while Redis was down arrives');
+my $since = error_log_since($log_off);
+like($since, qr/command connection lost/, 'the lost connection was logged');
+my (%lost, %back);
+$lost{$1}++ while $since =~ /(\d+)#\d+: faas: redis "[^"]*": (?:command connection lost|connect failed|AUTH failed)/g;
+$back{$1}++ while $since =~ /(\d+)#\d+: faas: redis "[^"]*": reconnected/g;
+is_deeply([grep { $lost{$_} != 1 } keys %lost], [], 'the outage logged once per worker')
+    or diag(explain(\%lost));
+is_deeply(\%back, \%lost, '... and its end once per worker');
 
 # --- the agent killed during a call ------------------------------------------
 my $call = http_start($port, 'GET', '/fn/slow?s=3');
