@@ -23,6 +23,8 @@
  *   shutdown_timeout_ms  how long SIGTERM waits for calls (default 10000)
  *   log_retry_min_ms / log_retry_max_ms  spool retry backoff (200 / 5000)
  *   spin_us           poll a lone call's answer this long (default 0: off)
+ *   freeze_after_idle_ms  keep a sandbox thawed this long after its call
+ *                     (default 20; 0: freeze at once)
  */
 #include "agent.h"
 
@@ -55,6 +57,7 @@ static const char *const int_keys[] = {
     "log_retry_min_ms",
     "log_retry_max_ms",
     "spin_us",
+    "freeze_after_idle_ms",
     "hello_timeout_ms",
     "max_connections",
     NULL,
@@ -183,6 +186,12 @@ load_config(faas_agent_t *a, const char *path, faas_error_t *err)
         return faas_error_set(err, 0, "config: spin_us must be 0..10000");
     }
     a->spin_us = (unsigned) v;
+    v = faas_config_int(a->cfg, "freeze_after_idle_ms", 20);
+    if (v < 0 || v > 1000) {
+        return faas_error_set(err, 0,
+                              "config: freeze_after_idle_ms must be 0..1000");
+    }
+    a->freeze_after_idle_ms = (unsigned) v;
     return load_listener_limits(a, err);
 }
 
