@@ -382,14 +382,20 @@ sbx_destroy(sbx_t *s, inv_t *inv)
 
 /* ---- sandbox entries -------------------------------------------------- */
 
-/* Freezes s (one write; a v1 freezer settles to FROZEN by itself). */
+/* Freezes s (one write; a v1 freezer settles to FROZEN by itself). A
+ * cgroup already removed (ENOENT, ENODEV) is a sandbox destroyed meanwhile:
+ * nothing left to freeze. */
 static void
 sbx_freeze(sbx_t *s, const char *rid)
 {
     faas_error_t err;
 
     if (faas_cgroup_freeze(s->cg, &err) < 0) {
-        faas_err(rid, "freeze %s: %s", s->id, err.msg);
+        if (err.code == ENOENT || err.code == ENODEV) {
+            faas_info(rid, "freeze %s: %s", s->id, err.msg);
+        } else {
+            faas_err(rid, "freeze %s: %s", s->id, err.msg);
+        }
     }
     s->thawed = 0;
 }
