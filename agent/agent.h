@@ -40,6 +40,8 @@ struct faas_agent_s {
     size_t              max_inflight; /* agent-wide OVERLOADED threshold */
     size_t              inflight;     /* invocations in progress */
     unsigned            spin_us;      /* poll for a lone call's answer */
+    unsigned            freeze_after_idle_ms; /* 0: freeze after each call */
+    int                 guard_fd;     /* to the freeze guard; -1: none */
     const char         *socket_path;
     const char         *tcp_listen;
     const char         *token;
@@ -103,6 +105,14 @@ void faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
 void faas_invoke_shutdown(faas_agent_t *a);
 /* 1 if invoke.c has nothing in progress (calls, destroys). */
 int faas_invoke_idle(faas_agent_t *a);
+
+/* guard.c */
+/* Forks the freeze guard (before any thread starts). 0 or <0 with err. */
+int  faas_guard_start(faas_agent_t *a, faas_error_t *err);
+/* Tells the guard of a sandbox the agent serves (once per sandbox). */
+void faas_guard_add(faas_agent_t *a, const char *id);
+/* Clean exit: every sandbox is frozen, the guard has nothing to do. */
+void faas_guard_bye(faas_agent_t *a);
 
 /* request.c */
 /* 0 if data is one JSON value (surrounded by whitespace), else -1 with a

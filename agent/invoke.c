@@ -2,10 +2,12 @@
  * One invocation, from an InvokeRequest to its InvokeResponse:
  *
  *   validate -> sandbox entry (cached cgroup handle + kept-alive runtime
- *   connection) -> reset peak memory -> runtime JSON frame -> thaw -> wait
- *   (uv timer at the deadline) -> [freeze once the whole answer is in the
- *   socket] -> answer frame -> peak memory -> freeze -> InvokeResponse ->
- *   logs to the store (after the answer, logs.c)
+ *   connection) -> reset peak memory -> runtime JSON frame -> thaw (unless
+ *   still thawed from its last call) -> wait (uv timer at the deadline) ->
+ *   [freeze once the whole answer is in the socket] -> answer frame -> peak
+ *   memory -> freeze, or with freeze_after_idle_ms the same timer set to
+ *   freeze it after that idle period -> InvokeResponse -> logs to the store
+ *   (after the answer, logs.c)
  *
  * A deadline that passes or a runtime connection that breaks mid-call
  * destroys the sandbox (in the thread pool) before the answer (TIMEOUT or
@@ -59,10 +61,11 @@ struct sbx_s {
     faas_agent_t  *agent;
     faas_cgroup_t *cg;
     rconn_t       *rc;
-    uv_timer_t     timer;  /* the deadline of the current call */
+    uv_timer_t     timer;  /* the call's deadline; idle: the freeze */
     inv_t         *cur;    /* the call in progress; NULL when idle */
     int            dying;  /* being destroyed: SANDBOX_GONE */
     int            frozen; /* frozen early, before its answer was read */
+    int            thawed; /* thawed by the agent and not frozen since */
     char           function[64];
     unsigned       version;
     unsigned       memory_mb;
@@ -159,9 +162,14 @@ table_del(table_t *t, sbx_t *s)
 int
 faas_invoke_init(faas_agent_t *a, faas_error_t *err)
 {
+    a->guard_fd = -1;
     a->sandboxes = calloc(1, sizeof(table_t));
     if (a->sandboxes == NULL) {
         return faas_error_set(err, ENOMEM, "sandbox table");
+    }
+    /* sandboxes kept thawed must not outlive a killed agent thawed */
+    if (a->freeze_after_idle_ms > 0) {
+        return faas_guard_start(a, err);
     }
     return 0;
 }
@@ -374,6 +382,35 @@ sbx_destroy(sbx_t *s, inv_t *inv)
 
 /* ---- sandbox entries -------------------------------------------------- */
 
+/* Freezes s (one write; a v1 freezer settles to FROZEN by itself). A
+ * cgroup already removed (ENOENT, ENODEV) is a sandbox destroyed meanwhile:
+ * nothing left to freeze. */
+static void
+sbx_freeze(sbx_t *s, const char *rid)
+{
+    faas_error_t err;
+
+    if (faas_cgroup_freeze(s->cg, &err) < 0) {
+        if (err.code == ENOENT || err.code == ENODEV) {
+            faas_info(rid, "freeze %s: %s", s->id, err.msg);
+        } else {
+            faas_err(rid, "freeze %s: %s", s->id, err.msg);
+        }
+    }
+    s->thawed = 0;
+}
+
+/* The sandbox stayed idle for freeze_after_idle_ms after its call. */
+static void
+on_idle_freeze(uv_timer_t *t)
+{
+    sbx_t *s = t->data;
+
+    if (s->cur == NULL && s->thawed && !s->dying && s->cg != NULL) {
+        sbx_freeze(s, NULL);
+    }
+}
+
 static void
 on_timer_closed(uv_handle_t *h)
 {
@@ -388,6 +425,9 @@ sbx_drop(sbx_t *s)
 
     table_del(t, s);
     rconn_close(s);
+    if (s->thawed && !s->dying && s->cg != NULL) {
+        sbx_freeze(s, NULL);
+    }
     if (s->cg != NULL) {
         faas_cgroup_close(s->cg);
         s->cg = NULL;
@@ -432,6 +472,7 @@ sbx_open(faas_agent_t *a, const char *id, faas_error_t *err)
     uv_timer_init(a->loop, &s->timer);
     s->timer.data = s;
     table_put(a->sandboxes, s);
+    faas_guard_add(a, s->id);
     return s;
 }
 
@@ -525,20 +566,17 @@ rconn_input(rconn_t *rc, const char *data, ssize_t n)
 static int
 rconn_read(rconn_t *rc)
 {
-    static char  buf[64 * 1024];
-    sbx_t       *s = rc->sbx;
-    faas_error_t err;
-    ssize_t      n;
+    static char buf[64 * 1024];
+    sbx_t      *s = rc->sbx;
+    ssize_t     n;
 
-    if (s != NULL && s->cur != NULL && !s->frozen && s->cg != NULL &&
-        rc->fb.len == rc->fb.consumed) {
+    if (s != NULL && s->agent->freeze_after_idle_ms == 0 && s->cur != NULL &&
+        !s->frozen && s->cg != NULL && rc->fb.len == rc->fb.consumed) {
         n = recv(rc->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_PEEK);
         if (n >= FAAS_FRAME_HDR &&
             (size_t) n >=
                 FAAS_FRAME_HDR + faas_frame_get_len((uint8_t *) buf)) {
-            if (faas_cgroup_freeze(s->cg, &err) < 0) {
-                faas_err(NULL, "freeze %s: %s", s->id, err.msg);
-            }
+            sbx_freeze(s, NULL);
             s->frozen = 1;
         }
     }
@@ -705,9 +743,12 @@ build_runtime_frame(inv_t *inv, uint64_t deadline, size_t *out_len)
                   "\"invoked_function_arn\":"
                   "\"arn:aws:lambda:local:000000000000:function:%s:%u\","
                   "\"log_group_name\":\"/aws/lambda/%s\","
-                  "\"log_stream_name\":\"%s/[%u]%s\"}}",
+                  "\"log_stream_name\":\"%s/[%u]%s\"}%s}",
                   (unsigned long long) deadline, fn, ver, mem, r->request_id,
-                  fn, ver, fn, date, ver, s->id);
+                  fn, ver, fn, date, ver, s->id,
+                  /* how the runtime should wait for its next call */
+                  s->agent->freeze_after_idle_ms ? ",\"kept_thawed\":true"
+                                                 : "");
     if (hn < 0 || tn < 0 || (size_t) hn >= sizeof(head) ||
         (size_t) tn >= sizeof(tail)) {
         return NULL;
@@ -799,10 +840,17 @@ runtime_answer(sbx_t *s, const uint8_t *frame, size_t len)
     if (faas_cgroup_memory_peak(s->cg, &inv->memory_bytes, &err) < 0) {
         faas_debug(inv->req->request_id, "memory peak: %s", err.msg);
     }
-    if (!s->frozen && faas_cgroup_freeze(s->cg, &err) < 0) {
-        faas_err(inv->req->request_id, "freeze %s: %s", s->id, err.msg);
-    }
     s->cur = NULL;
+    if (s->frozen) {
+        /* frozen before the answer was read (rconn_read) */
+    } else if (s->agent->freeze_after_idle_ms == 0) {
+        sbx_freeze(s, inv->req->request_id);
+    } else {
+        /* kept thawed: the next call needs no thaw (docs/DESIGN.md
+         * section 6) */
+        uv_timer_start(&s->timer, on_idle_freeze,
+                       s->agent->freeze_after_idle_ms, 0);
+    }
 
     if (ans.logs != NULL) {
         inv->logs_len = ans.logs_len;
@@ -974,7 +1022,7 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
         runtime_broken(s, "runtime write failed");
         return;
     }
-    if (faas_cgroup_thaw(s->cg, &err) < 0) {
+    if (!s->thawed && faas_cgroup_thaw(s->cg, &err) < 0) {
         /* the cgroup went away: nothing ran */
         set_error(inv, FAAS__INVOKE_STATUS__SANDBOX_GONE,
                   "no such sandbox: thaw: %s", err.msg);
@@ -984,6 +1032,7 @@ faas_invoke_start(faas_agent_t *a, faas_agent_conn_t *c,
         sbx_drop(s);
         return;
     }
+    s->thawed = 1;
     spin = s->rc->wbuf == NULL;
     uv_timer_start(&s->timer, on_deadline, deadline - now, 0);
     if (spin) {
@@ -1006,8 +1055,9 @@ faas_invoke_shutdown(faas_agent_t *a)
         for (s = t->buckets[i]; s != NULL; s = next) {
             next = s->next;
             if (s->cur == NULL && !s->dying) {
-                sbx_drop(s);
+                sbx_drop(s); /* frozen if it was kept thawed */
             }
         }
     }
+    faas_guard_bye(a);
 }

@@ -26,6 +26,8 @@
  *   log_queue_bytes   logs held in memory at once, shared fairly between
  *                     functions (default 64 MiB; logs.c)
  *   spin_us           poll a lone call's answer this long (default 0: off)
+ *   freeze_after_idle_ms  keep a sandbox thawed this long after its call
+ *                     (default 20; 0: freeze at once)
  */
 #include "agent.h"
 
@@ -60,6 +62,7 @@ static const char *const int_keys[] = {
     "log_max_bytes",
     "log_queue_bytes",
     "spin_us",
+    "freeze_after_idle_ms",
     "hello_timeout_ms",
     "max_connections",
     NULL,
@@ -223,6 +226,12 @@ load_config(faas_agent_t *a, const char *path, faas_error_t *err)
         return faas_error_set(err, 0, "config: spin_us must be 0..10000");
     }
     a->spin_us = (unsigned) v;
+    v = faas_config_int(a->cfg, "freeze_after_idle_ms", 20);
+    if (v < 0 || v > 1000) {
+        return faas_error_set(err, 0,
+                              "config: freeze_after_idle_ms must be 0..1000");
+    }
+    a->freeze_after_idle_ms = (unsigned) v;
     return load_listener_limits(a, err);
 }
 

@@ -2,8 +2,10 @@
 # bench/agent/run.sh: faas-agent throughput and latency.
 #
 # Creates SANDBOXES (default 8) Python sandboxes with a trivial handler, starts
-# faas-agent on a Unix socket, and runs faas-invoke at concurrency 1 and 64
-# (every call thaws and freezes its sandbox). Prints invocations/s and
+# faas-agent on a Unix socket, and runs faas-invoke at concurrency 1 and 64,
+# once for each freeze_after_idle_ms of FREEZE (default "0 20": 0 thaws and
+# freezes the sandbox around every call, 20 keeps it thawed while calls keep
+# coming; the agent is restarted between the two). Prints invocations/s and
 # p50/p99 latency as measured by the client (request written -> answer read).
 #
 #   bench/agent/run.sh                 # N1=20000 calls at c=1, N64=100000 at c=64
@@ -30,6 +32,8 @@ AGENT=${AGENT:-$OBJS/faas-agent}
 RUNTIMES=${RUNTIMES:-$ROOT/runtimes}
 CONNS=${CONNS:-8}
 SPIN_US=${SPIN_US:-0}   # the agent's spin_us (poll for a lone call's answer)
+FREEZE=${FREEZE:-0 20}  # the agent's freeze_after_idle_ms, one pass each
+PERF=${PERF:-0}         # 1: perf profile of the agent at c=64 (top functions)
 
 for b in faas-agent faas-invoke faas-sandbox; do
     [[ -x $OBJS/$b ]] || { echo "bench/agent: $OBJS/$b missing: ./build.sh build" >&2; exit 2; }
@@ -61,10 +65,6 @@ chmod 755 "$W/code"; chmod 644 "$W/code/handler.py"
 cat >"$W/sandbox.json" <<JSON
 {"run_dir": "$W/run", "cgroup_root": "$CG", "runtimes_dir": "$RUNTIMES"}
 JSON
-cat >"$W/agent.json" <<JSON
-{"run_dir": "$W/run", "cgroup_root": "$CG", "socket": "$W/agent.sock",
- "log_level": "warn", "log_file": "$W/agent.log", "spin_us": $SPIN_US}
-JSON
 
 "$OBJS/faas-sandbox" -c "$W/sandbox.json" init
 IDS=()
@@ -75,13 +75,25 @@ done
 LIST=$(IFS=,; echo "${IDS[*]}")
 
 echo "agent $AGENT, runtimes $RUNTIMES"
-"$AGENT" -c "$W/agent.json" &
-AGENT_PID=$!
-for _ in $(seq 100); do [[ -S $W/agent.sock ]] && break; sleep 0.05; done
-
-echo "faas-agent bench: $SANDBOXES python sandboxes, freeze+thaw on every call, spin_us $SPIN_US ($(nproc) vCPUs, load $(cut -d' ' -f1 /proc/loadavg))"
-# warm-up: connections to every runtime, caches
-"$OBJS/faas-invoke" -a "unix:$W/agent.sock" -s "$LIST" -f bench -n 2000 -c "$SANDBOXES" -q >/dev/null 2>&1
+# start_agent FREEZE_AFTER_IDLE_MS: a fresh agent, warmed up (connections to
+# every runtime, caches); the previous one is stopped (its runtime
+# connections closed, so the new agent can connect).
+start_agent() {
+    if [[ -n $AGENT_PID ]]; then
+        kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
+        AGENT_PID=
+    fi
+    rm -f "$W/agent.sock"
+    cat >"$W/agent.json" <<JSON
+{"run_dir": "$W/run", "cgroup_root": "$CG", "socket": "$W/agent.sock",
+ "log_level": "warn", "log_file": "$W/agent.log", "spin_us": $SPIN_US,
+ "freeze_after_idle_ms": $1}
+JSON
+    "$AGENT" -c "$W/agent.json" &
+    AGENT_PID=$!
+    for _ in $(seq 100); do [[ -S $W/agent.sock ]] && break; sleep 0.05; done
+    "$OBJS/faas-invoke" -a "unix:$W/agent.sock" -s "$LIST" -f bench -n 2000 -c "$SANDBOXES" -q >/dev/null 2>&1
+}
 
 # pin CPUS: the agent, every sandbox process and the client on those vCPUs.
 # Cross-vCPU wake-ups cost ~35 us each in this VM (docs/DESIGN.md section 12), and a
@@ -103,54 +115,74 @@ cat >"$W/event.json" <<'JSON'
 {"version":"2.0","routeKey":"$default","rawPath":"/","rawQueryString":"","headers":{"host":"127.0.0.1:45757"},"queryStringParameters":null,"multiValueQueryStringParameters":null,"requestContext":{"accountId":"anonymous","apiId":"bench","domainName":"127.0.0.1:45757","http":{"method":"GET","path":"/","protocol":"HTTP/1.1","sourceIp":"127.0.0.1","userAgent":""},"requestId":"0123456789abcdef0123456789abcdef","routeKey":"$default","stage":"$default","time":"27/Nov/2025:00:00:00 +0000","timeEpoch":1764201600000,"httpMethod":"GET","path":"/","resourcePath":"/","identity":{"sourceIp":"127.0.0.1","userAgent":""},"requestTimeEpoch":1764201600000},"body":null,"isBase64Encoded":false,"resource":"/","path":"/","httpMethod":"GET","multiValueHeaders":{"host":["127.0.0.1:45757"]},"pathParameters":null,"stageVariables":null}
 JSON
 
-# CPU time (ns) of the agent and of every sandbox process
+# CPU time (ns) and times scheduled in (wake-ups, less sensitive to the
+# machine's load than time) of the agent and of every sandbox process:
+# "agent_ns sandboxes_ns agent_runs sandboxes_runs"
 cpu_ns() {
-    local f p t sum=0 agent=0
+    local f p t ns runs sum=0 agent=0 arun=0 srun=0
     for t in /proc/$AGENT_PID/task/*/schedstat; do
-        agent=$((agent + $(cut -d' ' -f1 "$t")))
+        read -r ns _ runs <"$t"
+        agent=$((agent + ns)); arun=$((arun + runs))
     done
     for f in /sys/fs/cgroup/pids/$CG/*/cgroup.procs; do
         for p in $(cat "$f"); do
             for t in /proc/$p/task/*/schedstat; do
-                [[ -r $t ]] && sum=$((sum + $(cut -d' ' -f1 "$t" 2>/dev/null || echo 0)))
+                read -r ns _ runs <"$t" 2>/dev/null || continue
+                sum=$((sum + ns)); srun=$((srun + runs))
             done
         done
     done
-    echo "$agent $sum"
+    echo "$agent $sum $arun $srun"
 }
 
 run() {
     local c=$1 n=$2 k=$3 evname=$4 before after
     local evarg=()
     [[ $evname == gateway ]] && evarg=(-E "$W/event.json")
+    local perf_pid=
+    if [[ $PERF == 1 && $c -gt 1 ]]; then
+        perf record -q -g -o "$W/perf.data" -p "$AGENT_PID" 2>/dev/null &
+        perf_pid=$!
+    fi
     before=$(cpu_ns)
     taskset -c "$PIN_CLIENT" "$OBJS/faas-invoke" -a "unix:$W/agent.sock" -s "$LIST" -f bench \
         "${evarg[@]}" -n "$n" -c "$c" -k "$k" -q 2>/dev/null | tail -1 >"$W/out.json"
     after=$(cpu_ns)
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+        echo "--- perf: agent, freeze_after_idle_ms $FAI, c=$c $evname (self %, top 25)"
+        perf report -q -i "$W/perf.data" --no-children --stdio -g none \
+            --percent-limit 0.8 2>/dev/null | head -25
+    fi
     /usr/bin/python3 -c '
 import json, sys
 s = json.loads(open(sys.argv[1]).read())
 b = [int(x) for x in sys.argv[4].split()]
 a = [int(x) for x in sys.argv[5].split()]
 n = max(1, s["invocations"])
-print("c=%-3d %-7s %7d calls %8.0f invocations/s  p50 %5d us  p99 %6d us  agent %5.1f us/call  runtime %5.1f us/call  %s  cpus %s  load %s" % (
-    s["concurrency"], sys.argv[3], s["invocations"], s["per_second"], s["p50_us"], s["p99_us"],
-    (a[0] - b[0]) / n / 1000, (a[1] - b[1]) / n / 1000,
+print("idle-freeze %-3s c=%-3d %-7s %7d calls %6.0f/s  p50 %5d us  p99 %6d us  agent %5.1f us %4.2f runs/call  runtime %5.1f us %4.2f runs/call  %s  cpus %s  load %s" % (
+    sys.argv[6], s["concurrency"], sys.argv[3], s["invocations"], s["per_second"], s["p50_us"], s["p99_us"],
+    (a[0] - b[0]) / n / 1000, (a[2] - b[2]) / n,
+    (a[1] - b[1]) / n / 1000, (a[3] - b[3]) / n,
     json.dumps(s["statuses"]), sys.argv[2], open("/proc/loadavg").read().split()[0]))' \
-        "$W/out.json" "$PIN" "$evname" "$before" "$after"
+        "$W/out.json" "$PIN" "$evname" "$before" "$after" "$FAI"
 }
 ALL=0-$(($(nproc) - 1))
-PIN_CLIENT=$ALL
-pin "$ALL"
-for ev in empty gateway; do
-    run 1 "$N1" 1 $ev
-    run 64 "$N64" "$CONNS" $ev
-done
-if [[ $PIN0 == 1 ]]; then
-    PIN_CLIENT=0
-    pin 0
+echo "faas-agent bench: $SANDBOXES python sandboxes, freeze_after_idle_ms: $FREEZE, spin_us $SPIN_US ($(nproc) vCPUs, load $(cut -d' ' -f1 /proc/loadavg))"
+for FAI in $FREEZE; do
+    start_agent "$FAI"
+    PIN_CLIENT=$ALL
+    pin "$ALL"
     for ev in empty gateway; do
         run 1 "$N1" 1 $ev
         run 64 "$N64" "$CONNS" $ev
     done
-fi
+    if [[ $PIN0 == 1 ]]; then
+        PIN_CLIENT=0
+        pin 0
+        for ev in empty gateway; do
+            run 1 "$N1" 1 $ev
+            run 64 "$N64" "$CONNS" $ev
+        done
+    fi
+done

@@ -442,6 +442,25 @@ def invoke(handler, init_error, req):
 
 RECV_BUF = 64 * 1024
 
+try:
+    import select as _select
+except ImportError:  # pragma: no cover - every CPython build has it
+    _select = None
+
+
+def _waiter(conn):
+    """A function that sleeps until conn has data, or None. A task asleep
+    in recv() is woken (for nothing) each time the agent reads an answer and
+    frees this socket's send buffer; one asleep in poll() is not. But the
+    freezer wakes a task in poll(), not one in recv(): so the runtime sleeps
+    in poll() between calls only while the agent keeps the sandbox thawed
+    (the request says "kept_thawed")."""
+    if _select is None:
+        return None
+    p = _select.poll()
+    p.register(conn.fileno(), _select.POLLIN)
+    return p.poll
+
 
 def send_frame(conn, obj):
     try:
@@ -462,11 +481,15 @@ def serve(conn, handler, init_error):
     """Answers the frames of one connection in order. One buffer for the
     connection's life: a request usually arrives whole in one recv_into()."""
     recv_into = conn.recv_into
+    wait = _waiter(conn)
+    thawed = False      # the last request said the sandbox stays thawed
     buf = bytearray(RECV_BUF)
     view = memoryview(buf)
     have = 0            # bytes of buf received and not yet consumed
     try:
         while True:
+            if have == 0 and thawed and wait is not None:
+                wait()
             while have < 4:
                 k = recv_into(view[have:])
                 if not k:
@@ -503,6 +526,7 @@ def serve(conn, handler, init_error):
                 view.release()  # give a big frame's memory back
                 del buf[max(have, RECV_BUF):]
                 view = memoryview(buf)
+            thawed = req.get('kept_thawed') is True
             if req.get('ping'):
                 send_frame(conn, {'id': req.get('id'), 'ok': True,
                                   'pong': True})
