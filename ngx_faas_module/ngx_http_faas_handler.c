@@ -21,6 +21,7 @@ static ngx_int_t ngx_http_faas_with_fn(ngx_http_request_t *r,
     ngx_http_faas_call_t *call);
 static void ngx_http_faas_body_done(ngx_http_request_t *r);
 static ngx_int_t ngx_http_faas_redis_down(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_faas_client_gone(ngx_http_request_t *r);
 
 
 /* what runs each step of a call (ngx_http_faas_call_next) */
@@ -579,5 +580,45 @@ ngx_http_faas_body_done(ngx_http_request_t *r)
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
 
+    if (ngx_http_faas_client_gone(r)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "faas: %s: client closed before the call began",
+                      call->request_id);
+        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        return;
+    }
+
     ngx_http_faas_call_next(call, NGX_HTTP_FAAS_ACQUIRE);
+}
+
+
+/*
+ * Whether the client has already closed. Its FIN may have been read with
+ * the request (an edge-triggered event that came before the handler above
+ * was set): no later event would tell ngx_http_test_reading.
+ */
+static ngx_uint_t
+ngx_http_faas_client_gone(ngx_http_request_t *r)
+{
+    u_char             buf;
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return 0;
+    }
+#endif
+
+    c = r->connection;
+
+#if (NGX_HAVE_EPOLLRDHUP)
+    if ((ngx_event_flags & NGX_USE_EPOLL_EVENT) && ngx_use_epoll_rdhup) {
+        return c->read->pending_eof || c->read->eof;
+    }
+#endif
+
+    n = recv(c->fd, &buf, 1, MSG_PEEK);
+
+    return n == 0 || (n == -1 && ngx_socket_errno != NGX_EAGAIN);
 }

@@ -58,7 +58,6 @@ like($res->{body}, qr/no sandbox within 300 ms/, '... with a clear body');
 my $gone = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 5)
     or die "connect: $!";
 print $gone "GET /fn/one/gone HTTP/1.1\r\nHost: x\r\n\r\n";
-sleep 0.1;
 close $gone;
 
 my $lres = http_collect($long);
