@@ -422,12 +422,18 @@ create_done(uv_work_t *w, int status)
     /* Listed and out of the processing list in one step; if the reply is
      * lost the script is sent again (the reconciliation re-lists it too). */
     fin_listed(p, s, job->raw, job->raw_len);
-    faas_info(job->req->origin_request_id,
-              "sandbox %s (%s) idle in %llu ms (%s %llu ms, import %.3f ms)",
-              s->id, s->rid,
-              (unsigned long long) (faas_now_ms() - job->popped_ms),
-              job->stem_id[0] ? "specialised stem cell" : "create",
-              (unsigned long long) job->create_ms, job->import_ms);
+    if (job->stem_id[0] != '\0') {
+        faas_info(job->req->origin_request_id, "sandbox %s (%s) idle in "
+                  "%llu ms (specialised stem cell in %llu ms, import %.3f ms)",
+                  s->id, s->rid,
+                  (unsigned long long) (faas_now_ms() - job->popped_ms),
+                  (unsigned long long) job->create_ms, job->import_ms);
+    } else {
+        faas_info(job->req->origin_request_id,
+                  "sandbox %s (%s) idle in %llu ms (create %llu ms)", s->id,
+                  s->rid, (unsigned long long) (faas_now_ms() - job->popped_ms),
+                  (unsigned long long) job->create_ms);
+    }
     job->sbx = NULL;
     job->code = NULL;   /* the sandbox holds the reference now */
     job_done(p, job);

@@ -177,10 +177,13 @@ cell_destroy(faas_prov_t *p, stem_cell_t *cell, const char *why)
 static void
 build_work(uv_work_t *w)
 {
-    stem_cell_t *cell = w->data;
+    stem_cell_t        *cell = w->data;
+    faas_sandbox_spec_t limits;
 
-    cell->rc = faas_sandbox_stem_create(&cell->prov->host, cell->pool->runtime,
-                                        cell->pool->memory_mb, cell->id,
+    memset(&limits, 0, sizeof(limits));
+    limits.runtime = cell->pool->runtime;
+    limits.memory_mb = cell->pool->memory_mb;
+    cell->rc = faas_sandbox_stem_create(&cell->prov->host, &limits, cell->id,
                                         &cell->err);
 }
 

@@ -175,8 +175,10 @@ int faas_cgroup_nprocs(faas_cgroup_t *cg);
  * (<run_dir>/sbx/.stem/<id>) and the runtime (FAAS_STEM=1) loads nothing.
  * Their meta.json has "stem": true and no "rid".
  *
- * faas_sandbox_stem_create: builds stem cell id of runtime and memory_mb
- * and returns it FROZEN, like faas_sandbox_create.
+ * faas_sandbox_stem_create: builds stem cell id with the runtime and the
+ * limits of `limits` (runtime, memory_mb, pids_max, tmp_mb, cpu_shares,
+ * ready_timeout_ms; the rest is ignored) and returns it FROZEN, like
+ * faas_sandbox_create.
  *
  * faas_sandbox_specialise: gives stem cell id, once, the function of spec
  * (runtime and memory_mb must match the cell's): mounts spec->code_dir
@@ -189,7 +191,7 @@ int faas_cgroup_nprocs(faas_cgroup_t *cg);
  * failure the cell is unusable: the caller destroys it.
  */
 int faas_sandbox_stem_create(const faas_sandbox_host_t *host,
-                             const char *runtime, unsigned memory_mb,
+                             const faas_sandbox_spec_t *limits,
                              const char *id, faas_error_t *err);
 int faas_sandbox_specialise(const faas_sandbox_host_t *host,
                             const faas_sandbox_spec_t *spec, const char *id,

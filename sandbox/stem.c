@@ -77,8 +77,9 @@ sbx_write_stem_meta(const faas_sandbox_host_t *host,
 
 /* See sandbox.h. */
 int
-faas_sandbox_stem_create(const faas_sandbox_host_t *host, const char *runtime,
-                         unsigned memory_mb, const char *id, faas_error_t *err)
+faas_sandbox_stem_create(const faas_sandbox_host_t *host,
+                         const faas_sandbox_spec_t *limits, const char *id,
+                         faas_error_t *err)
 {
     faas_sandbox_spec_t spec;
     char                dir[PATH_MAX];
@@ -97,9 +98,13 @@ faas_sandbox_stem_create(const faas_sandbox_host_t *host, const char *runtime,
     spec.function = "stem";       /* placeholders: the runtime loads nothing */
     spec.version = 1;
     spec.handler = "stem.stem";
-    spec.runtime = runtime;
+    spec.runtime = limits->runtime;
     spec.code_dir = dir;
-    spec.memory_mb = memory_mb;
+    spec.memory_mb = limits->memory_mb;
+    spec.pids_max = limits->pids_max;
+    spec.tmp_mb = limits->tmp_mb;
+    spec.cpu_shares = limits->cpu_shares;
+    spec.ready_timeout_ms = limits->ready_timeout_ms;
     spec.stem = 1;
     ret = faas_sandbox_create(host, &spec, id, err);
     if (ret < 0) {

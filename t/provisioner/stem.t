@@ -118,6 +118,36 @@ ok(prov_log_count($p, qr/stem cell \S+ \(python3, 32 MB\): destroying it, the ho
    'by destroying the idle stem cell first');
 is(prov_log_count($p, qr/capacity: evicting/), 0, 'no sandbox of a function was evicted');
 ok(-d "$run/sbx/$sa", 'a stays');
+prov_cleanup($p);
+
+# Node.js takes the same path.
+$p = start_provisioner($redis, name => 'p3');
+my $JS = <<'JS';
+const fs = require('fs');
+exports.handler = async (e, c) => ({
+  fn: process.env.AWS_LAMBDA_FUNCTION_NAME, ctx: c.functionName,
+  var: process.env.FN_VAR, task: fs.readdirSync('/var/task').sort(),
+  cwd: process.cwd(), data: fs.readFileSync('data.txt', 'utf8'),
+});
+JS
+for my $fn (qw(n1 n2)) {
+    my ($k3, $s3) = put_code($p, $fn, 1, make_zip('handler.js' => $JS,
+                                                   'data.txt' => "data of $fn"));
+    $code{$fn} = { code_key => $k3, code_sha256 => $s3 };
+}
+sub node_cells { prov_log_count($p, qr/stem cell s-\w+ \(nodejs, 128 MB\) ready/) }
+($k) = ask('n1', runtime => 'nodejs', memory_mb => 128);
+is($k, 'faas:idle:{n1@1}', 'a Node.js function on the third host');
+ok(wait_until(sub { node_cells() >= 1 }, 30), 'a Node.js stem cell is built');
+my $sn;
+($k, $sn) = ask('n2', runtime => 'nodejs', memory_mb => 128);
+is(from_stem($sn, 'n2@1'), 1, 'the next Node.js function takes it');
+my $an = prov_sbx_invoke($p, $sn, '{}');
+my $on = $an && $an->{ok} ? json_decode($an->{response}{body}) : {};
+is_deeply([@$on{qw(fn ctx var cwd data)}], ['n2', 'n2', 'var of n2', '/var/task', 'data of n2'],
+          'it runs n2 with n2\'s environment and code')
+    or diag(explain($an));
+is_deeply($on->{task}, ['data.txt', 'handler.js'], 'only n2\'s code at /var/task');
 
 prov_cleanup($p);
 faas_finish();
