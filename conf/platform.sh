@@ -24,6 +24,7 @@
 #   FAAS_SHARDS       provisioning shards (default 64)
 #   FAAS_WORKERS      nginx worker_processes (default auto)
 #   FAAS_EXAMPLES     1 (default): deploy the example functions; 0: do not
+#   FAAS_STEM_CELLS   the provisioner's stem_cells (default "auto"; 0: off)
 #   FAAS_START_TIMEOUT seconds to wait for each component (default 60)
 set -euo pipefail
 
@@ -41,6 +42,7 @@ HOST_ID=${FAAS_HOST_ID:-$(hostname -s 2>/dev/null || echo host1)}
 SHARDS=${FAAS_SHARDS:-64}
 WORKERS=${FAAS_WORKERS:-auto}
 EXAMPLES=${FAAS_EXAMPLES:-1}
+STEM_CELLS=${FAAS_STEM_CELLS:-'"auto"'}
 START_TIMEOUT=${FAAS_START_TIMEOUT:-60}
 REDIS=127.0.0.1:$REDIS_PORT
 NGINX=/usr/sbin/nginx
@@ -218,6 +220,7 @@ render() {
         -e "s|@REDIS@|$REDIS|g" -e "s|@MYSQL_PORT@|$MYSQL_PORT|g" \
         -e "s|@CGROUP_ROOT@|$CGROUP_ROOT|g" -e "s|@HOST_ID@|$HOST_ID|g" \
         -e "s|@SHARDS@|$SHARDS|g" -e "s|@WORKERS@|$WORKERS|g" \
+        -e "s|@STEM_CELLS@|$STEM_CELLS|g" \
         -e "s|@MASTER_KEY@|$MASTER_KEY|g" \
         -e "s|@KEY_DIGEST_SECRET@|$KEY_DIGEST_SECRET|g" \
         -e "s|@MYSQL_PASSWORD@|$MYSQL_PASSWORD|g" "$1"

@@ -56,7 +56,13 @@ try_fit(faas_prov_t *p, faas_prov_job_t *job)
     size_t       n = 0, i;
     unsigned long long need, freed = 0;
 
-    if (fits(p, job)) {
+    /* idle stem cells are the first to go (stem.c) */
+    if (fits(p, job) || (job->memory_mb <= p->memory_budget_mb
+                         && faas_prov_stem_release(p, p->used_mb
+                                                      + job->memory_mb
+                                                      - p->memory_budget_mb)
+                                > 0
+                         && fits(p, job))) {
         job->cap_cb(p, job, 1);
         return;
     }

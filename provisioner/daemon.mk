@@ -5,7 +5,8 @@ PROV_SRCS := provisioner/main.c provisioner/prov_redis.c provisioner/redis_uv.c 
              provisioner/code_cache.c \
              provisioner/capacity.c provisioner/owner_limit.c \
              provisioner/sbx_table.c \
-             provisioner/reaper.c provisioner/reconcile.c
+             provisioner/reaper.c provisioner/reconcile.c \
+             provisioner/stem.c
 PROV_OBJS := $(PROV_SRCS:%.c=$(OBJS)/%.o)
 PROV_AR = $(LIBFAASSANDBOX) $(LIBFAASPROTO) $(LIBFAASCOMMON)
 PROV_LIBS = $(call lib,hiredis libuv libzip openssl jansson libcurl \

@@ -75,6 +75,7 @@ after_release(faas_prov_t *p)
     uv_timer_stop(&p->stop_timer);
     uv_timer_stop(&p->recon_timer);
     uv_timer_stop(&p->hb_timer);
+    faas_prov_stem_stop(p);
     faas_prov_queue_stop(p);
     faas_prov_redis_stop(&p->cmd);
     uv_stop(p->loop);
@@ -144,6 +145,7 @@ signal_cb(uv_signal_t *s, int signum)
         return;
     }
     faas_info(NULL, "signal %d: stopping", signum);
+    faas_prov_stem_stop(p);
     faas_notify_stopping("signal %d: finishing the jobs in progress", signum);
     p->stopping = 1;
     stop_started = faas_now_ms();
@@ -164,11 +166,13 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         "uid_base", "uid_count", "shards", "lease_ms", "heartbeat_ms",
         "memory_budget_mb", "keep_alive_s", "code_gc_s", "reconcile_ms",
         "reconcile_grace_ms", "create_concurrency", "max_pending",
-        "err_ttl_s", "zygote_idle_s", "owner_max_sandboxes", NULL,
+        "err_ttl_s", "zygote_idle_s", "owner_max_sandboxes", "stem_cells_max",
+        NULL,
     };
     /* checked where they are read: sandbox/ and common/blob_s3.c */
     static const char *const others[] = {
         "zygote", "zygote_lib", "cpu_mb_per_vcpu", "require_swap_accounting",
+        "stem_cells",
         FAAS_BLOB_CONFIG_KEYS, NULL,
     };
     static const char *const *const known[] = { strings, ints, others, NULL };
@@ -358,6 +362,10 @@ main(int argc, char **argv)
 
     faas_prov_redis_start(&p, &p.cmd, "cmd", cmd_ready);
     faas_prov_reconcile_start(&p);
+    if (faas_prov_stem_init(&p, &err) < 0) {
+        faas_err(NULL, "%s", err.msg);
+        return 1;
+    }
     faas_prov_leases_start(&p, faas_prov_queue_watchdog, faas_prov_queue_kick);
     uv_timer_init(p.loop, &ready_timer);
     ready_timer.data = &p;

@@ -15,6 +15,7 @@
  *   capacity.c    memory budget and LRU eviction
  *   owner_limit.c the per-owner cap of live sandboxes (owner_max_sandboxes)
  *   sbx_table.c   the sandboxes this host manages, state files, destroy
+ *   stem.c        stem cells: pre-started generic sandboxes
  *   reaper.c      keep-alive
  *   reconcile.c   host <-> Redis reconciliation (start and periodic)
  */
@@ -236,6 +237,22 @@ typedef void (*faas_prov_cap_cb)(faas_prov_t *p, faas_prov_job_t *job, int ok);
 void faas_prov_capacity_reserve(faas_prov_t *p, faas_prov_job_t *job,
                                 faas_prov_cap_cb cb);
 
+/* ---- stem cells (stem.c) ---- */
+
+struct faas_prov_stem_s;
+/* Reads "stem_cells" and "stem_cells_max" and starts the refill timer. */
+int faas_prov_stem_init(faas_prov_t *p, faas_error_t *err);
+/* For the first sandbox of job's revision on this host: records the demand
+ * and, when its pool holds a ready cell, moves it to the job (job->stem_id,
+ * its memory no longer counted: the job reserves it); else stem_id "". */
+void faas_prov_stem_take(faas_prov_t *p, faas_prov_job_t *job);
+/* Destroys idle cells until need_mb are freed; returns the MB freed. */
+unsigned faas_prov_stem_release(faas_prov_t *p, unsigned need_mb);
+/* Destroys the cell job took, if any (the job failed before using it). */
+void faas_prov_stem_discard(faas_prov_t *p, faas_prov_job_t *job);
+/* Stops refilling and destroys the idle cells (shutdown). */
+void faas_prov_stem_stop(faas_prov_t *p);
+
 /* ---- jobs and queue (queue.c) ---- */
 
 struct faas_prov_job_s {
@@ -253,6 +270,9 @@ struct faas_prov_job_s {
     faas_prov_sbx_t       *sbx;
     uint64_t          popped_ms;
     uint64_t          create_ms;   /* how long faas_sandbox_create took */
+    char              stem_id[FAAS_SANDBOX_ID_LEN + 1]; /* a stem cell to
+                                                       specialise, or "" */
+    double            import_ms;   /* the stem cell's handler import */
     int               evict_round;
     int               evict_pending;
     faas_prov_rev_cb       rev_cb;
@@ -361,6 +381,7 @@ struct faas_prov_s {
     unsigned     n_revs;
     unsigned     used_mb;
     unsigned     destroying;
+    struct faas_prov_stem_s *stem;
 
     uv_timer_t recon_timer;
     int        recon_busy;

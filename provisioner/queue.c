@@ -285,6 +285,9 @@ job_done(faas_prov_t *p, faas_prov_job_t *job)
 static void
 job_fail(faas_prov_t *p, faas_prov_job_t *job, const char *reason)
 {
+    if (job->sbx == NULL) {
+        faas_prov_stem_discard(p, job);   /* a cell it took and never used */
+    }
     request_fail(p, job->req->rid, job->req->origin_request_id, reason,
                          job->raw, job->raw_len);
     if (job->sbx != NULL) {
@@ -358,7 +361,20 @@ create_work(uv_work_t *w)
                                                       : NULL;
     spec.env = json_object_size(rev->env) > 0 ? rev->env : NULL;
     job->create_ms = faas_now_ms();
-    job->rc = faas_sandbox_create(&p->host, &spec, job->sbx->id, &job->err);
+    job->rc = -1;
+    if (job->stem_id[0] != '\0') {
+        job->rc = faas_sandbox_specialise(&p->host, &spec, job->sbx->id,
+                                          &job->import_ms, &job->err);
+        if (job->rc < 0) {   /* this sandbox the fresh way, then */
+            faas_warn(spec.origin_request_id, "%s", job->err.msg);
+            faas_sandbox_destroy(&p->host, job->sbx->id, &job->err);
+            job->stem_id[0] = '\0';
+        }
+    }
+    if (job->rc < 0) {
+        job->rc = faas_sandbox_create(&p->host, &spec, job->sbx->id,
+                                      &job->err);
+    }
     job->create_ms = faas_now_ms() - job->create_ms;
     if (job->rc == 0) {
         /* What it used to start: any growth later is an invocation. */
@@ -406,10 +422,18 @@ create_done(uv_work_t *w, int status)
     /* Listed and out of the processing list in one step; if the reply is
      * lost the script is sent again (the reconciliation re-lists it too). */
     fin_listed(p, s, job->raw, job->raw_len);
-    faas_info(job->req->origin_request_id,
-              "sandbox %s (%s) idle in %llu ms (create %llu ms)", s->id, s->rid,
-              (unsigned long long) (faas_now_ms() - job->popped_ms),
-              (unsigned long long) job->create_ms);
+    if (job->stem_id[0] != '\0') {
+        faas_info(job->req->origin_request_id, "sandbox %s (%s) idle in "
+                  "%llu ms (specialised stem cell in %llu ms, import %.3f ms)",
+                  s->id, s->rid,
+                  (unsigned long long) (faas_now_ms() - job->popped_ms),
+                  (unsigned long long) job->create_ms, job->import_ms);
+    } else {
+        faas_info(job->req->origin_request_id,
+                  "sandbox %s (%s) idle in %llu ms (create %llu ms)", s->id,
+                  s->rid, (unsigned long long) (faas_now_ms() - job->popped_ms),
+                  (unsigned long long) job->create_ms);
+    }
     job->sbx = NULL;
     job->code = NULL;   /* the sandbox holds the reference now */
     job_done(p, job);
@@ -451,7 +475,9 @@ cap_cb(faas_prov_t *p, faas_prov_job_t *job, int ok)
         job_fail(p, job, refused);
         return;
     }
-    if (faas_sandbox_id_new(id, &err) < 0) {
+    if (job->stem_id[0] != '\0') {
+        memcpy(id, job->stem_id, sizeof(id));
+    } else if (faas_sandbox_id_new(id, &err) < 0) {
         job_fail(p, job, err.msg);
         return;
     }
@@ -483,6 +509,7 @@ code_cb(faas_prov_t *p, faas_prov_job_t *job, faas_prov_code_t *code,
         return;
     }
     job->code = code;
+    faas_prov_stem_take(p, job);
     faas_prov_capacity_reserve(p, job, cap_cb);
 }
 

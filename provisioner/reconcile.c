@@ -621,8 +621,13 @@ adopt(faas_prov_t *p, const char *id)
     if (rid == NULL) {
         rid = json_string_value(json_object_get(state, "rid"));
     }
-    if (rid == NULL) {
+    if (rid == NULL && json_is_true(json_object_get(meta, "stem"))) {
+        faas_info(NULL, "reconcile: destroying stem cell %s of the previous "
+                  "run", id);
+    } else if (rid == NULL) {
         faas_warn(NULL, "reconcile: %s has no meta.json, destroying it", id);
+    }
+    if (rid == NULL) {
         if (faas_sandbox_destroy(&p->host, id, &err) < 0) {
             faas_err(NULL, "reconcile: destroy %s: %s", id, err.msg);
         }

@@ -1,6 +1,7 @@
 # sandbox/: the sandbox library (libfaassandbox.a), which the provisioner
 # and the agent link, and the faas-sandbox tool.
 SANDBOX_SRCS := sandbox/sandbox.c sandbox/cgroup.c sandbox/rootfs.c \
+                sandbox/stem.c \
                 sandbox/seccomp.c sandbox/sandbox_init.c sandbox/zygote.c
 SANDBOX_OBJS := $(SANDBOX_SRCS:%.c=$(OBJS)/%.o)
 

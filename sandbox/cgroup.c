@@ -206,6 +206,25 @@ sbx_cgroup_limit_cpu(const faas_sandbox_host_t *host, const char *id,
     return ret;
 }
 
+/* Lifts the CFS quota again (a stem cell imports its handler at a whole
+ * CPU, as a fresh sandbox does at start-up; stem.c). */
+int
+sbx_cgroup_unlimit_cpu(const faas_sandbox_host_t *host, const char *id,
+                       faas_error_t *err)
+{
+    char path[PATH_MAX], val[48];
+    int  ret;
+
+    sbx_cgroup_path(path, sizeof(path), "cpu", host, id);
+    ret = write_cg(path, "cpu.cfs_quota_us", "-1", 1, err);
+    if (ret == 0) {
+        sbx_cgroup_path(path, sizeof(path), CG_V2, host, id);
+        snprintf(val, sizeof(val), "max %u", CPU_PERIOD_US);
+        ret = write_cg(path, "cpu.max", val, 1, err);
+    }
+    return ret;
+}
+
 int
 sbx_cgroup_create(const faas_sandbox_host_t *host, const char *id,
                   const faas_sandbox_spec_t *spec, faas_error_t *err)

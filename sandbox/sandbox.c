@@ -135,7 +135,7 @@ faas_sandbox_id_new(char *id, faas_error_t *err)
     return 0;
 }
 
-static int
+int
 sbx_path(char *buf, size_t len, const faas_sandbox_host_t *host, const char *id,
          const char *file)
 {
@@ -247,6 +247,10 @@ faas_sandbox_host_init(const faas_sandbox_host_t *host, faas_error_t *err)
         return ret;
     }
     sbx_path(path, sizeof(path), host, UID_DIR, NULL);
+    if ((ret = mkdir_p(path, 0700, err)) < 0) {
+        return ret;
+    }
+    sbx_path(path, sizeof(path), host, SBX_STEM_DIR, NULL);
     if ((ret = mkdir_p(path, 0700, err)) < 0) {
         return ret;
     }
@@ -379,6 +383,9 @@ write_meta(const faas_sandbox_host_t *host, const faas_sandbox_spec_t *spec,
     char                 path[PATH_MAX], tmp[PATH_MAX + 8], rid[96];
     cleanup_json json_t *m = NULL;
 
+    if (spec->stem) {
+        return sbx_write_stem_meta(host, spec, id, uid, pid, err);
+    }
     snprintf(rid, sizeof(rid), "%s@%u", spec->function, spec->version);
     m = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:I,"
                   " s:s?, s:s, s:b}",
@@ -601,6 +608,9 @@ build_launch(const faas_sandbox_host_t *host, const faas_sandbox_spec_t *s,
     ENV("PATH=/usr/bin:/bin");
     ENV("HOME=/tmp");
     ENV("LANG=C.UTF-8");
+    if (s->stem) {
+        ENV("FAAS_STEM=1"); /* no handler to load: see stem.c */
+    }
     if (s->env != NULL) {
         json_object_foreach((json_t *) s->env, key, val)
         {
@@ -1317,6 +1327,25 @@ zygote_socket(const faas_sandbox_host_t *host, const char *runtime,
     return -1;
 }
 
+/* A revision's first sandbox made from a stem cell counts as its first
+ * create for the zygote of the revision (see zygote_may_start). */
+void
+sbx_zygote_note(const faas_sandbox_host_t *host, const char *runtime,
+                const char *function, unsigned version)
+{
+    char key[ZYG_KEY_MAX];
+    int  fd;
+
+    if (host->zygote != FAAS_ZYGOTE_FUNCTION) {
+        return;
+    }
+    snprintf(key, sizeof(key), "%s@%u", function, version);
+    fd = zygote_socket(host, runtime, key);
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
 /*
  * See sandbox.h. spec is not modified (defaults are applied to a copy).
  */
@@ -1349,7 +1378,8 @@ faas_sandbox_create(const faas_sandbox_host_t *host,
                  spec.version);
         zkey = zkey_buf;
     }
-    zfd = zygote_socket(host, spec.runtime, zkey);
+    /* a stem cell is its own interpreter: never forked from a zygote */
+    zfd = spec.stem ? -1 : zygote_socket(host, spec.runtime, zkey);
     sbx_path(dir, sizeof(dir), host, id, NULL);
     if (mkdir(dir, 0700) < 0) {
         if (zfd >= 0) {
@@ -1456,6 +1486,7 @@ faas_sandbox_destroy(const faas_sandbox_host_t *host, const char *id,
         return faas_error_wrap(err, "destroy %s", id);
     }
     uid_release(host, id, uid);
+    sbx_stem_dir_remove(host, id);
     return 0;
 }
 

@@ -75,6 +75,8 @@ typedef struct faas_sandbox_spec_s {
     const json_t  *env;               /* object of strings, may be NULL */
     const char    *origin_request_id; /* recorded in meta.json, may be NULL */
     unsigned       ready_timeout_ms;  /* default 10000: socket + ping answer */
+    int            stem;              /* a stem cell: set by
+                                         faas_sandbox_stem_create only */
 } faas_sandbox_spec_t;
 
 /*
@@ -164,6 +166,36 @@ int faas_cgroup_memory_peak_reset(faas_cgroup_t *cg, faas_error_t *err);
 int faas_cgroup_oom_killed(faas_cgroup_t *cg);
 /* Number of processes still in the sandbox. */
 int faas_cgroup_nprocs(faas_cgroup_t *cg);
+
+/*
+ * Stem cells (stem.c, docs/DESIGN.md section 6): generic sandboxes built
+ * ahead of demand, exactly as a fresh sandbox (namespaces, cgroups of
+ * memory_mb, uid, seccomp, root, never from a zygote), with the runtime
+ * started but no function: /var/task is an empty directory of their own
+ * (<run_dir>/sbx/.stem/<id>) and the runtime (FAAS_STEM=1) loads nothing.
+ * Their meta.json has "stem": true and no "rid".
+ *
+ * faas_sandbox_stem_create: builds stem cell id with the runtime and the
+ * limits of `limits` (runtime, memory_mb, pids_max, tmp_mb, cpu_shares,
+ * ready_timeout_ms; the rest is ignored) and returns it FROZEN, like
+ * faas_sandbox_create.
+ *
+ * faas_sandbox_specialise: gives stem cell id, once, the function of spec
+ * (runtime and memory_mb must match the cell's): mounts spec->code_dir
+ * read-only (nosuid, nodev, nothing below it) over /var/task inside the
+ * cell's mount namespace (open_tree + move_mount from a helper process that
+ * joined it), thaws the cell, sends its runtime the function's environment
+ * (the "specialise" frame: it imports the handler), freezes it again and
+ * rewrites meta.json as for a fresh sandbox of spec ("stem": true kept).
+ * *import_ms (may be NULL) gets the runtime's handler import time. On
+ * failure the cell is unusable: the caller destroys it.
+ */
+int faas_sandbox_stem_create(const faas_sandbox_host_t *host,
+                             const faas_sandbox_spec_t *limits,
+                             const char *id, faas_error_t *err);
+int faas_sandbox_specialise(const faas_sandbox_host_t *host,
+                            const faas_sandbox_spec_t *spec, const char *id,
+                            double *import_ms, faas_error_t *err);
 
 /* Which zygote forks python3 sandboxes (config "zygote"). */
 enum {

@@ -90,6 +90,21 @@ void sbx_sandbox_enter(sbx_launch_t *l, int (*pre_drop)(sbx_launch_t *l));
  * an RCU grace period (~10 ms).
  * Returns 0 or -1 with *what naming the failed step (errno set). */
 #define SBX_OLD_ROOT "/.oldroot"
+
+/* sandbox.c: <run_dir>/sbx[/<id>[/<file>]] into buf; -ENAMETOOLONG. */
+int sbx_path(char *buf, size_t len, const faas_sandbox_host_t *host,
+             const char *id, const char *file);
+
+/* stem.c: stem cells (docs/DESIGN.md section 6). The empty directory a stem
+ * cell binds at /var/task is <run_dir>/sbx/.stem/<id>. */
+#define SBX_STEM_DIR ".stem"
+int sbx_write_stem_meta(const faas_sandbox_host_t *host,
+                        const faas_sandbox_spec_t *spec, const char *id,
+                        uid_t uid, long pid, faas_error_t *err);
+void sbx_stem_dir_remove(const faas_sandbox_host_t *host, const char *id);
+/* sandbox.c: what a create of function@version tells the zygote logic. */
+void sbx_zygote_note(const faas_sandbox_host_t *host, const char *runtime,
+                     const char *function, unsigned version);
 int sbx_rootfs_setup(const sbx_launch_t *l, const char **what);
 
 /* seccomp.c: the compiled filter (built once per process, then cached). */
@@ -117,6 +132,8 @@ int sbx_cgroup_create(const faas_sandbox_host_t *host, const char *id,
  * where the cpu controller is there. */
 int sbx_cgroup_limit_cpu(const faas_sandbox_host_t *host, const char *id,
                          const faas_sandbox_spec_t *spec, faas_error_t *err);
+int sbx_cgroup_unlimit_cpu(const faas_sandbox_host_t *host, const char *id,
+                           faas_error_t *err);
 int sbx_cgroup_remove(const faas_sandbox_host_t *host, const char *id,
                       faas_error_t *err);
 int sbx_cgroup_host_init(const faas_sandbox_host_t *host, faas_error_t *err);

@@ -6,7 +6,7 @@
  *   faas-sandbox -c CFG create --function F --version N --runtime R
  *                --handler FILE.FN --code DIR [--memory MB] [--timeout MS]
  *                [--pids N] [--tmp MB] [--env K=V ...] [--ready-timeout MS]
- *                [--zygote]
+ *                [--zygote | --stem]
  *   faas-sandbox -c CFG destroy ID
  *   faas-sandbox -c CFG list
  *   faas-sandbox -c CFG state ID
@@ -19,6 +19,8 @@
  *
  * --zygote (or "zygote": true in CFG) creates python3 sandboxes through the
  * zygote when it answers, else the fresh way (and starts the zygote).
+ * --stem builds a stem cell of the spec's runtime and limits, then
+ * specialises it with the spec (docs/DESIGN.md section 6).
  *
  * Exit 0 on success, 1 with a one-line reason on stderr.
  */
@@ -58,7 +60,7 @@ usage(void)
             "       faas-sandbox -c CFG create --function F --version N "
             "--runtime python3|nodejs --handler FILE.FN --code DIR\n"
             "            [--memory MB] [--timeout MS] [--pids N] [--tmp MB] "
-            "[--env K=V ...] [--ready-timeout MS] [--zygote]\n"
+            "[--env K=V ...] [--ready-timeout MS] [--zygote | --stem]\n"
             "       faas-sandbox -c CFG destroy|state ID\n"
             "       faas-sandbox -c CFG invoke ID [EVENT-JSON] "
             "[--timeout-ms N]\n"
@@ -94,13 +96,18 @@ cmd_create(int argc, char **argv)
     unsigned            *num;
     const char          *opt, *val;
     char                *eq;
-    int                  i;
+    int                  i, stem = 0;
 
     memset(&spec, 0, sizeof(spec));
     for (i = 0; i < argc; i += 2) {
         opt = argv[i];
         if (strcmp(opt, "--zygote") == 0) {
             host.zygote = FAAS_ZYGOTE_SHARED;
+            i--;
+            continue;
+        }
+        if (strcmp(opt, "--stem") == 0) {
+            stem = 1;
             i--;
             continue;
         }
@@ -159,8 +166,21 @@ cmd_create(int argc, char **argv)
     }
     spec.env = env;
     if (faas_sandbox_host_init(&host, &err) < 0 ||
-        faas_sandbox_id_new(id, &err) < 0 ||
-        faas_sandbox_create(&host, &spec, id, &err) < 0) {
+        faas_sandbox_id_new(id, &err) < 0) {
+        return die("%s", err.msg);
+    }
+    if (stem) {
+        /* a stem cell of the spec's limits, then given the function */
+        if (faas_sandbox_stem_create(&host, &spec, id, &err) < 0) {
+            return die("%s", err.msg);
+        }
+        if (faas_sandbox_specialise(&host, &spec, id, NULL, &err) < 0) {
+            faas_error_t derr;
+
+            faas_sandbox_destroy(&host, id, &derr);
+            return die("%s", err.msg);
+        }
+    } else if (faas_sandbox_create(&host, &spec, id, &err) < 0) {
         return die("%s", err.msg);
     }
     printf("%s\n", id);

@@ -12,6 +12,8 @@
 #   - the host's MemFree / MemAvailable before and after, and the drop per
 #     sandbox (everything: processes, tmpfs, page tables, kernel objects)
 #   - how many would fit in 24 GiB, by PSS and by the MemAvailable drop
+#   - the PSS, RSS and memory cgroup usage of an idle stem cell (the pool's
+#     cost per cell, docs/DESIGN.md section 6), once the provisioner built one
 # Asserts nothing. Writes bench/results/density.csv (one line per sandbox).
 #
 #   bench/density/run.sh              N=100 bench/density/run.sh
@@ -113,6 +115,46 @@ print("memory cgroups (usage_in_bytes, incl. page cache + kernel): total %.1f Mi
 print("host: MemAvailable dropped %.1f MiB = %.2f MiB per sandbox; MemFree dropped %.1f MiB" % (drop / 1024, drop / n / 1024, (free_b - free_a) / 1024))
 print("fit in 24 GiB: %d by PSS, %d by the MemAvailable drop (everything the host spends per sandbox)" % (
     gib24 // max(1, tot_pss // n), gib24 // max(1, drop // n) if drop > 0 else -1))
+PY
+
+# An idle stem cell (docs/DESIGN.md section 6): the function's runtime and
+# memory size are now in use, so the provisioner builds one once no request
+# is in progress; its memory is what the pool costs per cell.
+for _ in $(seq 40); do
+    grep -l '"stem":true' "$BW"/var/sbx/sbx/s-*/meta.json 2>/dev/null \
+        | xargs -r grep -L '"rid"' >"$BW/stems.txt" || true
+    [[ -s $BW/stems.txt ]] && break
+    sleep 0.5
+done
+/usr/bin/python3 - "$BW/stems.txt" "$BCG" <<'PY'
+import sys, os
+cg = sys.argv[2]
+cells = [os.path.basename(os.path.dirname(l.strip())) for l in open(sys.argv[1]) if l.strip()]
+if not cells:
+    print("idle stem cells: none found (stem_cells off?)")
+    sys.exit(0)
+for sid in cells:
+    pss = rss = 0
+    try:
+        pids = open("/sys/fs/cgroup/pids/%s/%s/cgroup.procs" % (cg, sid)).read().split()
+    except OSError:
+        pids = []
+    for p in pids:
+        try:
+            for l in open("/proc/%s/smaps_rollup" % p):
+                f = l.split()
+                if f[0] == "Pss:":
+                    pss += int(f[1])
+                elif f[0] == "Rss:":
+                    rss += int(f[1])
+        except OSError:
+            pass
+    try:
+        usage = int(open("/sys/fs/cgroup/memory/%s/%s/memory.usage_in_bytes" % (cg, sid)).read())
+    except (OSError, ValueError):
+        usage = 0
+    print("idle stem cell %s: %d processes, PSS %.2f MiB, RSS %.2f MiB, memory cgroup %.2f MiB" % (
+        sid, len(pids), pss / 1024, rss / 1024, usage / 1048576))
 PY
 http_statuses dense
 nginx_errors

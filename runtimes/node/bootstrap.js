@@ -12,6 +12,8 @@
 //
 // Protocol (one connection at a time, requests answered in order):
 //   {"id","ping":true}                          -> {"id","ok":true,"pong":true}
+//   {"id","specialise":{"env":{..}}}  (stem cells only, once; see specialise())
+//       -> {"id","ok":true,"specialised":true,"import_ms","init_error"}
 //   {"id","event","deadline_ms","context":{..}} -> {"id","ok":true,"response":
 //       {"statusCode","headers","body","isBase64Encoded"},"logs"}
 //                                              or {"id","ok":false,"error":
@@ -516,6 +518,10 @@ function serveConnection(sock) {
         sendFrame(sock, { id: req.id === undefined ? null : req.id, ok: true, pong: true });
         continue;
       }
+      if ('specialise' in req) {
+        sendFrame(sock, await serialized(() => specialise(req)));
+        continue;
+      }
       const answer = await serialized(() => invoke(req));
       sendFrame(sock, answer);
     }
@@ -552,19 +558,57 @@ function serveConnection(sock) {
   sock.resume();
 }
 
+async function load() {
+  const taskRoot = env.FAAS_TASK_ROOT || env.LAMBDA_TASK_ROOT || '/var/task';
+  try {
+    handler = await loadHandler(env.FAAS_HANDLER || '', taskRoot);
+    initError = null;
+  } catch (e) {
+    initError = e instanceof InitError ? e
+      : new InitError('Runtime.ImportModuleError', String(e && e.message), e && e.stack);
+    out(Buffer.from(`faas runtime: ${initError.type}: ${initError.message}\n${initError.trace}\n`));
+  }
+}
+
+// A stem cell (FAAS_STEM=1) starts with no function and is given one, once:
+// {"id","specialise":{"env":{..}}} brings its environment (FAAS_HANDLER,
+// FAAS_FUNCTION_NAME ...); the provisioner has just mounted its code at
+// /var/task (docs/DESIGN.md section 6).
+let stem = false;
+
+async function specialise(req) {
+  const id = req.id === undefined ? null : req.id;
+  const spec = req.specialise;
+  const fenv = spec && typeof spec === 'object' ? spec.env : null;
+  const bad = (message) => errorAnswer(id, { type: 'Runtime.BadRequest', message, trace: '' }, '');
+  if (!stem) return bad('Not a stem cell (or specialised already)');
+  if (!fenv || typeof fenv !== 'object' || Array.isArray(fenv)
+      || !Object.entries(fenv).every(([k, v]) => typeof v === 'string' && k
+        && !k.includes('=') && !(k + v).includes('\0'))) {
+    return bad('specialise.env must map names to strings');
+  }
+  stem = false;
+  Object.assign(env, fenv);
+  // the cwd is still the empty directory the code was mounted over
+  process.chdir(env.FAAS_TASK_ROOT || '/var/task');
+  const t0 = process.hrtime.bigint();
+  await load();
+  return { id, ok: true, specialised: true,
+    import_ms: Number(process.hrtime.bigint() - t0) / 1e6,
+    init_error: initError ? initError.type : null };
+}
+
 async function main() {
   const sockPath = env.FAAS_SOCKET;
   if (!sockPath) {
     realErrWrite('faas runtime: FAAS_SOCKET is not set\n');
     process.exit(2);
   }
-  const taskRoot = env.FAAS_TASK_ROOT || env.LAMBDA_TASK_ROOT || '/var/task';
-  try {
-    handler = await loadHandler(env.FAAS_HANDLER || '', taskRoot);
-  } catch (e) {
-    initError = e instanceof InitError ? e
-      : new InitError('Runtime.ImportModuleError', String(e && e.message), e && e.stack);
-    out(Buffer.from(`faas runtime: ${initError.type}: ${initError.message}\n${initError.trace}\n`));
+  stem = env.FAAS_STEM === '1';
+  if (stem) {
+    initError = new InitError('Runtime.NotSpecialised', 'This stem cell has no function yet', '');
+  } else {
+    await load();
   }
   const server = net.createServer({ pauseOnConnect: true }, (sock) => {
     sock.on('error', () => {});

@@ -11,6 +11,8 @@
 #
 # Protocol (one connection at a time, requests answered in order):
 #   {"id","ping":true}                          -> {"id","ok":true,"pong":true}
+#   {"id","specialise":{"env":{..}}}  (stem cells only, once; see specialise())
+#       -> {"id","ok":true,"specialised":true,"import_ms","init_error"}
 #   {"id","event","deadline_ms","context":{..}} -> {"id","ok":true,"response":
 #       {"statusCode","headers","body","isBase64Encoded"},"logs"}
 #                                              or {"id","ok":false,"error":
@@ -531,6 +533,10 @@ def serve(conn, handler, init_error):
                 send_frame(conn, {'id': req.get('id'), 'ok': True,
                                   'pong': True})
                 continue
+            if 'specialise' in req:
+                send_frame(conn, specialise(req))
+                handler, init_error = _loaded
+                continue
             send_frame(conn, invoke(handler, init_error, req))
     finally:
         view.release()
@@ -558,7 +564,65 @@ def listen(path):
     return srv
 
 
+# --- loading the handler, at start or when a stem cell is specialised ---------
+
+# (handler, init_error) of this process; a stem cell (FAAS_STEM=1) starts
+# with neither and is given its function once (docs/DESIGN.md section 6)
+_loaded = (None, InitError('Runtime.NotSpecialised',
+                           'This stem cell has no function yet'))
+_stem = False
+
+
+def load():
+    global _loaded
+    task_root = getenv('FAAS_TASK_ROOT') or getenv('LAMBDA_TASK_ROOT') \
+        or '/var/task'
+    try:
+        _loaded = (load_handler(getenv('FAAS_HANDLER', ''), task_root), None)
+    except InitError as e:
+        _loaded = (None, e)
+        _out(('faas runtime: %s: %s\n%s' % (e.etype, e.message, e.trace))
+             .encode('utf-8', 'replace'))
+    setup_logging()
+
+
+def specialise(req):
+    """{"id","specialise":{"env":{..}}}: a stem cell takes its function's
+    environment (FAAS_HANDLER, FAAS_FUNCTION_NAME ...), enters its code,
+    which the provisioner has just mounted at /var/task, and imports the
+    handler. Once only: the cell belongs to that function from then on."""
+    global _stem
+    rid = req.get('id')
+    spec = req.get('specialise')
+    env = spec.get('env') if isinstance(spec, dict) else None
+    if not _stem:
+        return error_answer(rid, 'Runtime.BadRequest',
+                            'Not a stem cell (or specialised already)',
+                            '', '')
+    if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k and '=' not in k
+            and '\0' not in k + v for k, v in env.items()):
+        return error_answer(rid, 'Runtime.BadRequest',
+                            'specialise.env must map names to strings',
+                            '', '')
+    _stem = False
+    for k, v in env.items():
+        kb = k.encode('utf-8', 'surrogateescape')
+        vb = v.encode('utf-8', 'surrogateescape')
+        posix.environ[kb] = vb
+        posix.putenv(kb, vb)
+    # the cwd is still the empty directory the code was mounted over
+    posix.chdir(getenv('FAAS_TASK_ROOT') or '/var/task')
+    t0 = time.monotonic()
+    load()
+    init_error = _loaded[1]
+    return {'id': rid, 'ok': True, 'specialised': True,
+            'import_ms': round((time.monotonic() - t0) * 1000, 3),
+            'init_error': None if init_error is None else init_error.etype}
+
+
 def main():
+    global _stem
     # a parent that ignored SIGTERM must not make the runtime immune to it
     import _signal
     _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
@@ -566,24 +630,16 @@ def main():
     if not path:
         _real_err.write('faas runtime: FAAS_SOCKET is not set\n')
         return 2
-    task_root = getenv('FAAS_TASK_ROOT') or getenv('LAMBDA_TASK_ROOT') \
-        or '/var/task'
-    handler = None
-    init_error = None
-    try:
-        handler = load_handler(getenv('FAAS_HANDLER', ''), task_root)
-    except InitError as e:
-        init_error = e
-        _out(('faas runtime: %s: %s\n%s' % (e.etype, e.message, e.trace))
-             .encode('utf-8', 'replace'))
-    setup_logging()
+    _stem = getenv('FAAS_STEM') == '1'
+    if not _stem:
+        load()
 
     srv = listen(path)
     while True:
         fd, _ = srv._accept()
         conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd)
         try:
-            serve(conn, handler, init_error)
+            serve(conn, *_loaded)
         except OSError:
             pass
         except Exception as e:  # a bug here must not end the runtime

@@ -73,7 +73,11 @@ ok(keys(%ids) >= 1 && keys(%ids) <= $MAX,
 ok($peak >= 1 && $peak <= $MAX, "faas:count never above $MAX (peak $peak)");
 ok(wait_until(sub { $r->llen('faas:idle:{burst@1}') == ($r->get('faas:count:{burst@1}') // -1) }, 15),
    'every sandbox back on the idle list');
-my @dirs = glob("$p->{var}/sbx/sbx/s-*");
+# the function's sandboxes: a stem cell no function took yet is not one
+my @dirs = grep {
+    my $m = eval { json_decode(read_file("$_/meta.json") // '') };
+    !($m && $m->{stem} && !defined $m->{rid});
+} glob("$p->{var}/sbx/sbx/s-*");
 ok(@dirs <= $MAX, "no more than $MAX sandbox directories (" . scalar(@dirs) . ')');
 
 # --- restarts under light load ---

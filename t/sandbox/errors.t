@@ -11,7 +11,8 @@ sub nothing_left {
     my ($what) = @_;
     my (undef, $list) = sbx($cfg, 'list');
     is($list, '', "$what: no sandbox listed");
-    my @dirs = grep { !/\/\.(root|uid)$/ } glob("$cfg->{run_dir}/sbx/* $cfg->{run_dir}/sbx/.*[a-z]");
+    my @dirs = grep { !/\/\.(root|uid|stem)$/ } glob("$cfg->{run_dir}/sbx/* $cfg->{run_dir}/sbx/.*[a-z]");
+    push @dirs, glob("$cfg->{run_dir}/sbx/.stem/*");   # stem cells' /var/task
     is_deeply(\@dirs, [], "$what: no run dir");
     my @slots = glob("$cfg->{run_dir}/sbx/.uid/*");
     is_deeply(\@slots, [], "$what: uid slot released");

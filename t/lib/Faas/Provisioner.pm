@@ -303,14 +303,19 @@ sub prov_held_shards {
     return grep { ($r->get("faas:prov:lease:$_") // '') eq $host_id } 0 .. $shards - 1;
 }
 
-# Sandbox ids with a run directory on $prov's host.
+# Ids of the functions' sandboxes with a run directory on $prov's host:
+# stem cells no function took yet (meta.json "stem", no "rid") are not
+# counted (docs/DESIGN.md section 6).
 sub prov_sandboxes {
     my ($prov) = @_;
     my $d = "$prov->{cfg}{run_dir}/sbx";
     opendir(my $dh, $d) or return ();
     my @ids = sort grep { /^s-[0-9a-f]{16}$/ } readdir $dh;
     closedir $dh;
-    return @ids;
+    return grep {
+        my $m = eval { json_decode(read_file("$d/$_/meta.json") // '') };
+        !($m && $m->{stem} && !defined $m->{rid});
+    } @ids;
 }
 
 sub idle_entries {

@@ -27,20 +27,31 @@ our @EXPORT = qw(
 );
 
 sub zygote_mode { $ENV{FAAS_SANDBOX_ZYGOTE} ? 1 : 0 }
+# Stem mode (FAAS_SANDBOX_STEM=1, set by the t/sandbox/stem_*.t files):
+# sbx_create makes a stem cell and specialises it (`create --stem`), and
+# asserts that the sandbox is one (meta.json "stem").
+sub stem_mode { $ENV{FAAS_SANDBOX_STEM} ? 1 : 0 }
 
 my $MAIN_PID = $$;
 
 # A one-file runtime following the runtime protocol of docs/DESIGN.md section 5, enough for the tests:
 # imports FAAS_HANDLER from /var/task before binding FAAS_SOCKET, answers
 # pings and invokes (the handler's return value is the "response").
+# A stem cell (FAAS_STEM=1) imports nothing until its "specialise" frame,
+# which sets the function's environment, enters /var/task and imports.
 my $TEST_RUNTIME = <<'PY';
 import os, sys, struct, socket, json, importlib, traceback
 sys.path.insert(0, os.environ['FAAS_TASK_ROOT'])
-mod_name, fn_name = os.environ['FAAS_HANDLER'].rsplit('.', 1)
-if os.environ.get('TEST_RUNTIME_FAIL'):
-    sys.stderr.write('test runtime: failing on purpose at start\n')
-    sys.exit(3)
-fn = getattr(importlib.import_module(mod_name), fn_name)
+
+def load():
+    mod_name, fn_name = os.environ['FAAS_HANDLER'].rsplit('.', 1)
+    if os.environ.get('TEST_RUNTIME_FAIL'):
+        sys.stderr.write('test runtime: failing on purpose at start\n')
+        sys.exit(3)
+    return getattr(importlib.import_module(mod_name), fn_name)
+
+stem = os.environ.get('FAAS_STEM') == '1'
+fn = None if stem else load()
 path = os.environ['FAAS_SOCKET']
 try:
     os.unlink(path)
@@ -73,6 +84,13 @@ while True:
             ans = {'id': req['id'], 'ok': False}
         elif req.get('ping'):
             ans = {'id': req['id'], 'ok': True, 'pong': True}
+        elif 'specialise' in req and stem:
+            stem = False
+            os.environ.update(req['specialise']['env'])
+            os.chdir(os.environ['FAAS_TASK_ROOT'])
+            fn = load()
+            ans = {'id': req['id'], 'ok': True, 'specialised': True,
+                   'import_ms': 0, 'init_error': None}
         else:
             try:
                 ans = {'id': req['id'], 'ok': True,
@@ -179,8 +197,18 @@ sub sbx_create {
         push @args, "--$k", $o{$k} if defined $o{$k};
     }
     push @args, '--env', $_ for @{ $o{env} || [] };
+    push @args, '--stem' if stem_mode() && !$o{any_path};
     my ($rc, $out, $err) = sbx($cfg, @args);
     chomp $out;
+    if (stem_mode() && $rc == 0 && !$o{any_path}) {
+        my $m = eval { json_decode(read_file("$cfg->{run_dir}/sbx/$out/meta.json")) };
+        if ($$ == $MAIN_PID) {
+            Test::More::ok($m && $m->{stem} && $m->{rid}, "sandbox $out is a specialised stem cell");
+        } elsif (!($m && $m->{stem})) {    # a forked test process: no TAP
+            sbx($cfg, 'destroy', $out);
+            ($rc, $out, $err) = (1, '', "sandbox $out is not a stem cell");
+        }
+    }
     if ($cfg->{zygote} && $rc == 0 && !$o{any_path}) {
         my $m = eval { json_decode(read_file("$cfg->{run_dir}/sbx/$out/meta.json")) };
         if ($$ == $MAIN_PID) {
