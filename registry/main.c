@@ -25,12 +25,13 @@ static const char *const string_keys[] = {
     "socket", "mysql_host", "mysql_socket", "mysql_user", "mysql_password",
     "mysql_database", "store_url", "redis", "redis_password", "master_key",
     "admin_subject", "key_digest_secret", "records_mongodb_uri", "python",
-    "node", "log_file", "log_level", "tmp_dir", NULL };
+    "node", "log_file", "log_level", "tmp_dir", "syntax_check_user", NULL };
 static const char *const int_keys[] = {
     "mysql_port", "max_upload_bytes", "max_zip_entries", "max_unzipped_bytes",
     "max_zip_ratio", "records_batch", "records_interval_ms", "records_lock_ms",
     "syntax_check_timeout_ms", "mirror_repair_interval_ms", "db_pool_size",
-    "mysql_timeout_s", "mysql_start_wait_s", NULL };
+    "mysql_timeout_s", "mysql_start_wait_s", "syntax_check_memory_mb",
+    "syntax_check_concurrency", NULL };
 
 
 static int
@@ -45,6 +46,7 @@ static int
 setup(faas_registry_t *reg, faas_error_t *err)
 {
     const char *s;
+    long        mem, conc;
     long long   wait_s;
     int         tries = 0;
 
@@ -89,6 +91,17 @@ setup(faas_registry_t *reg, faas_error_t *err)
         || reg->records_interval_ms < 1 || reg->syntax_check_timeout_ms < 100
         || reg->mirror_repair_interval_ms < 100) {
         return faas_error_set(err, 0, "config: a limit is out of range");
+    }
+    mem = (long) faas_config_int(reg->cfg, "syntax_check_memory_mb", 512);
+    conc = (long) faas_config_int(reg->cfg, "syntax_check_concurrency", 2);
+    if (mem < 64 || mem > 65536 || conc < 1 || conc > 1024) {
+        return faas_error_set(err, 0, "config: syntax_check_memory_mb or "
+                              "syntax_check_concurrency out of range");
+    }
+    if (faas_zip_setup(faas_config_string(reg->cfg, "syntax_check_user",
+                                          "nobody"),
+                       mem, (int) conc, err) < 0) {
+        return faas_error_wrap(err, "config");
     }
 
     if (faas_config_require_string(reg->cfg, "socket", &s, err) < 0
