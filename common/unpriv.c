@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -132,6 +133,28 @@ faas_unpriv_run(const faas_unpriv_t *u, faas_unpriv_fn fn, void *arg,
         *err = a.err;
     }
     return a.rc;
+}
+
+
+int
+faas_unpriv_socket_group(const char *path, const char *group,
+                         faas_error_t *err)
+{
+    struct group gr, *res = NULL;
+    char         buf[4096];
+    int          rc;
+
+    if (group == NULL || group[0] == '\0') {
+        return 0;
+    }
+    rc = getgrnam_r(group, &gr, buf, sizeof(buf), &res);
+    if (res == NULL) {
+        return faas_error_set(err, rc, "no group \"%s\"", group);
+    }
+    if (chown(path, (uid_t) -1, gr.gr_gid) < 0) {
+        return faas_error_set(err, errno, "chgrp %s %s", group, path);
+    }
+    return 0;
 }
 
 

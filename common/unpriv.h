@@ -40,4 +40,12 @@ int faas_unpriv_run(const faas_unpriv_t *u, faas_unpriv_fn fn, void *arg,
  */
 int faas_unpriv_user(const char *name, faas_unpriv_t *u, faas_error_t *err);
 
+/*
+ * Gives path (a Unix socket) to group, so the processes of that group may
+ * connect (the socket is mode 0660). NULL or "" group: nothing to do.
+ * Returns 0, or < 0 with err set (no such group, chown failed).
+ */
+int faas_unpriv_socket_group(const char *path, const char *group,
+                             faas_error_t *err);
+
 #endif

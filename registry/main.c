@@ -25,7 +25,8 @@ static const char *const string_keys[] = {
     "socket", "mysql_host", "mysql_socket", "mysql_user", "mysql_password",
     "mysql_database", "store_url", "redis", "redis_password", "master_key",
     "admin_subject", "key_digest_secret", "records_mongodb_uri", "python",
-    "node", "log_file", "log_level", "tmp_dir", "syntax_check_user", NULL };
+    "node", "log_file", "log_level", "tmp_dir", "syntax_check_user",
+    "socket_group", NULL };
 static const char *const int_keys[] = {
     "mysql_port", "max_upload_bytes", "max_zip_entries", "max_unzipped_bytes",
     "max_zip_ratio", "records_batch", "records_interval_ms", "records_lock_ms",

@@ -19,7 +19,7 @@
  * (max_unzipped_bytes), in a private directory that user owns; libzip
  * never parses an upload with the registry's privileges. At most
  * syntax_check_concurrency checks run at once; the others wait for a slot
- * as long as a check may take, then fail as unavailable (503).
+ * up to twice syntax_check_timeout_ms, then fail as unavailable (503).
  */
 #include "registry.h"
 
@@ -492,18 +492,22 @@ unpack_child(void *arg, faas_error_t *err)
 }
 
 
-/* A check slot, waited for at most as long as a check may take. */
+/*
+ * A check slot, waited for at most twice as long as a check may take (the
+ * check ahead, its unpacking and its clean-up).
+ */
 static int
 slot_take(const faas_zip_limits_t *lim, faas_error_t *err)
 {
     struct timespec until;
+    long            wait_ms = 2 * lim->timeout_ms;
 
     if (!check_slots_on) {
         return 0;
     }
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += lim->timeout_ms / 1000;
-    until.tv_nsec += (lim->timeout_ms % 1000) * 1000000L;
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
@@ -511,7 +515,7 @@ slot_take(const faas_zip_limits_t *lim, faas_error_t *err)
     while (sem_timedwait(&check_slots, &until) < 0) {
         if (errno != EINTR) {
             faas_error_set(err, 0, "every syntax check slot stayed busy "
-                           "for %ld ms", lim->timeout_ms);
+                           "for %ld ms", wait_ms);
             err->code = FAAS_E_UNAVAILABLE;
             return -1;
         }
