@@ -49,7 +49,7 @@ static const char *const string_keys[] = {
     "run_dir",   "cgroup_root", "runtimes_dir", "python",     "node",
     "freezer",   "store_url",   "socket",       "tcp_listen", "token",
     "spool_dir", "log_file",    "log_level",    "tls_cert",   "tls_key",
-    "tls_client_ca", NULL,
+    "tls_client_ca", "socket_group", NULL,
 };
 static const char *const int_keys[] = {
     "uid_base",

@@ -20,7 +20,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config.h"
 #include "log.h"
+#include "unpriv.h"
 
 typedef struct write_req_s {
     uv_write_t         req;
@@ -551,6 +553,13 @@ faas_agent_server_start(faas_agent_t *a, faas_error_t *err)
         }
         if (chmod(a->socket_path, 0660) < 0) {
             return faas_error_set(err, errno, "chmod %s", a->socket_path);
+        }
+        /* nginx's workers reach the socket through this group */
+        if (faas_unpriv_socket_group(a->socket_path,
+                                     faas_config_string(a->cfg,
+                                                        "socket_group", NULL),
+                                     err) < 0) {
+            return faas_error_wrap(err, "socket_group");
         }
         ret = uv_listen((uv_stream_t *) &a->unix_listener, 1024, on_connection);
         if (ret < 0) {

@@ -10,7 +10,8 @@
 # `./build.sh run` installs what is missing, builds, then calls this script;
 # the end-to-end tests call it directly with another FAAS_VAR and free ports.
 # Idempotent: a component that is already running is left alone. Needs root
-# (sandboxes use namespaces and cgroups).
+# (sandboxes use namespaces and cgroups); creates the system user and group
+# `faas` (nginx's workers) when missing.
 #
 # Environment (all optional):
 #   FAAS_VAR          state directory (default <repo>/var): conf/, run/ (pid
@@ -161,8 +162,20 @@ secret() {
     tr -d '\n' <"$f"
 }
 
+# The system user and group nginx's workers run as (nginx.conf `user faas
+# faas;`); the agent's and the registry's sockets are group faas.
+faas_user() {
+    getent group faas >/dev/null || groupadd --system faas \
+        || die "groupadd faas failed"
+    getent passwd faas >/dev/null \
+        || useradd --system --gid faas --no-create-home \
+                   --home-dir /nonexistent --shell /usr/sbin/nologin faas \
+        || die "useradd faas failed"
+}
+
 prepare() {
     (($(id -u) == 0)) || die "run needs root (sandboxes use namespaces and cgroups)"
+    faas_user
     local b
     for b in faas-registry faas-provisioner faas-agent faas-sandbox faasctl \
              ngx_http_faas_module.so _faas_zygote.so; do

@@ -10,13 +10,18 @@
  *     control character other than HTAB, is dropped (logged once per
  *     call); so are the hop-by-hop and framing headers, which belong to
  *     the gateway's own connection, and any header the function's
- *     Connection header names.
+ *     Connection header names;
+ *   - on the shared host (/fn/<name>/...), a Set-Cookie with a Domain is
+ *     dropped and its Path kept below /fn/<name>/ (invoker/cookie.h); on
+ *     the function's own host (faas_function_host) it is left as sent.
  *
  * The answer is unpacked into the call's pool (ngx_http_faas_answer_unpack)
  * and its body is sent from there: the agent's frame is copied once.
  */
 #include "ngx_http_faas_module.h"
 
+#include "answer.h"
+#include "cookie.h"
 #include "record.h"
 
 
@@ -65,7 +70,7 @@ ngx_http_faas_answer_refused(ngx_http_faas_call_t *call,
     Faas__InvokeResponse *resp)
 {
     if (resp->status == FAAS__INVOKE_STATUS__OK
-        && (resp->http_status < 200 || resp->http_status > 599))
+        && !faas_answer_status_ok(resp->http_status))
     {
         ngx_log_error(NGX_LOG_ERR, call->log, 0,
                       "faas: %s: function %V answered HTTP status %uD, "
@@ -87,107 +92,44 @@ ngx_http_faas_answer_refused(ngx_http_faas_call_t *call,
 }
 
 
-/* RFC 9110 tchar */
-static ngx_uint_t
-ngx_http_faas_tchar(u_char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-           || (c >= '0' && c <= '9')
-           || (c != '\0' && ngx_strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-
-static ngx_uint_t
-ngx_http_faas_header_valid(Faas__Header *h)
-{
-    u_char  *p;
-
-    if (h->name == NULL || h->name[0] == '\0' || h->value == NULL) {
-        return 0;
-    }
-
-    for (p = (u_char *) h->name; *p; p++) {
-        if (!ngx_http_faas_tchar(*p)) {
-            return 0;
-        }
-    }
-
-    for (p = (u_char *) h->value; *p; p++) {
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* 1 when name is one of the comma-separated tokens of list. */
-static ngx_uint_t
-ngx_http_faas_listed(const char *name, const char *list)
-{
-    size_t       len;
-    const char  *p, *end;
-
-    len = ngx_strlen(name);
-    p = list;
-
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',') {
-            p++;
-        }
-
-        for (end = p; *end && *end != ',' && *end != ' ' && *end != '\t';
-             end++)
-        {
-            /* void */
-        }
-
-        if ((size_t) (end - p) == len
-            && ngx_strncasecmp((u_char *) p, (u_char *) name, len) == 0)
-        {
-            return 1;
-        }
-
-        p = end;
-    }
-
-    return 0;
-}
-
-
 /*
- * 1 for a header that belongs to one connection, or that the gateway sets
- * itself: nginx writes Content-Length and its own framing, and X-Faas-*
- * are the platform's.
+ * A Set-Cookie on the shared host, kept below the function's path prefix
+ * (cookie.h): NGX_OK with v set, NGX_DECLINED when it names a Domain and
+ * is dropped.
  */
-static ngx_uint_t
-ngx_http_faas_header_own(const char *name, const char *connection)
+static ngx_int_t
+ngx_http_faas_cookie_scope(ngx_http_request_t *r, ngx_str_t *scope,
+    ngx_str_t *v)
 {
-    static const char  *hop[] = {
-        "connection", "keep-alive", "upgrade", "te", "trailer",
-        "transfer-encoding", "content-length", NULL
-    };
+    u_char   *out;
+    ssize_t   n;
 
-    ngx_uint_t  i;
-
-    for (i = 0; hop[i]; i++) {
-        if (ngx_strcasecmp((u_char *) name, (u_char *) hop[i]) == 0) {
-            return 1;
-        }
+    out = ngx_pnalloc(r->pool, FAAS_COOKIE_SCOPED_MAX(v->len, scope->len));
+    if (out == NULL) {
+        return NGX_ERROR;
     }
 
-    return ngx_strncasecmp((u_char *) name, (u_char *) "proxy-", 6) == 0
-           || ngx_strncasecmp((u_char *) name, (u_char *) "x-faas-", 7) == 0
-           || (connection && ngx_http_faas_listed(name, connection));
+    n = faas_cookie_scope((char *) v->data, v->len, (char *) scope->data,
+                          scope->len, (char *) out);
+    if (n < 0) {
+        return NGX_DECLINED;
+    }
+
+    v->data = out;
+    v->len = n;
+
+    return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_http_faas_header_add(ngx_http_request_t *r, Faas__Header *h)
+ngx_http_faas_header_add(ngx_http_request_t *r, ngx_http_faas_call_t *call,
+    Faas__Header *h)
 {
-    ngx_str_t         v;
-    ngx_table_elt_t  *e;
+    ngx_int_t             rc;
+    ngx_str_t             v;
+    ngx_table_elt_t      *e;
+    ngx_http_faas_ctx_t  *ctx;
 
     /* the strings live in the call's pool until the request is gone */
     v.data = (u_char *) h->value;
@@ -197,6 +139,26 @@ ngx_http_faas_header_add(ngx_http_request_t *r, Faas__Header *h)
         r->headers_out.content_type = v;
         r->headers_out.content_type_len = v.len;
         return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_faas_module);
+
+    if (ctx->scope.len
+        && ngx_strcasecmp((u_char *) h->name, (u_char *) "set-cookie") == 0)
+    {
+        rc = ngx_http_faas_cookie_scope(r, &ctx->scope, &v);
+
+        if (rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                          "faas: %s: function %V set a cookie with a Domain "
+                          "on the shared host, dropped", call->request_id,
+                          &call->fn->name);
+            return NGX_OK;
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     e = ngx_list_push(&r->headers_out.headers);
@@ -231,7 +193,7 @@ ngx_http_faas_answer_headers(ngx_http_request_t *r,
     for (i = 0; i < resp->n_headers; i++) {
         h = resp->headers[i];
 
-        if (ngx_http_faas_header_valid(h)
+        if (faas_answer_header_valid(h->name, h->value)
             && ngx_strcasecmp((u_char *) h->name, (u_char *) "connection")
                == 0)
         {
@@ -244,7 +206,7 @@ ngx_http_faas_answer_headers(ngx_http_request_t *r,
     for (i = 0; i < resp->n_headers; i++) {
         h = resp->headers[i];
 
-        if (!ngx_http_faas_header_valid(h)) {
+        if (!faas_answer_header_valid(h->name, h->value)) {
             if (!logged) {
                 ngx_log_error(NGX_LOG_WARN, call->log, 0,
                               "faas: %s: function %V answered a header "
@@ -255,11 +217,11 @@ ngx_http_faas_answer_headers(ngx_http_request_t *r,
             continue;
         }
 
-        if (ngx_http_faas_header_own(h->name, connection)) {
+        if (faas_answer_header_own(h->name, connection)) {
             continue;
         }
 
-        if (ngx_http_faas_header_add(r, h) != NGX_OK) {
+        if (ngx_http_faas_header_add(r, call, h) != NGX_OK) {
             return NGX_ERROR;
         }
     }

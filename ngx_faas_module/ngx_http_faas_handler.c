@@ -1,7 +1,7 @@
 /*
  * The /fn/<name>[/path] content handler: the request's side of a call.
  *
- *   function name -> JWT / access key -> metadata (cache or HGETALL)
+ *   function name (host or path) -> JWT / access key -> metadata (cache or HGETALL)
  *   -> access check -> body -> the event and the call's Redis keys
  *   -> NGX_HTTP_FAAS_ACQUIRE
  *
@@ -87,37 +87,88 @@ ngx_http_faas_redis_down(ngx_http_request_t *r)
 }
 
 
-/* The function name: the first path segment below the location. */
-static ngx_str_t
-ngx_http_faas_function_name(ngx_http_request_t *r)
+/*
+ * The function on its own host: <name><faas_function_host>, the whole URI
+ * its path, its cookies left as sent. NGX_DECLINED for another host.
+ */
+static ngx_int_t
+ngx_http_faas_route_host(ngx_http_request_t *r, ngx_http_faas_ctx_t *ctx)
+{
+    ngx_str_t                 *host, *suffix;
+    ngx_http_faas_loc_conf_t  *flcf;
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_faas_module);
+    suffix = &flcf->function_host;
+    host = &r->headers_in.server;      /* lowercase, without the port */
+
+    if (suffix->len == 0 || host->len <= suffix->len
+        || ngx_strncmp(host->data + host->len - suffix->len, suffix->data,
+                       suffix->len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx->function.data = host->data;
+    ctx->function.len = host->len - suffix->len;
+    ctx->path = r->uri;
+    ngx_str_null(&ctx->scope);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The function on the shared host: the first path segment below the
+ * location; the rest is its path, and <location>/<name> its cookies' scope.
+ */
+static ngx_int_t
+ngx_http_faas_route_path(ngx_http_request_t *r, ngx_http_faas_ctx_t *ctx)
 {
     u_char                    *p, *end;
-    ngx_str_t                  name;
+    size_t                     loc;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     p = r->uri.data;
     end = r->uri.data + r->uri.len;
+    loc = 0;
 
     if (clcf->name.len <= r->uri.len
         && ngx_strncmp(p, clcf->name.data, clcf->name.len) == 0)
     {
-        p += clcf->name.len;
+        loc = clcf->name.len;
+        p += loc;
+    }
+
+    while (loc && clcf->name.data[loc - 1] == '/') {
+        loc--;
     }
 
     while (p < end && *p == '/') {
         p++;
     }
 
-    name.data = p;
+    ctx->function.data = p;
     while (p < end && *p != '/') {
         p++;
     }
 
-    name.len = p - name.data;
+    ctx->function.len = p - ctx->function.data;
+    ctx->path.data = p;
+    ctx->path.len = end - p;
 
-    return name;
+    ctx->scope.len = loc + 1 + ctx->function.len;
+    ctx->scope.data = ngx_pnalloc(r->pool, ctx->scope.len);
+    if (ctx->scope.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(ctx->scope.data, clcf->name.data, loc);
+    *p++ = '/';
+    ngx_memcpy(p, ctx->function.data, ctx->function.len);
+
+    return NGX_OK;
 }
 
 
@@ -194,7 +245,14 @@ ngx_http_faas_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->function = ngx_http_faas_function_name(r);
+    rc = ngx_http_faas_route_host(r, ctx);
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_faas_route_path(r, ctx);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (!faas_name_valid((char *) ctx->function.data, ctx->function.len)) {
         return ngx_http_faas_send_error(r, NGX_HTTP_NOT_FOUND,
@@ -448,7 +506,6 @@ static ngx_int_t
 ngx_http_faas_event(ngx_http_request_t *r, ngx_http_faas_call_t *call,
     u_char *body, size_t blen)
 {
-    u_char            *path, *end;
     char              *ev, ip[NGX_SOCKADDR_STRLEN + 1];
     size_t             evlen, n;
     faas_error_t       err;
@@ -461,16 +518,13 @@ ngx_http_faas_event(ngx_http_request_t *r, ngx_http_faas_call_t *call,
         return NGX_ERROR;
     }
 
-    /* the path below /fn/<name> (ctx->function points into r->uri) */
-    path = call->ctx->function.data + call->ctx->function.len;
-    end = r->uri.data + r->uri.len;
-
     req.method = (char *) r->method_name.data;
     req.method_len = r->method_name.len;
 
-    if (path < end) {
-        req.path = (char *) path;
-        req.path_len = end - path;
+    /* the path below /fn/<name>, or the whole URI on the function's host */
+    if (call->ctx->path.len) {
+        req.path = (char *) call->ctx->path.data;
+        req.path_len = call->ctx->path.len;
     } else {
         req.path = "/";
         req.path_len = 1;

@@ -12,6 +12,7 @@
  *     server {
  *         location /fn/ {
  *             faas_function on;
+ *             faas_function_host .fn.example.com;  # <name>.fn.example.com
  *             faas_jwt_alg RS256;
  *             faas_jwt_key /etc/faas/jwt.pub;
  *         }
@@ -41,6 +42,8 @@ static void ngx_http_faas_exit_process(ngx_cycle_t *cycle);
 
 static char *ngx_http_faas_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_faas_function_host(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_faas_function(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_faas_jwt_alg(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -164,6 +167,13 @@ static ngx_command_t  ngx_http_faas_commands[] = {
       ngx_http_faas_function,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_faas_loc_conf_t, function),
+      NULL },
+
+    { ngx_string("faas_function_host"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_faas_function_host,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_faas_loc_conf_t, function_host),
       NULL },
 
     { ngx_string("faas_management"),
@@ -462,12 +472,14 @@ ngx_http_faas_create_loc_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
+     *     flcf->function_host = { 0, NULL };
      *     flcf->jwt_key = { 0, NULL };
      *     flcf->jwt_issuer = { 0, NULL };
      *     flcf->jwt_audience = { 0, NULL };
      */
 
     flcf->function = NGX_CONF_UNSET;
+    flcf->function_host.data = NULL;
     flcf->management = NGX_CONF_UNSET;
     flcf->jwt_alg = NGX_CONF_UNSET;
     flcf->jwt_key_file.data = NULL;
@@ -489,6 +501,7 @@ ngx_http_faas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->function, prev->function, 0);
     ngx_conf_merge_value(conf->management, prev->management, 0);
+    ngx_conf_merge_str_value(conf->function_host, prev->function_host, "");
     ngx_conf_merge_value(conf->jwt_alg, prev->jwt_alg, JWT_ALG_NONE);
     ngx_conf_merge_str_value(conf->jwt_key_file, prev->jwt_key_file, "");
     ngx_conf_merge_str_value(conf->jwt_issuer, prev->jwt_issuer, "");
@@ -641,6 +654,36 @@ ngx_http_faas_function(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (flcf->function == 1) {
         return "cannot be combined with \"faas_function\"";
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * faas_function_host .fn.example.com: a request whose Host is
+ * <name>.fn.example.com calls function <name> (docs/DESIGN.md section 8).
+ */
+static char *
+ngx_http_faas_function_host(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char       *rv;
+    ngx_str_t  *s;
+
+    rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    s = (ngx_str_t *) ((char *) conf + cmd->offset);
+
+    if (s->len < 2 || s->data[0] != '.' || s->data[1] == '.'
+        || s->data[s->len - 1] == '.')
+    {
+        return "must be a domain that starts with a dot, "
+               "such as \".fn.example.com\"";
+    }
+
+    ngx_strlow(s->data, s->data, s->len);
 
     return NGX_CONF_OK;
 }

@@ -62,6 +62,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                 function;
     ngx_flag_t                 management;
+    ngx_str_t                  function_host;  /* ".fn.example.com" */
     ngx_int_t                  jwt_alg;        /* jwt_alg_t */
     ngx_str_t                  jwt_key;        /* key material */
     ngx_str_t                  jwt_key_file;
@@ -106,6 +107,9 @@ typedef struct ngx_http_faas_agent_s ngx_http_faas_agent_t;
 typedef struct {
     ngx_http_faas_call_t      *call;
     ngx_str_t                  function;
+    ngx_str_t                  path;           /* the event's rawPath */
+    ngx_str_t                  scope;          /* shared host: cookies'
+                                                  Path prefix, /fn/<name> */
     ngx_str_t                  user;
     ngx_str_t                  key;            /* X-Faas-Key */
     u_char                     request_id[FAAS_REQID_LEN + 1];

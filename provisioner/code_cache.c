@@ -3,7 +3,9 @@
  * unpacked code. A revision is fetched once however many requests want it
  * (single-flight: later requests wait on the entry), verified against its
  * sha256, unpacked with libzip refusing unsafe entries (absolute paths, "..",
- * symlinks, duplicates, oversize), and published by renaming the staging
+ * symlinks, duplicates, oversize) in a child that runs as the unzip user
+ * with no_new_privs and file size and memory limits, given back to the
+ * daemon's uid, and published by renaming the staging
  * directory into place, so a directory with the final name is always
  * complete. Entries unused for code_gc_s and referenced by no sandbox are
  * deleted.
@@ -11,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,14 +162,14 @@ mkdir_p(char *path, mode_t mode)
 
 
 /*
- * Unpacks zip into dir (created). Refuses absolute names, "..", symlinks,
- * special files, duplicates, more than 64 Ki entries or 512 MiB. Files are
- * 0644 (0755 when any execute bit is set), directories 0755.
+ * In the unprivileged child: the archive's entries into dir. Refuses
+ * absolute names, "..", symlinks, special files, duplicates, more than
+ * 64 Ki entries or 512 MiB. Files are 0644 (0755 when any execute bit is
+ * set), directories 0755.
  */
-int
-faas_prov_code_unzip(const char *zip, const char *dir, faas_error_t *err)
+static int
+unpack(zip_t *za, const char *dir, faas_error_t *err)
 {
-    zip_t            *za;
     zip_int64_t       n, i;
     zip_stat_t        st;
     zip_uint8_t       opsys;
@@ -177,24 +180,10 @@ faas_prov_code_unzip(const char *zip, const char *dir, faas_error_t *err)
     const char       *name;
     mode_t            mode, type;
     zip_int64_t       got, sum;
-    int               zerr = 0, fd, rc = 0;
+    int               fd, rc = 0;
 
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        return faas_error_set(err, errno, "mkdir %s", dir);
-    }
-    za = zip_open(zip, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
-    if (za == NULL) {
-        zip_error_t ze;
-
-        zip_error_init_with_code(&ze, zerr);
-        faas_error_set(err, 0, "not a valid zip archive (%s)",
-                       zip_error_strerror(&ze));
-        zip_error_fini(&ze);
-        return -EINVAL;
-    }
     n = zip_get_num_entries(za, 0);
     if (n < 0 || n > UNZIP_MAX_ENTRIES) {
-        zip_discard(za);
         return faas_error_set(err, 0, "too many entries (%lld)", (long long) n);
     }
     for (i = 0; i < n && rc == 0; i++) {
@@ -271,7 +260,10 @@ faas_prov_code_unzip(const char *zip, const char *dir, faas_error_t *err)
         sum = 0;
         while ((got = zip_fread(zf, buf, sizeof(buf))) > 0) {
             if (write(fd, buf, (size_t) got) != got) {
-                rc = faas_error_set(err, errno, "write %.100s", name);
+                rc = errno == EFBIG
+                     ? faas_error_set(err, 0, "entry \"%.100s\" is larger "
+                                      "than the file size limit", name)
+                     : faas_error_set(err, errno, "write %.100s", name);
                 break;
             }
             sum += got;
@@ -284,8 +276,110 @@ faas_prov_code_unzip(const char *zip, const char *dir, faas_error_t *err)
         close(fd);
         free(path);
     }
+    return rc;
+}
+
+typedef struct unzip_s {
+    int         fd;        /* the archive, opened by the parent */
+    int         dirfd;     /* where to unpack: the unzip user may not be */
+    const char *dir;       /* allowed to reach it by its path */
+} unzip_t;
+
+
+static int
+unzip_child(void *arg, faas_error_t *err)
+{
+    unzip_t *u = arg;
+    zip_t   *za;
+    int      zerr = 0, rc;
+
+    faas_info(NULL, "code: unpacking into %s as uid %d", u->dir,
+              (int) getuid());
+    if (fchdir(u->dirfd) < 0) {
+        return faas_error_set(err, errno, "chdir %s", u->dir);
+    }
+    za = zip_fdopen(u->fd, ZIP_CHECKCONS, &zerr);
+    if (za == NULL) {
+        zip_error_t ze;
+
+        zip_error_init_with_code(&ze, zerr);
+        faas_error_set(err, 0, "not a valid zip archive (%s)",
+                       zip_error_strerror(&ze));
+        zip_error_fini(&ze);
+        return -EINVAL;
+    }
+    rc = unpack(za, ".", err);
     zip_discard(za);
     return rc;
+}
+
+
+/*
+ * After the child: everything under dir back to the daemon's uid and gid.
+ * Only what the child may have made is accepted (a directory, or a regular
+ * file with one link), in case another process of the unzip user got in.
+ */
+static int
+own_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) ftw;
+    if (flag == FTW_SL || flag == FTW_SLN
+        || !(S_ISDIR(st->st_mode) || (S_ISREG(st->st_mode)
+                                      && st->st_nlink == 1))) {
+        return EPERM;
+    }
+    if (lchown(path, geteuid(), getegid()) < 0) {
+        return errno;
+    }
+    return 0;
+}
+
+
+/*
+ * Unpacks zip into dir (created) in a child that runs as who (uid, gid,
+ * limits; common/unpriv.h), in dir owned by who.uid; then gives the tree
+ * back to the daemon. The refusals are unpack()'s.
+ */
+int
+faas_prov_code_unzip(const char *zip, const char *dir,
+                     const faas_unpriv_t *who, faas_error_t *err)
+{
+    unzip_t       u;
+    faas_unpriv_t limits = *who;
+    int           rc;
+
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        return faas_error_set(err, errno, "mkdir %s", dir);
+    }
+    if (geteuid() == 0 && chown(dir, who->uid, who->gid) < 0) {
+        return faas_error_set(err, errno, "chown %s", dir);
+    }
+    u.dir = dir;
+    u.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (u.dirfd < 0) {
+        return faas_error_set(err, errno, "open %s", dir);
+    }
+    u.fd = open(zip, O_RDONLY | O_CLOEXEC);
+    if (u.fd < 0) {
+        close(u.dirfd);
+        return faas_error_set(err, errno, "open %s", zip);
+    }
+    limits.max_fsize = who->max_fsize ? who->max_fsize : UNZIP_MAX_BYTES;
+    rc = faas_unpriv_run(&limits, unzip_child, &u, err);
+    close(u.fd);
+    close(u.dirfd);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = nftw(dir, own_entry, 16, FTW_PHYS);
+    if (rc != 0) {
+        return faas_error_set(err, rc > 0 ? rc : errno, "taking back %s",
+                              dir);
+    }
+    if (chmod(dir, 0755) < 0) {
+        return faas_error_set(err, errno, "chmod %s", dir);
+    }
+    return 0;
 }
 
 
@@ -394,7 +488,7 @@ fetch_work(uv_work_t *w)
         return;
     }
     if (rc == 0) {
-        rc = faas_prov_code_unzip(zip, stage, &err);
+        rc = faas_prov_code_unzip(zip, stage, &p->unzip, &err);
         if (rc < 0) {
             faas_error_wrap(&err, "bad code archive");
         }

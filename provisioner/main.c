@@ -160,7 +160,7 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         "host_id", "agent_endpoint", "run_dir", "cgroup_root", "runtimes_dir",
         "python", "node", "freezer", "store_url", "cache_dir", "redis",
         "redis_password", "redis_sentinels", "redis_master", "log_file",
-        "log_level", NULL,
+        "log_level", "unzip_user", NULL,
     };
     static const char *const ints[] = {
         "uid_base", "uid_count", "shards", "lease_ms", "heartbeat_ms",
@@ -238,6 +238,13 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
     INT_KEY(host.uid_base, "uid_base", 100000, 1000, 0x7fffffff);
     INT_KEY(host.uid_count, "uid_count", 65536, 1, 1 << 24);
 #undef INT_KEY
+    if (geteuid() == 0
+        && faas_unpriv_user(faas_config_string(p->cfg, "unzip_user",
+                                               "nobody"),
+                            &p->unzip, err) < 0) {
+        return faas_error_wrap(err, "config: unzip_user");
+    }
+    p->unzip.max_as = 256ULL << 20;
     p->host.run_dir = p->run_dir;
     p->host.cgroup_root = faas_config_string(p->cfg, "cgroup_root", "faas");
     p->host.python = faas_config_string(p->cfg, "python", "/usr/bin/python3");

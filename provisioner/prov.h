@@ -32,6 +32,7 @@
 #include "clock.h"   /* faas_now_ms: heartbeats are compared across hosts */
 #include "error.h"
 #include "blob.h"
+#include "unpriv.h"
 #include "sandbox.h"
 #include "faas.pb-c.h"
 
@@ -181,8 +182,13 @@ void faas_prov_code_release(faas_prov_t *p, faas_prov_code_t *c);
 /* Finds a READY entry by its directory (reconciliation); takes a ref. */
 faas_prov_code_t *faas_prov_code_by_dir(faas_prov_t *p, const char *dir);
 void faas_prov_code_gc(faas_prov_t *p);
-/* Blocking helper (thread pool), exposed for the tool's tests. */
-int faas_prov_code_unzip(const char *zip, const char *dir, faas_error_t *err);
+/*
+ * Blocking helper (thread pool), exposed for the tool's tests: unpacks zip
+ * into dir in a child running as who (common/unpriv.h; max_fsize 0 means
+ * the cache's 512 MiB), then gives dir back to the daemon's uid.
+ */
+int faas_prov_code_unzip(const char *zip, const char *dir,
+                         const faas_unpriv_t *who, faas_error_t *err);
 
 /* ---- revisions (revision.c) ---- */
 
@@ -334,6 +340,7 @@ struct faas_prov_s {
     faas_sandbox_host_t host;
     faas_blob_store_t  *store;
     pthread_mutex_t     store_lock;
+    faas_unpriv_t       unzip;       /* who unpacks code (unzip_user) */
 
     unsigned  shards;
     unsigned  lease_ms;

@@ -3,11 +3,13 @@
  *
  *   faas-provision-tool -c CFG put-code KEY FILE   upload FILE to the store of
  *                                                  CFG (store_url, s3_*)
- *   faas-provision-tool unzip ZIP DIR              the cache's safe unzip
+ *   faas-provision-tool unzip ZIP DIR [MAX_FILE_BYTES]
+ *                                     the cache's safe unzip, as nobody
  *
  * Exit 0 on success, 1 with a one-line reason on stderr.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -34,8 +36,13 @@ main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
-    if (argc == 3 && strcmp(argv[0], "unzip") == 0) {
-        if (faas_prov_code_unzip(argv[1], argv[2], &err) < 0) {
+    if ((argc == 3 || argc == 4) && strcmp(argv[0], "unzip") == 0) {
+        faas_unpriv_t who = { 65534, 65534, 256ULL << 20, 0 };
+
+        if (argc == 4) {
+            who.max_fsize = strtoull(argv[3], NULL, 10);
+        }
+        if (faas_prov_code_unzip(argv[1], argv[2], &who, &err) < 0) {
             fprintf(stderr, "unzip: %s\n", err.msg);
             return 1;
         }
@@ -43,7 +50,8 @@ main(int argc, char **argv)
     }
     if (argc != 3 || strcmp(argv[0], "put-code") != 0 || cfgpath == NULL) {
         fprintf(stderr, "usage: faas-provision-tool -c CFG put-code KEY FILE\n"
-                        "       faas-provision-tool unzip ZIP DIR\n");
+                        "       faas-provision-tool unzip ZIP DIR "
+                        "[MAX_FILE_BYTES]\n");
         return 1;
     }
     cfg = faas_config_load(cfgpath, &err);

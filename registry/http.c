@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "unpriv.h"
 
 typedef struct conn_ctx_s {
     char   *body;
@@ -271,6 +272,15 @@ faas_http_start(faas_registry_t *reg, faas_error_t *err)
         || chmod(tmp, 0660) < 0 || listen(fd, 128) < 0) {
         close(fd);
         return faas_error_set(err, errno, "listen on %s", tmp);
+    }
+    /* nginx's workers reach the socket through this group */
+    if (faas_unpriv_socket_group(tmp, faas_config_string(reg->cfg,
+                                                         "socket_group",
+                                                         NULL),
+                                 err) < 0) {
+        close(fd);
+        unlink(tmp);
+        return faas_error_wrap(err, "socket_group");
     }
     daemon_ = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION

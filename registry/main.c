@@ -27,13 +27,15 @@ static const char *const string_keys[] = {
     "mysql_database", "store_url", "redis", "redis_password", "redis_sentinels",
     "redis_master", "master_key",
     "admin_subject", "key_digest_secret", "records_mongodb_uri", "python",
-    "node", "log_file", "log_level", "tmp_dir", NULL };
+    "node", "log_file", "log_level", "tmp_dir", "syntax_check_user",
+    "socket_group", NULL };
 static const char *const int_keys[] = {
     "mysql_port", "max_upload_bytes", "max_zip_entries", "max_unzipped_bytes",
     "max_zip_ratio", "records_batch", "records_interval_ms", "records_lock_ms",
     "syntax_check_timeout_ms", "mirror_repair_interval_ms", "db_pool_size",
     "mysql_timeout_s", "mysql_start_wait_s", "owner_max_functions",
-    "owner_max_memory_mb", "owner_max_concurrency", NULL };
+    "owner_max_memory_mb", "owner_max_concurrency", "syntax_check_memory_mb",
+    "syntax_check_concurrency", NULL };
 /* Every integer key's range; checked before any is used. */
 static const struct {
     const char *key;
@@ -55,6 +57,8 @@ static const struct {
     { "owner_max_functions", 0, 1000000000 },
     { "owner_max_memory_mb", 0, 1LL << 40 },
     { "owner_max_concurrency", 0, 1000000000 },
+    { "syntax_check_memory_mb", 64, 65536 },
+    { "syntax_check_concurrency", 1, 1024 },
 };
 static const char *const store_keys[] = { FAAS_BLOB_CONFIG_KEYS, NULL };
 static const char *const *const known_keys[] = { string_keys, int_keys,
@@ -127,6 +131,7 @@ static int
 setup(faas_registry_t *reg, faas_error_t *err)
 {
     const char *s;
+    long        mem, conc;
     long long   wait_s;
     int         tries = 0;
 
@@ -175,6 +180,14 @@ setup(faas_registry_t *reg, faas_error_t *err)
         (long) faas_config_int(reg->cfg, "records_interval_ms", 1000);
     reg->mirror_repair_interval_ms =
         (long) faas_config_int(reg->cfg, "mirror_repair_interval_ms", 60000);
+    mem = (long) faas_config_int(reg->cfg, "syntax_check_memory_mb", 512);
+    conc = (long) faas_config_int(reg->cfg, "syntax_check_concurrency", 2);
+    if (faas_zip_setup(faas_config_string(reg->cfg, "syntax_check_user",
+                                          "nobody"),
+                       mem, (int) conc, err) < 0) {
+        return faas_error_wrap(err, "config");
+    }
+
     if (faas_config_require_string(reg->cfg, "socket", &s, err) < 0
         || faas_config_require_string(reg->cfg, "store_url", &s, err) < 0) {
         return -1;

@@ -176,10 +176,27 @@ typedef struct faas_zip_limits_s {
 /*
  * Validates an uploaded zip (see zipcheck.c for the rules), checks that the
  * handler's file exists and that it compiles. Returns 0 or < 0 with
- * err->code FAAS_E_INVALID and a message for the user.
+ * err->code FAAS_E_INVALID and a message for the user, or
+ * FAAS_E_UNAVAILABLE when no check slot freed in time.
  */
 int faas_zip_check(const void *zip, size_t len, const char *runtime,
                    const char *handler, const faas_zip_limits_t *lim,
+                   faas_error_t *err);
+
+/*
+ * Opens zip and unpacks it into dir under lim's checks, in this process
+ * (faas_zip_check runs it in an unprivileged child). Returns 0 or < 0
+ * with err->code FAAS_E_INVALID for a refused archive.
+ */
+int faas_zip_unpack(const void *zip, size_t len, const char *dir,
+                    const faas_zip_limits_t *lim, faas_error_t *err);
+
+/*
+ * Once at start: the user uploads are unpacked and checked as (looked up
+ * when the registry is root; nobody by default), the checker's address
+ * space in MiB, and how many checks may run at once (0: no cap).
+ */
+int faas_zip_setup(const char *user, long memory_mb, int concurrency,
                    faas_error_t *err);
 
 /* Wraps one file into a new zip (malloc'd *out). */

@@ -11,8 +11,15 @@
  *     its compressed size once past 1 MiB (a zip bomb);
  *   - every entry's CRC matches (libzip checks while reading);
  *   - the handler's file exists and compiles: "python3 -m py_compile" or
- *     "node --check", as nobody (when the registry is root) in a private
- *     extraction directory, with a timeout.
+ *     "node --check", with a timeout.
+ *
+ * Unpacking runs in a forked child (common/unpriv.h) and the syntax check
+ * in an exec'd one, both as the check user (nobody by default) with
+ * no_new_privs, RLIMIT_AS (syntax_check_memory_mb) and RLIMIT_FSIZE
+ * (max_unzipped_bytes), in a private directory that user owns; libzip
+ * never parses an upload with the registry's privileges. At most
+ * syntax_check_concurrency checks run at once; the others wait for a slot
+ * up to twice syntax_check_timeout_ms, then fail as unavailable (503).
  */
 #include "registry.h"
 
@@ -21,10 +28,12 @@
 #include <ftw.h>
 #include <grp.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -35,17 +44,17 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "log.h"
+#include "unpriv.h"
 
-#define CHECK_UID   65534
-#define CHECK_GID   65534
-#define RATIO_FLOOR (1024 * 1024)
+#define RATIO_FLOOR   (1024 * 1024)
+#define NODE_AS_EXTRA (512ULL << 20)
 
-/* Root drops to nobody for the check; anyone else already is unprivileged. */
-static int
-privileged(void)
-{
-    return geteuid() == 0;
-}
+/* Who unpacks and checks uploads, and how many at once (faas_zip_setup). */
+static faas_unpriv_t check_user = {
+    .uid = 65534, .gid = 65534, .max_as = 512ULL << 20,
+};
+static sem_t check_slots;
+static int   check_slots_on;
 
 
 static int
@@ -91,7 +100,7 @@ name_problem(const char *name, faas_error_t *err)
 }
 
 
-/* Creates the parent directories of rel under root (owned by the checker). */
+/* Creates the parent directories of rel under root. */
 static int
 make_parents(const char *root, const char *rel, faas_error_t *err)
 {
@@ -106,9 +115,6 @@ make_parents(const char *root, const char *rel, faas_error_t *err)
         *p = '\0';
         if (mkdir(path, 0755) < 0 && errno != EEXIST) {
             return faas_error_set(err, errno, "mkdir %s", path);
-        }
-        if (privileged() && lchown(path, CHECK_UID, CHECK_GID) < 0) {
-            return faas_error_set(err, errno, "chown %s", path);
         }
         *p = '/';
     }
@@ -183,9 +189,6 @@ extract(zip_t *za, const char *dir, const faas_zip_limits_t *lim,
             if (mkdir(path, 0755) < 0 && errno != EEXIST) {
                 return faas_error_set(err, errno, "mkdir %s", path);
             }
-            if (privileged() && lchown(path, CHECK_UID, CHECK_GID) < 0) {
-                return faas_error_set(err, errno, "chown %s", path);
-            }
             continue;
         }
         cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_EXCL
@@ -228,6 +231,10 @@ extract(zip_t *za, const char *dir, const faas_zip_limits_t *lim,
             }
             if (write(fd, buf, (size_t) got) != got) {
                 zip_fclose(zf);
+                if (errno == EFBIG) {
+                    return bad(err, "zip: %.200s is larger than the file "
+                               "size limit", name);
+                }
                 return faas_error_set(err, errno, "write %s", path);
             }
         }
@@ -239,9 +246,6 @@ extract(zip_t *za, const char *dir, const faas_zip_limits_t *lim,
             return -1;
         }
         zip_fclose(zf);
-        if (privileged() && fchown(fd, CHECK_UID, CHECK_GID) < 0) {
-            return faas_error_set(err, errno, "chown %s", path);
-        }
     }
     return 0;
 }
@@ -326,10 +330,26 @@ syntax_check(const char *dir, const char *runtime, const char *rel,
         setrlimit(RLIMIT_CORE, &rl);
         rl.rlim_cur = rl.rlim_max = 64;
         setrlimit(RLIMIT_NOFILE, &rl);
+        if (lim->max_unzipped) {
+            rl.rlim_cur = rl.rlim_max = (rlim_t) lim->max_unzipped;
+            setrlimit(RLIMIT_FSIZE, &rl);
+        }
         if (chdir(dir) < 0
-            || (privileged()
-                && (setgroups(0, NULL) < 0 || setgid(CHECK_GID) < 0
-                    || setuid(CHECK_UID) < 0))) {
+            || (geteuid() == 0
+                && (setgroups(0, NULL) < 0 || setgid(check_user.gid) < 0
+                    || setuid(check_user.uid) < 0))
+            || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+            _exit(126);
+        }
+        /*
+         * last: the address space of the checker, not of the registry.
+         * V8 reserves about 600 MiB it never touches before it reads a
+         * byte, so node gets NODE_AS_EXTRA on top.
+         */
+        rl.rlim_cur = rl.rlim_max = (rlim_t) check_user.max_as
+                                    + (strcmp(runtime, "python3") == 0
+                                       ? 0 : NODE_AS_EXTRA);
+        if (check_user.max_as && setrlimit(RLIMIT_AS, &rl) < 0) {
             _exit(126);
         }
         char *envp[] = { "PATH=/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8",
@@ -392,6 +412,15 @@ syntax_check(const char *dir, const char *runtime, const char *rel,
         return faas_error_set(err, 0, "syntax checker could not run (%d)",
                               WEXITSTATUS(status));
     }
+    if (strstr(out, "MemoryError") != NULL
+        || strstr(out, "out of memory") != NULL
+        || strstr(out, "heap out of memory") != NULL) {
+        faas_error_set(err, 0, "syntax check of %s ran out of memory (limit"
+                       " %llu MiB): the file is too large to compile", rel,
+                       check_user.max_as >> 20);
+        err->code = FAAS_E_INVALID;
+        return -1;
+    }
     /* Keep the message to its last lines, without the temp directory. */
     for (char *q = out; (q = strstr(q, dir)) != NULL;) {
         memmove(q, q + strlen(dir), strlen(q + strlen(dir)) + 1);
@@ -408,14 +437,12 @@ syntax_check(const char *dir, const char *runtime, const char *rel,
 
 
 int
-faas_zip_check(const void *data, size_t len, const char *runtime,
-               const char *handler, const faas_zip_limits_t *lim,
-               faas_error_t *err)
+faas_zip_unpack(const void *data, size_t len, const char *dir,
+                const faas_zip_limits_t *lim, faas_error_t *err)
 {
     zip_error_t   zerr;
     zip_source_t *src;
     zip_t        *za;
-    char          dir[4096], rel[512];
     int           rc;
 
     zip_error_init(&zerr);
@@ -438,31 +465,149 @@ faas_zip_check(const void *data, size_t len, const char *runtime,
         return -1;
     }
     zip_error_fini(&zerr);
+    rc = extract(za, dir, lim, err);
+    zip_discard(za);
+    return rc;
+}
+
+
+typedef struct unpack_s {
+    const void              *data;
+    size_t                   len;
+    int                      dirfd;    /* the check user may not be */
+    const char              *dir;      /* allowed to reach it by path */
+    const faas_zip_limits_t *lim;
+} unpack_t;
+
+
+static int
+unpack_child(void *arg, faas_error_t *err)
+{
+    unpack_t *u = arg;
+
+    if (fchdir(u->dirfd) < 0) {
+        return faas_error_set(err, errno, "chdir %s", u->dir);
+    }
+    return faas_zip_unpack(u->data, u->len, ".", u->lim, err);
+}
+
+
+/*
+ * A check slot, waited for at most twice as long as a check may take (the
+ * check ahead, its unpacking and its clean-up).
+ */
+static int
+slot_take(const faas_zip_limits_t *lim, faas_error_t *err)
+{
+    struct timespec until;
+    long            wait_ms = 2 * lim->timeout_ms;
+
+    if (!check_slots_on) {
+        return 0;
+    }
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (sem_timedwait(&check_slots, &until) < 0) {
+        if (errno != EINTR) {
+            faas_error_set(err, 0, "every syntax check slot stayed busy "
+                           "for %ld ms", wait_ms);
+            err->code = FAAS_E_UNAVAILABLE;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+static void
+slot_give(void)
+{
+    if (check_slots_on) {
+        sem_post(&check_slots);
+    }
+}
+
+
+/* Unpacked by the check user in a directory it owns, then the check. */
+static int
+check_in(const char *dir, const void *data, size_t len, const char *runtime,
+         const char *handler, const faas_zip_limits_t *lim, faas_error_t *err)
+{
+    unpack_t      u = { data, len, -1, dir, lim };
+    faas_unpriv_t who = check_user;
+    char          rel[512];
+    int           rc;
+
+    if (chmod(dir, 0700) < 0
+        || (geteuid() == 0 && chown(dir, who.uid, who.gid) < 0)) {
+        return faas_error_set(err, errno, "prepare %s", dir);
+    }
+    u.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (u.dirfd < 0) {
+        return faas_error_set(err, errno, "open %s", dir);
+    }
+    who.max_fsize = lim->max_unzipped;
+    rc = faas_unpriv_run(&who, unpack_child, &u, err);
+    close(u.dirfd);
+    if (rc < 0) {
+        return -1;
+    }
+    if (find_handler(dir, runtime, handler, rel, sizeof(rel)) < 0) {
+        faas_error_set(err, 0, "handler %s: its file is not in the"
+                       " archive", handler);
+        err->code = FAAS_E_INVALID;
+        return -1;
+    }
+    return syntax_check(dir, runtime, rel, lim, err);
+}
+
+
+int
+faas_zip_check(const void *data, size_t len, const char *runtime,
+               const char *handler, const faas_zip_limits_t *lim,
+               faas_error_t *err)
+{
+    char dir[4096];
+    int  rc;
+
+    if (slot_take(lim, err) < 0) {
+        faas_warn(NULL, "upload check refused: %s", err->msg);
+        return -1;
+    }
     snprintf(dir, sizeof(dir), "%s/faas-registry-XXXXXX",
              lim->tmp_dir ? lim->tmp_dir : "/tmp");
     if (mkdtemp(dir) == NULL) {
-        zip_discard(za);
-        return faas_error_set(err, errno, "mkdtemp %s", dir);
-    }
-    if (chmod(dir, 0755) < 0
-        || (privileged() && chown(dir, CHECK_UID, CHECK_GID) < 0)) {
-        rc = faas_error_set(err, errno, "prepare %s", dir);
+        rc = faas_error_set(err, errno, "mkdtemp %s", dir);
     } else {
-        rc = extract(za, dir, lim, err);
+        rc = check_in(dir, data, len, runtime, handler, lim, err);
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     }
-    zip_discard(za);
-    if (rc == 0) {
-        if (find_handler(dir, runtime, handler, rel, sizeof(rel)) < 0) {
-            faas_error_set(err, 0, "handler %s: its file is not in the"
-                           " archive", handler);
-            err->code = FAAS_E_INVALID;
-            rc = -1;
-        } else {
-            rc = syntax_check(dir, runtime, rel, lim, err);
-        }
-    }
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    slot_give();
     return rc;
+}
+
+
+int
+faas_zip_setup(const char *user, long memory_mb, int concurrency,
+               faas_error_t *err)
+{
+    if (user != NULL && geteuid() == 0
+        && faas_unpriv_user(user, &check_user, err) < 0) {
+        return faas_error_wrap(err, "syntax_check_user");
+    }
+    check_user.max_as = (unsigned long long) memory_mb << 20;
+    if (concurrency > 0) {
+        if (sem_init(&check_slots, 0, (unsigned) concurrency) < 0) {
+            return faas_error_set(err, errno, "sem_init");
+        }
+        check_slots_on = 1;
+    }
+    return 0;
 }
 
 

@@ -52,6 +52,39 @@ for my $b (data_blocks()) {
     }
 }
 ok(!-e "$w/../evil" && !-e '/etc/evil', 'nothing written outside');
+
+# The unpacking child runs as nobody (its own log line says so); what it
+# wrote is given back to the daemon's uid before it is used.
+{
+    my $zip = zip_of("z.writestr('handler.py', 'x = 1\\n')\n");
+    my ($rc, $err, $dir) = unzip($zip);
+    is($rc, 0, 'unzip as nobody') or diag($err);
+    my $nobody = getpwnam('nobody');
+    like($err, qr/unpacking into \S+ as uid $nobody\b/,
+         'the child that ran libzip is not root');
+    is((stat("$dir/handler.py"))[4], $>, 'the file is the daemon\'s after');
+    is((stat($dir))[2] & 07777, 0755, 'the directory is 0755 after');
+}
+
+# A zip bomb whose headers lie about its size (8 MiB of zeros said to be
+# 1000 bytes) passes the size check on the headers; the child's
+# RLIMIT_FSIZE stops the write.
+{
+    my $zip = zip_of(<<'PY');
+z.writestr('big', b'\0' * (8 << 20), zipfile.ZIP_DEFLATED)
+PY
+    my $b = read_file($zip);
+    substr($b, 22, 4) = pack('V', 1000);
+    my $cd = index($b, "PK\x01\x02");
+    substr($b, $cd + 24, 4) = pack('V', 1000);
+    write_file($zip, $b);
+    my $dir = "$w/bomb";
+    my $err = `$tool unzip $zip $dir 1048576 2>&1`;
+    is($? >> 8, 1, 'the bomb is refused');
+    like($err, qr/entry "big" is larger than the file size limit/,
+         'by the file size limit') or diag($err);
+    ok(-s "$dir/big" <= 1048576, 'no more than the limit was written');
+}
 faas_finish();
 
 __DATA__

@@ -7,6 +7,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use File::Find;
+use POSIX ();
 use Faas::Test;
 use Faas::MariaDB;
 use Faas::Registry;
@@ -138,6 +139,55 @@ like($res->{json}{error}{message}, qr/syntax check of app\.py timed out after 10
      '... timed out');
 ok(!(grep { m{/faas-registry-} } glob(work_dir() . '/*')),
    'extraction directories are removed');
+
+# The syntax check has its own address space: a 100 MB literal (which
+# py_compile turns into gigabytes) is refused quickly, the registry stays.
+stop_proc($reg);
+$reg = start_registry(db => $db, redis => $redis, cfg => {
+    syntax_check_memory_mb => 256, syntax_check_timeout_ms => 30000,
+    max_upload_bytes => 2 * 1024 * 1024, max_zip_ratio => 1_000_000,
+    max_unzipped_bytes => 200 * 1024 * 1024 });
+my $huge = b64(make_zip([ 'app.py' => $ok_py . 'x = "' . ('a' x (100 << 20)) . "\"\n" ]));
+my $t0 = time;
+$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'huge', runtime => 'python3', handler => 'app.handler',
+    code => { zip => $huge } });
+note('refused in ' . (time - $t0) . ' s');
+is($res->{status}, 400, '100 MB literal: 400');
+like($res->{json}{error}{message} // '',
+     qr/syntax check of app\.py ran out of memory \(limit 256 MiB\)/,
+     '... the check ran out of its memory') or diag explain $res;
+ok(time - $t0 < 25, '... before its timeout');
+$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'after', runtime => 'python3', handler => 'app.handler',
+    code => { zip => b64($good) } });
+is($res->{status}, 201, 'the registry still takes a good upload');
+
+# syntax_check_concurrency 1: a check started while another runs waits for
+# it, then runs (the slow one times out after 2 s).
+stop_proc($reg);
+$reg = start_registry(db => $db, redis => $redis, cfg => {
+    syntax_check_concurrency => 1, syntax_check_timeout_ms => 2000,
+    max_upload_bytes => 2 * 1024 * 1024,
+    max_unzipped_bytes => 30 * 1024 * 1024 });
+my $slow_zip = b64(make_zip([ 'app.py' => $ok_py . $slow ]));
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+        name => 'slow2', runtime => 'python3', handler => 'app.handler',
+        code => { zip => $slow_zip } });
+    POSIX::_exit(0);      # not the parent's END blocks
+}
+select(undef, undef, undef, 0.5);
+$t0 = time;
+$res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
+    name => 'second', runtime => 'python3', handler => 'app.handler',
+    code => { zip => b64($good) } });
+my $waited = time - $t0;
+waitpid($pid, 0);
+is($res->{status}, 201, 'a check beyond syntax_check_concurrency waits, then runs')
+    or diag explain $res;
+ok($waited >= 1, "... after the one ahead of it ($waited s)");
 
 stop_proc($reg);
 faas_finish();

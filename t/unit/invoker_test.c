@@ -1,9 +1,14 @@
-/* libfaasinvoker: partitions, key names, entries, event, protobuf records. */
+/*
+ * libfaasinvoker: partitions, key names, entries, event, protobuf records,
+ * answer checks, shared-host cookies.
+ */
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "answer.h"
+#include "cookie.h"
 #include "entry.h"
 #include "frame.h"
 #include "ids.h"
@@ -272,6 +277,62 @@ test_records(void)
 }
 
 
+static void
+test_answer(void)
+{
+    ok(!faas_answer_status_ok(101) && !faas_answer_status_ok(199)
+       && faas_answer_status_ok(200) && faas_answer_status_ok(599)
+       && !faas_answer_status_ok(600), "statuses 200-599 only");
+    ok(faas_answer_header_valid("X-Ok", "a\tb"), "token name, HTAB value");
+    ok(!faas_answer_header_valid("X Sp", "1")
+       && !faas_answer_header_valid("X:C", "1")
+       && !faas_answer_header_valid("", "1")
+       && !faas_answer_header_valid("X", "a\r\nb")
+       && !faas_answer_header_valid("X", "a\x7f"), "bad names and values");
+    ok(faas_answer_header_own("Transfer-Encoding", NULL)
+       && faas_answer_header_own("proxy-x", NULL)
+       && faas_answer_header_own("X-Faas-Start", NULL)
+       && faas_answer_header_own("X-Secret", "close, x-secret")
+       && !faas_answer_header_own("X-Secreta", "x-secret")
+       && !faas_answer_header_own("Set-Cookie", NULL), "framing headers");
+}
+
+
+static void
+cookie_is(const char *in, const char *want, const char *what)
+{
+    char    out[512];
+    ssize_t n = faas_cookie_scope(in, strlen(in), "/fn/f", 5, out);
+
+    if (want == NULL) {
+        ok(n == -1, "%s: dropped", what);
+        return;
+    }
+    ok(n >= 0 && strcmp(out, want) == 0, "%s: \"%s\"", what,
+       n >= 0 ? out : "(dropped)");
+}
+
+
+static void
+test_cookie(void)
+{
+    cookie_is("a=1", "a=1; Path=/fn/f/", "no Path");
+    cookie_is("a=1; Path=/", "a=1; Path=/fn/f/", "Path=/");
+    cookie_is("a=1; path=/x; Secure", "a=1; Secure; Path=/fn/f/x",
+              "Path=/x, attributes kept");
+    cookie_is("a=1; Path=/fn/f", "a=1; Path=/fn/f", "Path=prefix kept");
+    cookie_is("a=1; Path=/fn/f/y", "a=1; Path=/fn/f/y", "below kept");
+    cookie_is("a=1; Path=/fn/fg", "a=1; Path=/fn/f/fn/fg",
+              "another function's prefix");
+    cookie_is("a=1; Path=rel", "a=1; Path=/fn/f/", "relative Path");
+    cookie_is("a=1; Path=/p; Path=/q", "a=1; Path=/fn/f/q", "last Path");
+    cookie_is("a=1; Domain=example.com", NULL, "Domain");
+    cookie_is("a=1;  dOmAiN =", NULL, "Domain in any case, empty");
+    cookie_is("a=1; Domainx=1", "a=1; Domainx=1; Path=/fn/f/",
+              "not the Domain attribute");
+}
+
+
 int
 main(void)
 {
@@ -279,5 +340,7 @@ main(void)
     test_reqid();
     test_event();
     test_records();
+    test_answer();
+    test_cookie();
     return done_testing();
 }

@@ -84,12 +84,13 @@ sub conf_text {
     my $port = $o{port};
     my $workers = $o{workers} // 1;
     my $master = $o{master_process} // 'on';
+    my $user = $o{user} // 'root root';
     my $main = expand($o{main_config} // '', $port);
     my $http = expand($o{http_config} // '', $port);
     my $server = expand($o{config} // '', $port);
     return <<"CONF";
 load_module @{[module_path()]};
-user root root;
+user $user;
 daemon off;
 master_process $master;
 worker_processes $workers;
@@ -217,7 +218,8 @@ sub http_request {
     my @h = ref $o{headers} eq 'HASH' ? map { [$_, $o{headers}{$_}] } sort keys %{ $o{headers} }
           : @{ $o{headers} || [] };
     my $body = $o{body} // '';
-    my $req = "$method $uri HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+    my $host = $o{host} // 'localhost';
+    my $req = "$method $uri HTTP/1.1\r\nHost: $host\r\nConnection: close\r\n";
     $req .= "$_->[0]: $_->[1]\r\n" for @h;
     $req .= "Content-Length: " . length($body) . "\r\n"
         if length($body) || $method =~ /^(POST|PUT|PATCH)$/;
