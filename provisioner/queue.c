@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "entry.h"
 #include "keys.h"
 #include "log.h"
 #include "prov.h"
@@ -442,7 +443,7 @@ cap_cb(faas_prov_t *p, faas_prov_job_t *job, int ok)
     faas_error_t err;
 
     if (!ok) {
-        job_fail(p, job, "host full");
+        job_fail(p, job, FAAS_REASON_HOST_FULL);
         return;
     }
     if (faas_sandbox_id_new(id, &err) < 0) {
