@@ -8,8 +8,11 @@
  * idle miss the call waits for a returned sandbox instead of asking for a
  * new one when the expected wait,
  *
- *     hold time * (calls already waiting + 1) / (busy + asked),
+ *     hold * (calls already waiting + 1) / (busy + asked),
  *
+ * where hold is the hold time, or the mean age of the calls busy now when
+ * that is longer (a call running far beyond the usual is not about to
+ * return its sandbox),
  * is below faas_scale_patience percent of the expected cold start; it waits
  * about twice that, then decides again on what is known by then (keeping its
  * place in the queue), and asks once the expected wait has grown beyond the
@@ -29,6 +32,10 @@ struct ngx_http_faas_scale_s {
                                                   cold start */
     ngx_uint_t                 waiting;        /* calls waiting for a
                                                   returned sandbox */
+    uint64_t                   base_us;        /* when first seen */
+    uint64_t                   busy_since;     /* sum of the busy calls'
+                                                  start times (us after
+                                                  base_us) */
     uint64_t                   hold_us;        /* EWMA, 0: none seen yet */
     uint64_t                   cold_us;        /* EWMA, 0: none seen yet */
     u_char                     rid[FAAS_KEY_MAX];
@@ -104,6 +111,7 @@ ngx_http_faas_scale_find(ngx_str_t *rid)
     }
 
     ngx_memcpy(s->rid, rid->data, rid->len);
+    s->base_us = ngx_http_faas_now_us();
     ngx_queue_insert_tail(b, &s->link);
     ngx_http_faas_scale_n++;
 
@@ -131,7 +139,7 @@ ngx_http_faas_ewma(uint64_t *avg, uint64_t sample)
 ngx_msec_t
 ngx_http_faas_scale_patience(ngx_http_faas_call_t *call)
 {
-    uint64_t                cold, hold, expect, limit;
+    uint64_t                cold, hold, expect, limit, now, age;
     ngx_uint_t              supply;
     ngx_http_faas_scale_t  *s;
 
@@ -150,9 +158,10 @@ ngx_http_faas_scale_patience(ngx_http_faas_call_t *call)
         return 0;
     }
 
+    now = ngx_http_faas_now_us();
+
     if (call->scale_waiting
-        && (ngx_http_faas_now_us() - call->t_wait_us) / 1000
-           >= call->flcf->cold_start_timeout / 2)
+        && (now - call->t_wait_us) / 1000 >= call->flcf->cold_start_timeout / 2)
     {
         /* a safety net: what it waits for is not coming */
         return 0;
@@ -163,6 +172,11 @@ ngx_http_faas_scale_patience(ngx_http_faas_call_t *call)
 
     /* a revision not measured yet is taken for a short one */
     hold = s->hold_us ? s->hold_us : cold / 8;
+
+    if (s->busy) {
+        age = now - s->base_us - s->busy_since / s->busy;
+        hold = ngx_max(hold, age);
+    }
 
     expect = hold * (s->waiting + 1) / supply;
 
@@ -256,6 +270,7 @@ ngx_http_faas_scale_step(ngx_http_faas_call_t *call,
     if (call->scale_busy) {
         call->scale_busy = 0;
         s->busy--;
+        s->busy_since -= call->t_busy_us - s->base_us;
 
         if (step == NGX_HTTP_FAAS_RESPOND && call->resp) {
             ngx_http_faas_ewma(&s->hold_us, now - call->t_busy_us);
@@ -282,5 +297,6 @@ ngx_http_faas_scale_step(ngx_http_faas_call_t *call,
         call->scale_busy = 1;
         call->t_busy_us = now;
         s->busy++;
+        s->busy_since += now - s->base_us;
     }
 }

@@ -152,6 +152,13 @@ ngx_http_faas_wq_join(ngx_http_faas_call_t *call)
 
     wq = ngx_http_faas_wq_get(call->idle_key);
     if (wq == NULL) {
+        if (call->wq_patience) {
+            /* no queue to wait in: ask for a sandbox at once */
+            call->wq_patience = 0;
+            ngx_http_faas_call_next(call, NGX_HTTP_FAAS_PROVISION);
+            return;
+        }
+
         if (call->wq_busy) {
             call->wq_busy = 0;
             ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
