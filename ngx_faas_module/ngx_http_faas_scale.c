@@ -11,8 +11,8 @@
  *     hold * (calls already waiting + 1) / (busy + asked),
  *
  * where hold is the hold time, or the mean age of the calls busy now when
- * that is longer (a call running far beyond the usual is not about to
- * return its sandbox),
+ * that is over four times longer (calls running far beyond the usual are
+ * not about to return their sandboxes),
  * is below faas_scale_patience percent of the expected cold start; it waits
  * about twice that, then decides again on what is known by then (keeping its
  * place in the queue), and asks once the expected wait has grown beyond the
@@ -174,8 +174,12 @@ ngx_http_faas_scale_patience(ngx_http_faas_call_t *call)
     hold = s->hold_us ? s->hold_us : cold / 8;
 
     if (s->busy) {
+        /* calls running far beyond the usual: they will not be back soon */
         age = now - s->base_us - s->busy_since / s->busy;
-        hold = ngx_max(hold, age);
+
+        if (age > 4 * hold) {
+            hold = age;
+        }
     }
 
     expect = hold * (s->waiting + 1) / supply;
