@@ -3,7 +3,10 @@
  *
  *   LPOP idle
  *     hit:  WARM
- *     miss: reserve a count slot (INCR below max concurrency, one Lua
+ *     miss: while the evidence says a busy sandbox will be back sooner
+ *           than a new one would be ready (ngx_http_faas_scale.c), wait
+ *           for it in this worker's queue of the revision (STOLEN); else
+ *           reserve a count slot (INCR below max concurrency, one Lua
  *           script, so the count never exceeds the limit even for a
  *           moment) + LLEN both shard queues (pipelined), RPUSH a
  *           ProvisionRequest to the shorter queue, then BLPOP idle +
@@ -11,7 +14,9 @@
  *           call asks again if the revision has no sandbox at all):
  *           COLD (a fresh sandbox, ours or one provisioned for another
  *           waiting request) or STOLEN (one returned by another request),
- *           a reason (502) or nothing in time (503)
+ *           a reason (502; "host full" is back-pressure instead: the call
+ *           waits on for a returned sandbox) or nothing in time (503 with
+ *           Retry-After)
  *     At max concurrency (no slot reserved), or when every BLPOP
  *     connection is taken, the call waits in this worker's queue of the
  *     revision instead (NGX_HTTP_FAAS_QUEUE, ngx_http_faas_waitq.c).
@@ -62,6 +67,7 @@ typedef struct {
 
 
 static void ngx_http_faas_lpop_done(redisReply *reply, void *data);
+static void ngx_http_faas_miss(ngx_http_faas_call_t *call);
 static ngx_uint_t ngx_http_faas_redis_failed(ngx_http_faas_call_t *call,
     redisReply *reply);
 static void ngx_http_faas_invoke_entry(ngx_http_faas_call_t *call,
@@ -121,11 +127,39 @@ ngx_http_faas_lpop_done(redisReply *reply, void *data)
     }
 
     if (reply->type != REDIS_REPLY_STRING) {
-        ngx_http_faas_call_next(call, NGX_HTTP_FAAS_PROVISION);
+        ngx_http_faas_miss(call);
         return;
     }
 
     ngx_http_faas_invoke_entry(call, reply, 0, NGX_HTTP_FAAS_ACQUIRE);
+}
+
+
+/*
+ * No idle sandbox: wait for a returned one while the evidence says one will
+ * be back sooner than a new one would be ready (ngx_http_faas_scale.c), in
+ * this worker's queue of the revision; else ask for a new one at once.
+ */
+static void
+ngx_http_faas_miss(ngx_http_faas_call_t *call)
+{
+    ngx_msec_t  patience;
+
+    if (!call->incremented) {
+        patience = ngx_http_faas_scale_patience(call);
+
+        if (patience) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, call->log, 0,
+                           "faas: %s: waiting up to %M ms for a returned "
+                           "sandbox", call->request_id, patience);
+            call->wq_patience = patience;
+            call->t_wait_us = ngx_http_faas_now_us();
+            ngx_http_faas_call_next(call, NGX_HTTP_FAAS_QUEUE);
+            return;
+        }
+    }
+
+    ngx_http_faas_call_next(call, NGX_HTTP_FAAS_PROVISION);
 }
 
 
@@ -342,6 +376,8 @@ ngx_http_faas_cold_start(ngx_http_faas_call_t *call,
                                        argv, lens);
     free(buf);
 
+    ngx_http_faas_scale_asked(call);
+
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, call->log, 0,
                    "faas: %s: provision request to %s (count %L)",
                    call->request_id, call->queue_key[which], pipe->count);
@@ -412,18 +448,53 @@ ngx_http_faas_wait(ngx_http_faas_call_t *call)
 }
 
 
+/*
+ * Nothing within faas_cold_start_timeout: the host (or the provisioners)
+ * could not make a sandbox in time. 503 with Retry-After: back-pressure,
+ * the client may come again.
+ */
 static void
 ngx_http_faas_cold_timeout(ngx_http_faas_call_t *call)
 {
-    u_char  msg[64];
+    u_char  *msg;
 
-    ngx_snprintf(msg, sizeof(msg), "no sandbox within %M ms%Z",
+    msg = ngx_pnalloc(call->pool, 96);
+    if (msg == NULL) {
+        ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+
+    ngx_snprintf(msg, 96, "%s: no sandbox within %M ms%Z",
+                 call->host_full ? "host at capacity" : "provisioning slow",
                  call->flcf->cold_start_timeout);
     ngx_log_error(NGX_LOG_WARN, call->log, 0,
-                  "faas: %s: cold start of %V timed out",
-                  call->request_id, &call->fn->rid);
+                  "faas: %s: cold start of %V timed out%s",
+                  call->request_id, &call->fn->rid,
+                  call->host_full ? " (host at capacity)" : "");
+    call->retry_after = 1;
     ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
                             (char *) msg);
+}
+
+
+/*
+ * The host refused the cold start for want of capacity: the slot was given
+ * back (by the provisioner). The call waits on for a returned sandbox, and
+ * asks again after an empty slice if the revision has none at all.
+ */
+static void
+ngx_http_faas_host_full(ngx_http_faas_call_t *call)
+{
+    if (!call->host_full) {
+        ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                      "faas: %s: host at capacity for %V, waiting for a "
+                      "returned sandbox", call->request_id, &call->fn->rid);
+    }
+
+    call->host_full = 1;
+    call->incremented = 0;
+    ngx_http_faas_scale_unasked(call);
+    ngx_http_faas_call_next(call, NGX_HTTP_FAAS_WAIT);
 }
 
 
@@ -502,6 +573,13 @@ ngx_http_faas_blpop_done(redisReply *reply, void *data)
     }
 
     if (ngx_http_faas_reply_is(k, call->err_key)) {
+        if (v->len == sizeof(FAAS_REASON_HOST_FULL) - 1
+            && ngx_strncmp(v->str, FAAS_REASON_HOST_FULL, v->len) == 0)
+        {
+            ngx_http_faas_host_full(call);
+            return;
+        }
+
         ngx_http_faas_cold_failed(call, v);
         return;
     }

@@ -94,6 +94,8 @@ ngx_http_faas_call_end(ngx_http_faas_call_t *call)
         return;
     }
 
+    ngx_http_faas_scale_step(call, NGX_HTTP_FAAS_NSTEPS);
+
     if (call->fn) {
         ngx_http_faas_fn_unref(call->fn);
     }
@@ -139,6 +141,8 @@ ngx_http_faas_call_cleanup(void *data)
 void
 ngx_http_faas_call_next(ngx_http_faas_call_t *call, ngx_http_faas_step_e step)
 {
+    ngx_http_faas_scale_step(call, call->r ? step : NGX_HTTP_FAAS_NSTEPS);
+
     if (call->r == NULL) {
         ngx_http_faas_call_release(call);
 

@@ -61,6 +61,11 @@ static ngx_conf_post_handler_pt  ngx_http_faas_shards_post =
 static ngx_conf_post_handler_pt  ngx_http_faas_positive_post =
     ngx_http_faas_check_positive;
 
+/* percent of the expected cold start; 0: a cold start on every miss */
+static ngx_conf_num_bounds_t  ngx_http_faas_patience_bounds = {
+    ngx_conf_check_num_bounds, 0, 1000
+};
+
 
 static ngx_command_t  ngx_http_faas_commands[] = {
 
@@ -252,6 +257,13 @@ static ngx_command_t  ngx_http_faas_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_faas_loc_conf_t, retries),
       NULL },
+
+    { ngx_string("faas_scale_patience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_faas_loc_conf_t, scale_patience),
+      &ngx_http_faas_patience_bounds },
 
       ngx_null_command
 };
@@ -488,6 +500,7 @@ ngx_http_faas_create_loc_conf(ngx_conf_t *cf)
     flcf->max_body = NGX_CONF_UNSET_SIZE;
     flcf->max_response_body = NGX_CONF_UNSET_SIZE;
     flcf->retries = NGX_CONF_UNSET_UINT;
+    flcf->scale_patience = NGX_CONF_UNSET_UINT;
 
     return flcf;
 }
@@ -521,6 +534,8 @@ ngx_http_faas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->max_response_body,
                               prev->max_response_body, 6 * 1024 * 1024);
     ngx_conf_merge_uint_value(conf->retries, prev->retries, 3);
+    ngx_conf_merge_uint_value(conf->scale_patience, prev->scale_patience,
+                              100);
 
     if (conf->jwt_key_file.len == 0 && conf->jwt_alg != JWT_ALG_NONE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

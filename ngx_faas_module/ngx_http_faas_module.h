@@ -74,6 +74,7 @@ typedef struct {
     size_t                     max_body;
     size_t                     max_response_body;
     ngx_uint_t                 retries;
+    ngx_uint_t                 scale_patience; /* percent of a cold start */
 } ngx_http_faas_loc_conf_t;
 
 
@@ -101,6 +102,7 @@ typedef struct {
 
 typedef struct ngx_http_faas_call_s  ngx_http_faas_call_t;
 typedef struct ngx_http_faas_agent_s ngx_http_faas_agent_t;
+typedef struct ngx_http_faas_scale_s ngx_http_faas_scale_t;
 
 
 /* Per request, in r->pool: what the variables and the cleanup need. */
@@ -175,6 +177,9 @@ struct ngx_http_faas_call_s {
     void                      *wq;             /* in a local wait queue */
     ngx_uint_t                 wq_busy;        /* there for a BLPOP
                                                   connection, not the limit */
+    ngx_msec_t                 wq_patience;    /* there for a returned
+                                                  sandbox, this long at most,
+                                                  before asking for one */
     ngx_queue_t                wq_link;
     ngx_event_t                wq_timer;
     ngx_event_t                handoff;        /* posted: run with entry */
@@ -182,10 +187,20 @@ struct ngx_http_faas_call_s {
     ngx_event_t                agent_retry;    /* agent unreachable: backoff */
     ngx_msec_t                 agent_backoff;
     char                       agent_down[FAAS_ENDPOINT_MAX + 1];
+    ngx_http_faas_scale_t     *scale;          /* what the worker has seen
+                                                  of the revision */
+    unsigned                   scale_busy:1;
+    unsigned                   scale_asked:1;
+    unsigned                   scale_waiting:1;
+    unsigned                   host_full:1;    /* its cold start was refused
+                                                  for want of host capacity */
+    uint64_t                   t_busy_us;
+    uint64_t                   t_asked_us;
     uint64_t                   t_start_us;
     uint64_t                   t_wait_us;
     uint64_t                   cold_us;
     ngx_uint_t                 http_status;    /* for NGX_HTTP_FAAS_RESPOND */
+    time_t                     retry_after;    /* an error's Retry-After */
     const char                *error;          /* an error answer's message */
     Faas__InvokeResponse      *resp;           /* the agent's answer */
     ProtobufCAllocator         pb_alloc;       /* answers in call->pool */
@@ -218,6 +233,15 @@ void ngx_http_faas_call_return(ngx_http_faas_call_t *call, const char *s,
 void ngx_http_faas_acquire(ngx_http_faas_call_t *call);
 void ngx_http_faas_provision(ngx_http_faas_call_t *call);
 void ngx_http_faas_wait(ngx_http_faas_call_t *call);
+
+/* ngx_http_faas_scale.c: scale-out by evidence */
+ngx_msec_t ngx_http_faas_scale_patience(ngx_http_faas_call_t *call);
+void ngx_http_faas_scale_waiting(ngx_http_faas_call_t *call,
+    ngx_uint_t waiting);
+void ngx_http_faas_scale_asked(ngx_http_faas_call_t *call);
+void ngx_http_faas_scale_unasked(ngx_http_faas_call_t *call);
+void ngx_http_faas_scale_step(ngx_http_faas_call_t *call,
+    ngx_http_faas_step_e step);
 
 /* ngx_http_faas_waitq.c: the per-worker wait queues, local hand-offs */
 void ngx_http_faas_wq_join(ngx_http_faas_call_t *call);

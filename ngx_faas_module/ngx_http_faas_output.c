@@ -32,6 +32,22 @@ ngx_http_faas_add_header(ngx_http_request_t *r, const char *name,
 
 
 static ngx_int_t
+ngx_http_faas_retry_after(ngx_http_request_t *r, time_t seconds)
+{
+    u_char  *p, *last;
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = ngx_sprintf(p, "%T", seconds);
+
+    return ngx_http_faas_add_header(r, "Retry-After", p, last - p);
+}
+
+
+static ngx_int_t
 ngx_http_faas_common_headers(ngx_http_request_t *r)
 {
     const char           *s;
@@ -219,6 +235,11 @@ ngx_http_faas_respond(ngx_http_faas_call_t *call)
         rc = ngx_http_faas_send_answer(r, call, resp);
 
     } else if (call->error) {
+        if (call->retry_after) {
+            /* back-pressure: the caller may come again */
+            (void) ngx_http_faas_retry_after(r, call->retry_after);
+        }
+
         rc = ngx_http_faas_send_error(r, call->http_status, call->error);
 
     } else {

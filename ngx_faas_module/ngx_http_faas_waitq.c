@@ -8,7 +8,9 @@
  * is done with goes to the first waiter directly (see
  * ngx_http_faas_wq_handoff), within limits, so that the other workers and
  * gateways still get their share through Redis. Calls that asked for a
- * cold start wait here too when every BLPOP connection is taken.
+ * cold start wait here too when every BLPOP connection is taken, and so do
+ * calls that wait a little for a returned sandbox before asking for a new
+ * one (their patience, ngx_http_faas_scale.c).
  */
 #include "ngx_http_faas_module.h"
 
@@ -150,6 +152,13 @@ ngx_http_faas_wq_join(ngx_http_faas_call_t *call)
 
     wq = ngx_http_faas_wq_get(call->idle_key);
     if (wq == NULL) {
+        if (call->wq_patience) {
+            /* no queue to wait in: ask for a sandbox at once */
+            call->wq_patience = 0;
+            ngx_http_faas_call_next(call, NGX_HTTP_FAAS_PROVISION);
+            return;
+        }
+
         if (call->wq_busy) {
             call->wq_busy = 0;
             ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -167,7 +176,7 @@ ngx_http_faas_wq_join(ngx_http_faas_call_t *call)
     ngx_queue_insert_tail(&wq->waiters, &call->wq_link);
     wq->nwaiters++;
 
-    if (!call->wq_busy) {
+    if (!call->wq_busy && !call->wq_patience) {
         wq->nlimited++;
     }
 
@@ -175,7 +184,12 @@ ngx_http_faas_wq_join(ngx_http_faas_call_t *call)
     call->wq_timer.data = call;
     call->wq_timer.log = call->log;
 
-    if (call->wait_deadline
+    if (call->wq_patience) {
+        /* for a returned sandbox, before asking for a new one */
+        ngx_http_faas_scale_waiting(call, 1);
+        ngx_add_timer(&call->wq_timer, call->wq_patience);
+
+    } else if (call->wait_deadline
         && (ngx_msec_int_t) (call->wait_deadline - ngx_current_msec) > 0)
     {
         /* a cold start's wait goes on here: what is left of it */
@@ -198,12 +212,14 @@ ngx_http_faas_wq_leave(ngx_http_faas_call_t *call)
     ngx_queue_remove(&call->wq_link);
     wq->nwaiters--;
 
-    if (!call->wq_busy) {
+    if (!call->wq_busy && !call->wq_patience) {
         wq->nlimited--;
     }
 
+    ngx_http_faas_scale_waiting(call, 0);
     call->cancel = NULL;
     call->wq_busy = 0;
+    call->wq_patience = 0;
     call->wq = NULL;
 
     if (call->wq_timer.timer_set) {
@@ -312,16 +328,34 @@ ngx_http_faas_wq_retry(ngx_event_t *ev)
 
 /*
  * Nothing came back within the BLPOP's timeout: sandboxes may have gone
- * (destroyed, crashed), so the first waiter checks the count again (a cold
- * start if it is below the limit now, else it queues again); the others
- * wait on.
+ * (destroyed, crashed), so the first waiter at max concurrency or for a
+ * BLPOP connection checks the count again (a cold start if it is below the
+ * limit now, else it queues again); the others wait on (a patient waiter
+ * decides by itself when its patience ends: hand-offs may be what serves
+ * the queue, and they do not go through the BLPOP).
  */
 static void
 ngx_http_faas_wq_empty(ngx_http_faas_wq_t *wq)
 {
-    ngx_http_faas_call_t  *call;
+    ngx_queue_t           *q;
+    ngx_http_faas_call_t  *call, *c;
 
-    call = wq->nwaiters ? ngx_http_faas_wq_first(wq) : NULL;
+    call = NULL;
+
+    for (q = ngx_queue_head(&wq->waiters);
+         q != ngx_queue_sentinel(&wq->waiters);
+         q = ngx_queue_next(q))
+    {
+        c = ngx_queue_data(q, ngx_http_faas_call_t, wq_link);
+
+        if (c->wq_patience == 0) {
+            call = c;
+            wq->blpop++;    /* keeps wq while call leaves */
+            ngx_http_faas_wq_leave(call);
+            wq->blpop--;
+            break;
+        }
+    }
 
     ngx_http_faas_wq_blpop(wq);
     ngx_http_faas_wq_gc(wq);
@@ -424,17 +458,68 @@ ngx_http_faas_wq_timeout(ngx_event_t *ev)
 {
     ngx_http_faas_call_t  *call = ev->data;
 
-    u_char  msg[64];
+    u_char      *msg;
+    ngx_uint_t   patient, busy;
+
+    patient = (call->wq_patience != 0);
+    busy = call->wq_busy;
+
+    if (patient) {
+        /* it keeps its place in the queue */
+        call->wq_patience = ngx_http_faas_scale_patience(call);
+
+        if (call->wq_patience) {
+            ngx_add_timer(&call->wq_timer, call->wq_patience);
+            return;
+        }
+
+        call->wq_patience = 1;      /* (leaves as a patient waiter) */
+    }
 
     ngx_http_faas_wq_leave(call);
 
-    ngx_snprintf(msg, sizeof(msg), "no sandbox within %M ms%Z",
+    if (patient) {
+        /* no sandbox came back yet: a new one is asked for, unless the
+         * evidence still says one will be back sooner */
+        ngx_http_faas_call_next(call, NGX_HTTP_FAAS_PROVISION);
+        ngx_http_faas_call_end(call);
+        return;
+    }
+
+    msg = ngx_pnalloc(call->pool, 128);
+    if (msg == NULL) {
+        ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+        ngx_http_faas_call_end(call);
+        return;
+    }
+
+    if (busy) {
+        /* it had asked for a cold start: the host did not make it in time */
+        ngx_snprintf(msg, 128, "%s: no sandbox within %M ms%Z",
+                     call->host_full ? "host at capacity"
+                                     : "provisioning slow",
+                     call->flcf->cold_start_timeout);
+        ngx_log_error(NGX_LOG_WARN, call->log, 0,
+                      "faas: %s: no sandbox of %V within %M ms",
+                      call->request_id, &call->fn->rid,
+                      call->flcf->cold_start_timeout);
+        call->retry_after = 1;
+        ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                (char *) msg);
+        ngx_http_faas_call_end(call);
+        return;
+    }
+
+    /* back-pressure: the function is at its own limit, not the platform */
+    ngx_snprintf(msg, 128, "function at its concurrency limit (%ui): no "
+                 "sandbox within %M ms%Z", call->fn->max_concurrency,
                  call->flcf->cold_start_timeout);
     ngx_log_error(NGX_LOG_WARN, call->log, 0,
                   "faas: %s: no sandbox of %V within %M ms at max concurrency",
                   call->request_id, &call->fn->rid,
                   call->flcf->cold_start_timeout);
-    ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE, (char *) msg);
+    call->retry_after = 1;
+    ngx_http_faas_call_fail(call, NGX_HTTP_TOO_MANY_REQUESTS, (char *) msg);
     ngx_http_faas_call_end(call);
 }
 

@@ -15,6 +15,13 @@
 #define FAAS_ENTRY_MAX     (FAAS_SBXID_LEN + FAAS_ENDPOINT_MAX + 40)
 #define FAAS_REASON_MAX    512
 
+/*
+ * The reason of a cold start refused for want of host capacity: the
+ * gateway keeps the call waiting for a returned sandbox instead of failing
+ * it (docs/DESIGN.md section 10).
+ */
+#define FAAS_REASON_HOST_FULL  "host full"
+
 enum faas_endpoint_type {
     FAAS_ENDPOINT_UNIX = 1,
     FAAS_ENDPOINT_TCP,

@@ -4,7 +4,15 @@
  * room, the least recently used idle sandboxes of OTHER revisions are taken
  * out of their idle lists (LREM) and destroyed; a sandbox that a gateway
  * popped meanwhile (LREM removed nothing) is left alone. When nothing more
- * can be evicted the request fails with "host full".
+ * can be evicted the request fails with "host full" (FAAS_REASON_HOST_FULL:
+ * the gateway's call then waits for a returned sandbox instead).
+ *
+ * Before that, the host's CPUs: while max_busy sandboxes (max_busy_per_cpu x
+ * the CPUs online) are busy (popped by a gateway, as last seen) or being
+ * created, a request waits here, in order, instead of starting one more
+ * process the CPUs cannot serve; the requests behind it stay in Redis
+ * (max_pending). Its caller meanwhile takes whichever sandbox of its
+ * function is returned first.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +115,74 @@ try_fit(faas_prov_t *p, faas_prov_job_t *job)
 }
 
 
+/* how often waiting requests look again (busy ones are seen returned by the
+ * reconciliation, created ones when they are listed) */
+#define BUSY_RETRY_MS 20
+
+
+static unsigned
+busy_count(faas_prov_t *p)
+{
+    faas_prov_sbx_t *s;
+    unsigned         n = 0;
+
+    for (s = p->sbx; s != NULL; s = s->next) {
+        if (s->state == SBX_CREATING || s->state == SBX_BUSY) {
+            n++;
+        }
+    }
+    return n;
+}
+
+
+static void
+busy_retry(uv_timer_t *t)
+{
+    faas_prov_t     *p = t->data;
+    faas_prov_job_t *job;
+    unsigned         busy = busy_count(p);
+
+    while (p->busy_wait != NULL && busy < p->max_busy) {
+        job = p->busy_wait;
+        p->busy_wait = job->next;
+        if (p->busy_wait == NULL) {
+            p->busy_wait_tail = NULL;
+        }
+        job->next = NULL;
+        busy++;   /* its sandbox is created (or refused) from here */
+        try_fit(p, job);
+    }
+    if (p->busy_wait == NULL) {
+        uv_timer_stop(&p->busy_timer);
+    }
+}
+
+
+static void
+busy_wait(faas_prov_t *p, faas_prov_job_t *job)
+{
+    if (!p->busy_timer_on) {
+        uv_timer_init(p->loop, &p->busy_timer);
+        uv_unref((uv_handle_t *) &p->busy_timer);
+        p->busy_timer.data = p;
+        p->busy_timer_on = 1;
+    }
+    if (p->busy_wait == NULL) {
+        faas_info(job->req->origin_request_id, "capacity: %u sandboxes busy "
+                  "or being created, requests wait", p->max_busy);
+        uv_timer_start(&p->busy_timer, busy_retry, BUSY_RETRY_MS,
+                       BUSY_RETRY_MS);
+    }
+    job->next = NULL;
+    if (p->busy_wait_tail != NULL) {
+        p->busy_wait_tail->next = job;
+    } else {
+        p->busy_wait = job;
+    }
+    p->busy_wait_tail = job;
+}
+
+
 /* See prov.h. */
 void
 faas_prov_capacity_reserve(faas_prov_t *p, faas_prov_job_t *job,
@@ -114,5 +190,10 @@ faas_prov_capacity_reserve(faas_prov_t *p, faas_prov_job_t *job,
 {
     job->cap_cb = cb;
     job->evict_round = 0;
+    if (p->max_busy > 0
+        && (p->busy_wait != NULL || busy_count(p) >= p->max_busy)) {
+        busy_wait(p, job);
+        return;
+    }
     try_fit(p, job);
 }

@@ -167,7 +167,7 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         "memory_budget_mb", "keep_alive_s", "code_gc_s", "reconcile_ms",
         "reconcile_grace_ms", "create_concurrency", "max_pending",
         "err_ttl_s", "zygote_idle_s", "owner_max_sandboxes", "stem_cells_max",
-        NULL,
+        "max_busy_per_cpu", NULL,
     };
     /* checked where they are read: sandbox/ and common/blob_s3.c */
     static const char *const others[] = {
@@ -235,6 +235,7 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
     INT_KEY(max_pending, "max_pending", 64, 1, 100000);
     INT_KEY(err_ttl_s, "err_ttl_s", 30, 1, 86400);
     INT_KEY(owner_max_sandboxes, "owner_max_sandboxes", 0, 0, 1 << 20);
+    INT_KEY(max_busy_per_cpu, "max_busy_per_cpu", 8, 0, 100000);
     INT_KEY(host.uid_base, "uid_base", 100000, 1000, 0x7fffffff);
     INT_KEY(host.uid_count, "uid_count", 65536, 1, 1 << 24);
 #undef INT_KEY
@@ -259,6 +260,9 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         faas_sandbox_limits_config(&p->host, p->cfg, err) < 0) {
         return -1;
     }
+    /* sandboxes busy or being created at once: 0 is no limit */
+    v = sysconf(_SC_NPROCESSORS_ONLN);
+    p->max_busy = p->max_busy_per_cpu * (unsigned) (v > 0 ? v : 1);
     if (p->max_pending < p->create_concurrency) {
         p->max_pending = p->create_concurrency;
     }
@@ -377,8 +381,9 @@ main(int argc, char **argv)
     uv_timer_init(p.loop, &ready_timer);
     ready_timer.data = &p;
     uv_timer_start(&ready_timer, ready_poll, 20, 20);
-    faas_info(NULL, "started: host %s, endpoint %s, %u shards, budget %u MB",
-              p.host_id, p.endpoint, p.shards, p.memory_budget_mb);
+    faas_info(NULL, "started: host %s, endpoint %s, %u shards, budget %u MB, "
+              "at most %u sandboxes busy or being created", p.host_id,
+              p.endpoint, p.shards, p.memory_budget_mb, p.max_busy);
 
     uv_run(p.loop, UV_RUN_DEFAULT);
     /* the zygotes are caches: the next provisioner starts its own */

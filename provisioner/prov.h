@@ -238,7 +238,8 @@ void faas_prov_owner_note(faas_prov_sbx_t *s, const faas_prov_job_t *job);
 /* ---- capacity (capacity.c) ---- */
 
 typedef void (*faas_prov_cap_cb)(faas_prov_t *p, faas_prov_job_t *job, int ok);
-/* Makes room for job->memory_mb (evicting LRU idle sandboxes of other
+/* Waits while max_busy sandboxes are busy or being created, then makes
+ * room for job->memory_mb (evicting LRU idle sandboxes of other
  * revisions); cb(ok=1) when it fits, cb(ok=0) when the host is full. */
 void faas_prov_capacity_reserve(faas_prov_t *p, faas_prov_job_t *job,
                                 faas_prov_cap_cb cb);
@@ -354,6 +355,12 @@ struct faas_prov_s {
     unsigned  max_pending;
     unsigned  err_ttl_s;
     unsigned  owner_max_sandboxes;   /* 0: no cap */
+    unsigned  max_busy_per_cpu;
+    unsigned  max_busy;       /* max_busy_per_cpu x CPUs; 0: no limit */
+    faas_prov_job_t *busy_wait;       /* jobs waiting for max_busy, FIFO */
+    faas_prov_job_t *busy_wait_tail;
+    uv_timer_t busy_timer;
+    int        busy_timer_on;
 
     faas_prov_redis_t cmd;
     faas_prov_redis_t *qc;   /* per shard, started when first held */

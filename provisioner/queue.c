@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "entry.h"
 #include "keys.h"
 #include "log.h"
 #include "prov.h"
@@ -467,7 +468,7 @@ cap_cb(faas_prov_t *p, faas_prov_job_t *job, int ok)
     const char  *refused;
 
     if (!ok) {
-        job_fail(p, job, "host full");
+        job_fail(p, job, FAAS_REASON_HOST_FULL);
         return;
     }
     refused = faas_prov_owner_refuse(p, job, why, sizeof(why));

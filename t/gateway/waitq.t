@@ -1,7 +1,8 @@
 # Calls at a function's max concurrency wait in the worker's local queue
 # (one BLPOP per worker and revision) and get a sandbox handed over by the
 # call that is done with it: every call is served, in order, by the one
-# sandbox allowed; a waiter that runs out of time gets 503; a waiter whose
+# sandbox allowed; a waiter that runs out of time gets 429 (back-pressure:
+# the function is at its own limit) with Retry-After; a waiter whose
 # client goes away gives nothing up (the sandbox ends on the idle list); the
 # records of every call reach faas:records.
 use lib 't/lib';
@@ -49,10 +50,12 @@ for my $i (1 .. 5) {
     sleep 0.05;
 }
 
-# 2. meanwhile: a waiter with a short timeout gets 503
+# 2. meanwhile: a waiter with a short timeout gets 429
 my $res = http_request($port, 'GET', '/short/one/late');
-is($res->{status}, 503, 'waiting longer than faas_cold_start_timeout: 503');
-like($res->{body}, qr/no sandbox within 300 ms/, '... with a clear body');
+is($res->{status}, 429, 'waiting longer than faas_cold_start_timeout at max concurrency: 429');
+like($res->{body}, qr/"error":"function at its concurrency limit \(1\): no sandbox within 300 ms"/,
+     '... with a clear JSON body');
+is($res->{headers}{'retry-after'}, '1', '... and Retry-After');
 
 # 3. a waiter whose client goes away
 my $gone = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 5)

@@ -1,7 +1,9 @@
 # The host's memory budget: with the budget full, the least recently used
 # idle sandboxes of OTHER functions are evicted (LREM then destroy, count
 # decremented); sandboxes in use and idle ones of the same revision are not;
-# with nothing evictable the requester gets "host full".
+# with nothing evictable the requester gets "host full". The host's CPUs:
+# with max_busy_per_cpu x CPUs sandboxes busy, one more request waits in
+# order (not failed) and is served once a busy sandbox is returned.
 use lib 't/lib';
 use Test::More;
 use Faas::Test;
@@ -85,4 +87,32 @@ my @e2 = ask('e');
 is($e2[0], 'faas:idle:{e@1}', 'once returned, they can be evicted for a new request');
 
 prov_cleanup($p);
+
+# --- the CPUs: max_busy_per_cpu 1 -------------------------------------------
+chomp(my $cpus = `nproc`);
+my $p2 = start_provisioner($redis, name => 'p2', grace_ms => 600000,
+                           cfg => { max_busy_per_cpu => 1 });
+ok(prov_log_count($p2, qr/at most \Q$cpus\E sandboxes busy or being created/),
+   "max_busy_per_cpu 1: at most $cpus busy at once ($cpus CPUs)");
+$p = $p2;   # for ask()
+$r->del(map {; "faas:count:{$_\@1}", "faas:idle:{$_\@1}" } qw(a b c d e));
+my @busy;
+for my $i (1 .. $cpus) {
+    my @x = ask('a');
+    is($x[0], 'faas:idle:{a@1}', "sandbox $i of $cpus made");
+    push @busy, $r->lpop('faas:idle:{a@1}');
+}
+ok(wait_until(sub { prov_log_count($p2, qr/reconcile: s-\S+ in use/) >= $cpus }, 15),
+   "the provisioner sees the $cpus in use");
+my $id = push_request($r, $p2, rid => 'b@1', memory_mb => 32, %{ $code{b} });
+ok(wait_until(sub { prov_log_count($p2, qr/capacity: \Q$cpus\E sandboxes busy or being created, requests wait/) }, 10),
+   'one more request waits for the CPUs');
+sleep 1;
+is($r->llen('faas:idle:{b@1}') + ($r->llen("faas:err:{b\@1}:$id") // 0), 0,
+   '... neither served nor failed meanwhile');
+$r->rpush('faas:idle:{a@1}', shift @busy);
+my ($k2, $v2) = @{ $r->blpop('faas:idle:{b@1}', "faas:err:{b\@1}:$id", 30) || [] };
+is($k2, 'faas:idle:{b@1}', 'once a busy sandbox is returned, the request gets its sandbox');
+
+prov_cleanup($p2);
 faas_finish();
