@@ -61,8 +61,10 @@ static const struct {
     { "syntax_check_concurrency", 1, 1024 },
 };
 static const char *const store_keys[] = { FAAS_BLOB_CONFIG_KEYS, NULL };
+/* checked where they are read */
+static const char *const list_keys[] = { "admin_subjects", NULL };
 static const char *const *const known_keys[] = { string_keys, int_keys,
-                                                  store_keys, NULL };
+                                                  store_keys, list_keys, NULL };
 
 
 static int
