@@ -164,10 +164,11 @@ $res = api($reg, 'POST', '/v1/functions', user => 'alice', json => {
 is($res->{status}, 201, 'the registry still takes a good upload');
 
 # syntax_check_concurrency 1: a check started while another runs waits for
-# it, then runs (the slow one times out after 2 s).
+# it, then runs (the slow one times out after 4 s, which leaves the second
+# one's own check room on a loaded machine).
 stop_proc($reg);
 $reg = start_registry(db => $db, redis => $redis, cfg => {
-    syntax_check_concurrency => 1, syntax_check_timeout_ms => 2000,
+    syntax_check_concurrency => 1, syntax_check_timeout_ms => 4000,
     max_upload_bytes => 2 * 1024 * 1024,
     max_unzipped_bytes => 30 * 1024 * 1024 });
 my $slow_zip = b64(make_zip([ 'app.py' => $ok_py . $slow ]));
