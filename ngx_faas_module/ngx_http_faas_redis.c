@@ -304,6 +304,7 @@ ngx_http_faas_rconn_connected(const redisAsyncContext *ac, int status)
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "faas: redis \"%V\": connect failed: %s",
                       &rd->fmcf->redis, ac->errstr);
+        ngx_http_faas_metrics_error(rd->fmcf, 1);
         return;
     }
 
@@ -523,6 +524,7 @@ ngx_http_faas_rconn_cleanup(void *privdata)
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "faas: redis \"%V\": command connection lost",
                           &rd->fmcf->redis);
+            ngx_http_faas_metrics_error(rd->fmcf, 1);
             ngx_http_faas_redis_schedule();
         }
         break;
