@@ -323,6 +323,9 @@ main(int argc, char **argv)
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sighup, on_signal, SIGHUP);
 
+    if (faas_agent_metrics_start(&a, &err) < 0) {
+        return start_failed("", err.msg);
+    }
     if (faas_agent_server_start(&a, &err) < 0) {
         return start_failed("", err.msg);
     }

@@ -346,6 +346,10 @@ main(int argc, char **argv)
     p.stop_timer.data = &p;
     signal(SIGPIPE, SIG_IGN);
 
+    if (faas_prov_metrics_start(&p, &err) < 0) {
+        fprintf(stderr, "faas-provisioner: %s\n", err.msg);
+        return 1;
+    }
     faas_prov_redis_start(&p, &p.cmd, "cmd", cmd_ready);
     faas_prov_reconcile_start(&p);
     faas_prov_leases_start(&p, faas_prov_queue_watchdog, faas_prov_queue_kick);
@@ -356,6 +360,7 @@ main(int argc, char **argv)
               p.host_id, p.endpoint, p.shards, p.memory_budget_mb);
 
     uv_run(p.loop, UV_RUN_DEFAULT);
+    faas_prov_metrics_stop();
     /* the zygotes are caches: the next provisioner starts its own */
     if (faas_sandbox_zygote_stop_all(&p.host, &err) < 0) {
         faas_err(NULL, "stopping the zygotes: %s", err.msg);

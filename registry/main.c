@@ -171,7 +171,8 @@ main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    if (setup(&reg, &err) < 0 || faas_http_start(&reg, &err) < 0
+    if (setup(&reg, &err) < 0 || faas_registry_metrics_start(&reg, &err) < 0
+        || faas_http_start(&reg, &err) < 0
         || faas_mirror_start(reg.mirror, &err) < 0
         || faas_records_start(&reg, &err) < 0) {
         if (!faas_log_to_stderr()) {

@@ -207,6 +207,7 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
     size_t      i, n;
     long        ret = -1;
     int         bad = 0;
+    long long   waiting;
 
     r = redisCommand(rc, "SET %s %s NX PX %ld", LOCK_KEY, token, lock_ms);
     if (r == NULL) {
@@ -239,6 +240,7 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
     }
     n = lr->elements;
     if (n == 0) {
+        faas_metric_set(faas_registry_m.lag, 0);
         ret = 0;
         goto unlock;
     }
@@ -254,6 +256,7 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
         }
         json_array_append_new(recs, j);
     }
+    faas_metric_add(faas_registry_m.malformed, bad);
     if (bad > 0) {
         faas_warn(NULL, "records: %d malformed record(s) dropped", bad);
     }
@@ -287,7 +290,16 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
     }
     freeReplyObject(r);
     faas_debug(NULL, "records: %zu drained", n);
+    faas_metric_add(faas_registry_m.drained, (int64_t) n - bad);
     ret = (long) n;
+    r = redisCommand(rc, "LLEN %s", RECORDS_KEY);
+    if (r != NULL) {
+        waiting = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        freeReplyObject(r);
+        if (waiting >= 0) {
+            faas_metric_set(faas_registry_m.lag, waiting);
+        }
+    }
 
 unlock:
     if (lr != NULL) {
@@ -329,7 +341,7 @@ records_main(void *arg)
     faas_error_t     err;
     char             token[64];
     long             n, lock_ms;
-    int              drop, warned = 0;
+    int              drop, warned = 0, lost = 0;
 
     snprintf(token, sizeof(token), "%ld-%ld", (long) getpid(),
              (long) time(NULL));
@@ -347,6 +359,10 @@ records_main(void *arg)
                 continue;
             }
             warned = 0;
+            if (lost) {
+                faas_metric_add(faas_registry_m.redis_reconnects, 1);
+            }
+            lost = 1;   /* (every connect after the first is a reconnect) */
         }
         drop = 0;
         n = drain_once(reg, rc, token, lock_ms, &drop, &err);
