@@ -106,6 +106,18 @@ eventually('faas_registry_records_drained_total', $ok + $fail,
            'registry: every record drained');
 eventually('faas_registry_records_waiting', 0, 'registry: no lag');
 
+# every query of the Grafana dashboard is valid PromQL
+my $dash = json_decode(read_file(faas_root() . '/conf/grafana/faas.json'));
+my @exprs = map { map { $_->{expr} } @{ $_->{targets} } } @{ $dash->{panels} };
+my @bad;
+for my $e (@exprs) {
+    (my $q = $e) =~ s/\$function/.*/g;
+    my $j = eval { json_decode(`curl -sS --max-time 5 -G --data-urlencode 'query=$q' http://127.0.0.1:$pport/api/v1/query`) } // {};
+    push @bad, "$e: " . ($j->{error} // 'no answer') unless ($j->{status} // '') eq 'success';
+}
+ok(@exprs >= 10 && !@bad, 'conf/grafana/faas.json: ' . scalar(@exprs) . ' queries Prometheus accepts')
+    or diag join("\n", @bad);
+
 # a daemon's port answers only /metrics, GET only
 like(`curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$mport{agent}/x`, qr/^404$/,
      'a daemon: 404 beside /metrics');
