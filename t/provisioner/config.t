@@ -128,3 +128,15 @@ zygote must be "off", "shared", "function" or a boolean
 {"zygote_idle_s": 0}
 --- error_like
 zygote_idle_s must be 1\.\.86400
+
+=== TEST 13: metrics_listen not host:port
+--- set
+{"metrics_listen": "nonsense"}
+--- error_like
+metrics_listen "nonsense": not host:port
+
+=== TEST 14: metrics_listen on a port that cannot be bound
+--- set
+{"metrics_listen": "192.0.2.1:9100"}
+--- error_like
+metrics_listen "192\.0\.2\.1:9100": Cannot assign requested address
