@@ -130,9 +130,10 @@ ngx_http_faas_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    if (osh) {
-        ngx_slab_free(shpool, osh);
-    }
+    /*
+     * (a different number of functions: new figures; the old block stays,
+     * the old workers may still be adding to it while they finish)
+     */
 
     size = sizeof(ngx_http_faas_metrics_sh_t)
            + (nslots - 1) * sizeof(ngx_http_faas_slot_t);

@@ -135,5 +135,12 @@ ok(wait_until(sub {
     (scrape())[1]{qq{faas_invocations_total{$h,start="warm",status="2xx"}}} == 7 }, 10),
    'reload: the figures are kept (6 + 1)');
 
+# Redis lost: counted (each worker's command connection), the figures still shown
+stop_proc($redis);
+ok(wait_until(sub { ((scrape())[1]{faas_redis_errors_total} // 0) >= 1 }, 10),
+   'Redis lost: faas_redis_errors_total counts it');
+is((scrape())[1]{qq{faas_invocations_total{$h,start="warm",status="2xx"}}}, 7,
+   '... the figures are still there');
+
 sandbox_destroy($agent, $_) for @sids, $t1, $t3;
 faas_finish();
