@@ -28,6 +28,7 @@ DEB_PACKAGES=(
     wrk uwsgi uwsgi-plugin-python3 fcgiwrap gnuplot-nox
     python3-dev
     clang libclang-rt-14-dev
+    prometheus chromium
 )
 # npm test peers, installed into the ignored folder .deps/npm.
 NPM_PACKAGES=(s3rver@3.7.1)

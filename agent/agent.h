@@ -91,6 +91,11 @@ struct faas_agent_conn_s {
 int  faas_agent_server_start(faas_agent_t *a, faas_error_t *err);
 void faas_agent_server_stop(faas_agent_t *a);
 void faas_agent_server_close_conns(faas_agent_t *a);
+
+/* metrics.c: served on the `metrics_listen` key, if set */
+int faas_agent_metrics_start(faas_agent_t *a, faas_error_t *err);
+void faas_agent_metrics_invoked(Faas__InvokeStatus status,
+                                uint64_t duration_us);
 /* Sends resp on conn (dropped if the connection is closing). */
 void faas_agent_respond(faas_agent_conn_t *c, const Faas__InvokeResponse *resp);
 void faas_agent_conn_ref(faas_agent_conn_t *c);

@@ -2,7 +2,8 @@
 # faas-agent links the sandbox library (sandbox/) to thaw and freeze.
 AGENT_SRCS := agent/main.c agent/server.c agent/invoke.c agent/request.c \
               agent/answer.c agent/logs.c agent/auth.c agent/tls.c \
-              agent/guard.c
+              agent/guard.c \
+              agent/metrics.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(OBJS)/%.o)
 AGENT_LIBS = $(call lib,$(PKGS)) -lcap -lm
 

@@ -276,6 +276,7 @@ inv_finish(inv_t *inv, Faas__InvokeResponse *resp)
         }
     }
     faas_agent_respond(inv->conn, resp);
+    faas_agent_metrics_invoked(inv->status, inv->duration_us);
 
     if (inv->status == FAAS__INVOKE_STATUS__OK ||
         inv->status == FAAS__INVOKE_STATUS__FUNCTION_ERROR) {

@@ -49,7 +49,7 @@ static const char *const string_keys[] = {
     "run_dir",   "cgroup_root", "runtimes_dir", "python",     "node",
     "freezer",   "store_url",   "socket",       "tcp_listen", "token",
     "spool_dir", "log_file",    "log_level",    "tls_cert",   "tls_key",
-    "tls_client_ca", "socket_group", NULL,
+    "tls_client_ca", "socket_group", "metrics_listen", NULL,
 };
 static const char *const int_keys[] = {
     "uid_base",
@@ -372,6 +372,9 @@ main(int argc, char **argv)
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sighup, on_signal, SIGHUP);
 
+    if (faas_agent_metrics_start(&a, &err) < 0) {
+        return start_failed("", err.msg);
+    }
     if (faas_agent_server_start(&a, &err) < 0) {
         return start_failed("", err.msg);
     }

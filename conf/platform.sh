@@ -27,6 +27,8 @@
 #   FAAS_EXAMPLES     1 (default): deploy the example functions; 0: do not
 #   FAAS_STEM_CELLS   the provisioner's stem_cells (default "auto"; 0: off)
 #   FAAS_START_TIMEOUT seconds to wait for each component (default 60)
+#   FAAS_AGENT_METRICS, FAAS_PROV_METRICS, FAAS_REGISTRY_METRICS  host:port
+#                     where each daemon serves /metrics (default: none)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +47,9 @@ WORKERS=${FAAS_WORKERS:-auto}
 EXAMPLES=${FAAS_EXAMPLES:-1}
 STEM_CELLS=${FAAS_STEM_CELLS:-'"auto"'}
 START_TIMEOUT=${FAAS_START_TIMEOUT:-60}
+AGENT_METRICS=${FAAS_AGENT_METRICS:-}
+PROV_METRICS=${FAAS_PROV_METRICS:-}
+REGISTRY_METRICS=${FAAS_REGISTRY_METRICS:-}
 REDIS=127.0.0.1:$REDIS_PORT
 NGINX=/usr/sbin/nginx
 MODULE=$VAR/nginx/modules/ngx_http_faas_module.so
@@ -236,7 +241,10 @@ render() {
         -e "s|@STEM_CELLS@|$STEM_CELLS|g" \
         -e "s|@MASTER_KEY@|$MASTER_KEY|g" \
         -e "s|@KEY_DIGEST_SECRET@|$KEY_DIGEST_SECRET|g" \
-        -e "s|@MYSQL_PASSWORD@|$MYSQL_PASSWORD|g" "$1"
+        -e "s|@MYSQL_PASSWORD@|$MYSQL_PASSWORD|g" \
+        -e "s|@AGENT_METRICS@|$AGENT_METRICS|g" \
+        -e "s|@PROV_METRICS@|$PROV_METRICS|g" \
+        -e "s|@REGISTRY_METRICS@|$REGISTRY_METRICS|g" "$1"
 }
 
 # --- one start function per component ------------------------------------------

@@ -95,6 +95,7 @@ ngx_http_faas_call_end(ngx_http_faas_call_t *call)
     }
 
     ngx_http_faas_scale_step(call, NGX_HTTP_FAAS_NSTEPS);
+    ngx_http_faas_metrics_end(call);
 
     if (call->fn) {
         ngx_http_faas_fn_unref(call->fn);
@@ -157,6 +158,8 @@ ngx_http_faas_call_next(ngx_http_faas_call_t *call, ngx_http_faas_step_e step)
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, call->log, 0,
                    "faas: %s: step %d -> %d", call->request_id,
                    (int) call->state, (int) step);
+
+    ngx_http_faas_metrics_step(call, step);
 
     call->state = step;
     call->steps[step](call);

@@ -467,6 +467,10 @@ ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
     ngx_uint_t   http, keep;
     const char  *refused;
 
+    if (resp == NULL) {
+        ngx_http_faas_metrics_error(call->fmcf, 0);
+    }
+
     if (resp == NULL && failure == NGX_HTTP_FAAS_AGENT_UNREACHABLE) {
         /* the agent is down or restarting, its sandbox is fine: wait */
         ngx_http_faas_agent_unreachable(call, error);

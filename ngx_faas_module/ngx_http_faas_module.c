@@ -139,6 +139,34 @@ static ngx_command_t  ngx_http_faas_commands[] = {
       offsetof(ngx_http_faas_main_conf_t, agent_tls_certificate_key),
       NULL },
 
+    { ngx_string("faas_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_faas_metrics_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("faas_metrics_max_functions"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_faas_main_conf_t, metrics_max_functions),
+      &ngx_http_faas_positive_post },
+
+    { ngx_string("faas_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_faas_metrics_location,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("faas_status_page"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_faas_metrics_location,
+      0,
+      0,
+      (void *) 1 },
+
     { ngx_string("faas_redis_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -437,6 +465,7 @@ ngx_http_faas_create_main_conf(ngx_conf_t *cf)
     fmcf->blpop_connections = NGX_CONF_UNSET_UINT;
     fmcf->records_buffer = NGX_CONF_UNSET_UINT;
     fmcf->cache_ttl = NGX_CONF_UNSET_MSEC;
+    fmcf->metrics_max_functions = NGX_CONF_UNSET_UINT;
     fmcf->agent_tls = NGX_CONF_UNSET;
     fmcf->agent_tls_verify = NGX_CONF_UNSET;
 
@@ -454,6 +483,7 @@ ngx_http_faas_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(fmcf->blpop_connections, 256);
     ngx_conf_init_uint_value(fmcf->records_buffer, 10000);
     ngx_conf_init_msec_value(fmcf->cache_ttl, 10000);
+    ngx_conf_init_uint_value(fmcf->metrics_max_functions, 100);
     ngx_conf_init_value(fmcf->agent_tls, 0);
     ngx_conf_init_value(fmcf->agent_tls_verify, 1);
 
@@ -783,6 +813,10 @@ ngx_http_faas_init(ngx_conf_t *cf)
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"faas_function\" and \"faas_management\" need "
                       "\"faas_redis\" in the http block");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_faas_metrics_check(cf, fmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

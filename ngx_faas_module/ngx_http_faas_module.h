@@ -17,6 +17,7 @@
  *   ngx_http_faas_agent.c    agent client (frames, kept-alive pool)
  *   ngx_http_faas_jwt.c      JWT verification, management access handler
  *   ngx_http_faas_keys.c     function metadata cache, access keys
+ *   ngx_http_faas_metrics.c  metrics zone, Prometheus text, status page
  */
 #ifndef NGX_HTTP_FAAS_MODULE_H
 #define NGX_HTTP_FAAS_MODULE_H
@@ -56,6 +57,9 @@ typedef struct {
                                                   while Redis refuses them */
     ngx_msec_t                 cache_ttl;
     ngx_uint_t                 used;           /* a faas location exists */
+    ngx_shm_zone_t            *metrics_zone;   /* faas_metrics_zone */
+    ngx_uint_t                 metrics_max_functions;
+    ngx_uint_t                 metrics_used;   /* a metrics location */
 } ngx_http_faas_main_conf_t;
 
 
@@ -204,6 +208,7 @@ struct ngx_http_faas_call_s {
     const char                *error;          /* an error answer's message */
     Faas__InvokeResponse      *resp;           /* the agent's answer */
     ProtobufCAllocator         pb_alloc;       /* answers in call->pool */
+    void                      *metrics;        /* its function's figures */
 };
 
 
@@ -305,6 +310,20 @@ void ngx_http_faas_fn_invalidate(u_char *name, size_t len);
 void ngx_http_faas_fn_flush(void);
 ngx_int_t ngx_http_faas_key_check(ngx_http_faas_main_conf_t *fmcf,
     ngx_http_faas_fn_t *fn, ngx_str_t *key);
+
+/* ngx_http_faas_metrics.c: the metrics zone and its locations */
+char *ngx_http_faas_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_faas_metrics_location(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_faas_metrics_check(ngx_conf_t *cf,
+    ngx_http_faas_main_conf_t *fmcf);
+void ngx_http_faas_metrics_step(ngx_http_faas_call_t *call,
+    ngx_http_faas_step_e step);
+void ngx_http_faas_metrics_end(ngx_http_faas_call_t *call);
+/* an error of Redis (redis 1) or of an agent call (redis 0) */
+void ngx_http_faas_metrics_error(ngx_http_faas_main_conf_t *fmcf,
+    ngx_uint_t redis);
 
 /* ngx_http_faas_jwt.c */
 ngx_int_t ngx_http_faas_jwt_verify(ngx_http_request_t *r,

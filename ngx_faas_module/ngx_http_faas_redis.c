@@ -314,6 +314,7 @@ ngx_http_faas_rconn_connected(const redisAsyncContext *ac, int status)
                           "faas: redis \"%V\": connect failed: %s, "
                           "reconnecting", &rd->fmcf->redis, ac->errstr);
         }
+        ngx_http_faas_metrics_error(rd->fmcf, 1);
         return;
     }
 
@@ -579,6 +580,7 @@ ngx_http_faas_rconn_cleanup(void *privdata)
                               "faas: redis \"%V\": command connection "
                               "lost, reconnecting", &rd->fmcf->redis);
             }
+            ngx_http_faas_metrics_error(rd->fmcf, 1);
             ngx_http_faas_redis_schedule();
         }
         break;

@@ -560,6 +560,8 @@ faas_prov_code_acquire(faas_prov_t *p, faas_prov_job_t *job,
         return;
     }
     c = code_find(p, name);
+    faas_metric_add(c != NULL ? faas_prov_m.code_hits : faas_prov_m.code_misses,
+                    1);
     if (c != NULL && c->state == CODE_READY) {
         free(name);
         c->refs++;

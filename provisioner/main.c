@@ -160,7 +160,7 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         "host_id", "agent_endpoint", "run_dir", "cgroup_root", "runtimes_dir",
         "python", "node", "freezer", "store_url", "cache_dir", "redis",
         "redis_password", "redis_sentinels", "redis_master", "log_file",
-        "log_level", "unzip_user", NULL,
+        "log_level", "unzip_user", "metrics_listen", NULL,
     };
     static const char *const ints[] = {
         "uid_base", "uid_count", "shards", "lease_ms", "heartbeat_ms",
@@ -371,6 +371,10 @@ main(int argc, char **argv)
     p.stop_timer.data = &p;
     signal(SIGPIPE, SIG_IGN);
 
+    if (faas_prov_metrics_start(&p, &err) < 0) {
+        fprintf(stderr, "faas-provisioner: %s\n", err.msg);
+        return 1;
+    }
     faas_prov_redis_start(&p, &p.cmd, "cmd", cmd_ready);
     faas_prov_reconcile_start(&p);
     if (faas_prov_stem_init(&p, &err) < 0) {
@@ -386,6 +390,7 @@ main(int argc, char **argv)
               p.endpoint, p.shards, p.memory_budget_mb, p.max_busy);
 
     uv_run(p.loop, UV_RUN_DEFAULT);
+    faas_prov_metrics_stop();
     /* the zygotes are caches: the next provisioner starts its own */
     if (faas_sandbox_zygote_stop_all(&p.host, &err) < 0) {
         faas_err(NULL, "stopping the zygotes: %s", err.msg);

@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include "clock.h"   /* faas_now_ms: heartbeats are compared across hosts */
 #include "error.h"
+#include "metrics_http.h"
 #include "blob.h"
 #include "unpriv.h"
 #include "sandbox.h"
@@ -296,6 +297,23 @@ void faas_prov_queue_retry(faas_prov_t *p);
 /* Resets per-shard connections whose BLMOVE (1 s timeout) has not been
  * answered for several seconds (heartbeat tick). */
 void faas_prov_queue_watchdog(faas_prov_t *p);
+
+/* ---- metrics (metrics.c, served by common/metrics_http.c) ---- */
+
+/* The counters other files add to (NULL, ignored, without metrics_listen). */
+struct faas_prov_metrics {
+    faas_metric_t *creates;
+    faas_metric_t *create_failures;
+    faas_metric_t *create_seconds;
+    faas_metric_t *code_hits;
+    faas_metric_t *code_misses;
+    faas_metric_t *redis_reconnects;
+};
+extern struct faas_prov_metrics faas_prov_m;
+
+/* Serves the metrics on the `metrics_listen` key, if set. */
+int faas_prov_metrics_start(faas_prov_t *p, faas_error_t *err);
+void faas_prov_metrics_stop(void);
 /* Closes the per-shard connections (shutdown). */
 void faas_prov_queue_stop(faas_prov_t *p);
 

@@ -74,6 +74,7 @@ note_ready(faas_prov_redis_t *r)
     r->backoff_ms = 0;
     if (r->lost) {
         r->lost = 0;
+        faas_metric_add(faas_prov_m.redis_reconnects, 1);
         faas_info(NULL, "redis %s: reconnected", r->name);
     } else {
         faas_info(NULL, "redis %s: connected", r->name);

@@ -289,6 +289,7 @@ job_fail(faas_prov_t *p, faas_prov_job_t *job, const char *reason)
     if (job->sbx == NULL) {
         faas_prov_stem_discard(p, job);   /* a cell it took and never used */
     }
+    faas_metric_add(faas_prov_m.create_failures, 1);
     request_fail(p, job->req->rid, job->req->origin_request_id, reason,
                          job->raw, job->raw_len);
     if (job->sbx != NULL) {
@@ -420,6 +421,8 @@ create_done(uv_work_t *w, int status)
     }
     s->state = SBX_IDLE;
     s->last_used_ms = faas_now_ms();
+    faas_metric_add(faas_prov_m.creates, 1);
+    faas_metric_observe_us(faas_prov_m.create_seconds, job->create_ms * 1000);
     /* Listed and out of the processing list in one step; if the reply is
      * lost the script is sent again (the reconciliation re-lists it too). */
     fin_listed(p, s, job->raw, job->raw_len);

@@ -28,7 +28,7 @@ static const char *const string_keys[] = {
     "redis_master", "master_key",
     "admin_subject", "key_digest_secret", "records_mongodb_uri", "python",
     "node", "log_file", "log_level", "tmp_dir", "syntax_check_user",
-    "socket_group", NULL };
+    "socket_group", "metrics_listen", NULL };
 static const char *const int_keys[] = {
     "mysql_port", "max_upload_bytes", "max_zip_entries", "max_unzipped_bytes",
     "max_zip_ratio", "records_batch", "records_interval_ms", "records_lock_ms",
@@ -269,7 +269,8 @@ main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    if (setup(&reg, &err) < 0 || faas_http_start(&reg, &err) < 0
+    if (setup(&reg, &err) < 0 || faas_registry_metrics_start(&reg, &err) < 0
+        || faas_http_start(&reg, &err) < 0
         || faas_mirror_start(reg.mirror, &err) < 0
         || faas_records_start(&reg, &err) < 0) {
         if (!faas_log_to_stderr()) {

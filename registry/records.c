@@ -168,6 +168,7 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
     size_t      i, n;
     long        ret = -1;
     int         bad = 0;
+    long long   waiting;
 
     /* Ours again if we held it when the connection broke. */
     r = redisCommand(rc, "EVAL %s 1 %s %s %ld",
@@ -206,6 +207,7 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
     }
     n = lr->elements;
     if (n == 0) {
+        faas_metric_set(faas_registry_m.lag, 0);
         ret = 0;
         goto unlock;
     }
@@ -221,6 +223,7 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
         }
         json_array_append_new(recs, j);
     }
+    faas_metric_add(faas_registry_m.malformed, bad);
     if (bad > 0) {
         faas_warn(NULL, "records: %d malformed record(s) dropped", bad);
     }
@@ -257,7 +260,16 @@ drain_once(faas_registry_t *reg, redisContext *rc, const char *token,
     }
     freeReplyObject(r);
     faas_debug(NULL, "records: %zu drained", n);
+    faas_metric_add(faas_registry_m.drained, (int64_t) n - bad);
     ret = (long) n;
+    r = redisCommand(rc, "LLEN %s", RECORDS_KEY);
+    if (r != NULL) {
+        waiting = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        freeReplyObject(r);
+        if (waiting >= 0) {
+            faas_metric_set(faas_registry_m.lag, waiting);
+        }
+    }
 
 unlock:
     if (lr != NULL) {
@@ -300,7 +312,7 @@ records_main(void *arg)
     faas_error_t      err;
     char              token[64];
     long              n, lock_ms;
-    int               drop, fresh;
+    int               drop, fresh, connected_once = 0;
 
     snprintf(token, sizeof(token), "%ld-%ld", (long) getpid(),
              (long) time(NULL));
@@ -315,6 +327,9 @@ records_main(void *arg)
         if (rc == NULL) {
             nap(faas_redis_link_wait_ms(&link, 2000));
             continue;
+        }
+        if (fresh && connected_once++) {
+            faas_metric_add(faas_registry_m.redis_reconnects, 1);
         }
         drop = 0;
         n = drain_once(reg, rc, token, lock_ms, &drop, &err);

@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <hiredis/hiredis.h>
 #include "error.h"
+#include "metrics_http.h"
 #include "blob.h"
 
 /* Error codes carried in faas_error_t.code, mapped to HTTP statuses. */
@@ -207,6 +208,16 @@ int faas_zip_wrap(const char *filename, const void *data, size_t len,
 
 int faas_records_start(faas_registry_t *reg, faas_error_t *err);
 void faas_records_stop(void);
+
+/* metrics.c: served on the `metrics_listen` key, if set */
+struct faas_registry_metrics {
+    faas_metric_t *drained;
+    faas_metric_t *malformed;
+    faas_metric_t *lag;
+    faas_metric_t *redis_reconnects;
+};
+extern struct faas_registry_metrics faas_registry_m;
+int faas_registry_metrics_start(faas_registry_t *reg, faas_error_t *err);
 
 faas_mongo_t *faas_mongo_open(const char *uri, faas_error_t *err);
 void faas_mongo_close(faas_mongo_t *m);

@@ -93,16 +93,26 @@ my $uwsgi = spawn('uwsgi', ['uwsgi', '--plugin', 'python3', '--master',
                             '--disable-logging', '--die-on-term', '--need-app']);
 wait_path($usock, 30) or die "uwsgi did not start, see $uwsgi->{log}";
 
-my $ng = start_nginx(
-    workers => $WORKERS,
-    main_config => 'worker_rlimit_nofile 8192;',
-    http_config => "faas_redis $redis_gw; access_log off; keepalive_requests 1000000;",
-    config => <<"C");
+# The gateway with its metrics on (faas_metrics_zone) or off (none): the
+# metrics cost is measured by running the faas path both ways in one run.
+my $port = free_port();
+my $ng;
+sub gateway {
+    my ($metrics) = @_;
+    my $zone = $metrics ? 'faas_metrics_zone bench 1m;' : '';
+    $ng = start_nginx(
+        port => $port,
+        workers => $WORKERS,
+        main_config => 'worker_rlimit_nofile 8192;',
+        http_config => "faas_redis $redis_gw; access_log off; keepalive_requests 1000000; $zone",
+        config => <<"C");
 location /fn/ { faas_function on; faas_cold_start_timeout 10s; }
 location /wsgi { include /etc/nginx/uwsgi_params; uwsgi_pass unix:$usock; }
 location /static { return 200 "ok"; }
+@{[ $metrics ? 'location = /metrics { faas_metrics; }' : '' ]}
 C
-my $port = $ng->{port};
+}
+gateway(1);
 
 for my $p ('/fn/bench', '/wsgi', '/static') {
     my $res = http_request($port, 'GET', $p);
@@ -267,6 +277,20 @@ if ($f && $res{256}{uwsgi}) {
         ($u->{rps} && $f->{rps} / $u->{rps} >= 1.5) ? 'met' : 'NOT met',
         $u->{rps} ? $f->{rps} / $u->{rps} : 0,
         $f->{p99} <= 10 ? 'met' : 'NOT met', $f->{p99};
+}
+# the metrics' cost: the faas path at the largest connection count with the
+# metrics on, off, and on again (the mean of both "on" runs against "off")
+if ($want{faas} && ($ENV{METRICS_COST} // 1)) {
+    my $c = $CONNS[-1];
+    my $on1 = wrk('/fn/bench', $c, 'faas-metrics-on');
+    gateway(0);
+    my $off = wrk('/fn/bench', $c, 'faas-metrics-off');
+    gateway(1);
+    my $on2 = wrk('/fn/bench', $c, 'faas-metrics-on2');
+    my $on = ($on1->{rps} + $on2->{rps}) / 2;
+    printf "\nmetrics cost at %d conns: on %.0f req/s (%.0f, %.0f), off %.0f req/s: %.1f%% of warm throughput\n",
+        $c, $on, $on1->{rps}, $on2->{rps}, $off->{rps},
+        $off->{rps} ? 100 * ($off->{rps} - $on) / $off->{rps} : 0;
 }
 my $rec = $r->llen('faas:records');
 print "records written: $rec\n";

@@ -13,6 +13,8 @@
 # reaches Redis), FREEZER (v1 | v2), SPIN_US (the agent's spin_us),
 # PERF_DIR (a perf profile of the bench's own processes per point),
 # CPU_MB_PER_VCPU (the sandboxes' CPU ratio, default 1769; 1: no limit);
+# METRICS_COST (1: also run the faas path with the gateway's metrics off,
+# and print their cost in % of warm throughput; 0: skip);
 # MODULE, AGENT, RUNTIMES: another ngx_http_faas_module.so, faas-agent and
 # runtimes directory (A/B runs against an older build).
 # Besides req/s and latency it prints the CPU time per request of each

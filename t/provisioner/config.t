@@ -152,3 +152,15 @@ s3_path_style must be a boolean
 {"require_swap_accounting": "no"}
 --- error_like
 config: require_swap_accounting must be a boolean
+
+=== TEST 16: metrics_listen not host:port
+--- set
+{"metrics_listen": "nonsense"}
+--- error_like
+metrics_listen "nonsense": not host:port
+
+=== TEST 17: metrics_listen on a port that cannot be bound
+--- set
+{"metrics_listen": "192.0.2.1:9100"}
+--- error_like
+metrics_listen "192\.0\.2\.1:9100": Cannot assign requested address
