@@ -48,6 +48,9 @@ sub distinct { $dbh->selectrow_array('SELECT COUNT(DISTINCT request_id) FROM exe
 # --- started while Redis was down ------------------------------------------
 my $res = create_py_function($reg, 'early');
 is($res->{status}, 201, 'a function created while Redis is down: 201');
+# the records below are of function "rec", version 1: records of a name
+# with no such incarnation are dropped by the drain
+is(create_py_function($reg, 'rec')->{status}, 201, 'and the records\' function');
 sleep 1.5;   # several attempts fail meanwhile
 $redis = redis_start_at($redis);
 my $r = redis_client($redis);
