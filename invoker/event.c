@@ -32,33 +32,47 @@ hexval(int c)
  */
 
 typedef struct {
-    char  *p;
-    size_t len, cap;
-    int    oom;
+    char                     *p;
+    size_t                    len, cap;
+    int                       oom;
+    const faas_event_alloc_t *al;
 } sbuf_t;
+
+
+/* Room for n more bytes and the NUL: a new block, the text moved over
+ * (the first block is sized so that this is rare: event_size_hint). */
+static int
+sb_grow(sbuf_t *b, size_t n)
+{
+    char  *np;
+    size_t cap = b->cap ? b->cap : 1024;
+
+    while (cap < b->len + n + 1) {
+        cap *= 2;
+    }
+    np = b->al->alloc(b->al->data, cap);
+    if (np == NULL) {
+        b->oom = 1;
+        return -1;
+    }
+    if (b->p != NULL) {
+        memcpy(np, b->p, b->len + 1);
+        b->al->free(b->al->data, b->p);
+    }
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
 
 
 static void
 sb_put(sbuf_t *b, const char *s, size_t n)
 {
-    char  *np;
-    size_t cap;
-
     if (b->oom) {
         return;
     }
-    if (b->len + n + 1 > b->cap) {
-        cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
+    if (b->len + n + 1 > b->cap && sb_grow(b, n) < 0) {
+        return;
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -635,11 +649,31 @@ write_rest(sbuf_t *b, const event_parts_t *e, int b64)
 }
 
 
+/*
+ * A size the event rarely outgrows: the fixed text, each request text as
+ * many times as the event repeats it (path 5, query 3, headers 2), with
+ * room for escapes; the body escaped or base64-encoded.
+ */
+static size_t
+event_size_hint(const faas_event_req_t *req)
+{
+    size_t i, n;
+
+    n = 1024 + 6 * (req->path_len + req->method_len) + 4 * req->query_len;
+    for (i = 0; i < req->nheaders; i++) {
+        n += 3 * (req->headers[i].name_len + req->headers[i].value_len) + 16;
+    }
+    return n + req->body_len + req->body_len / 3 + 16;
+}
+
+
 char *
-faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
+faas_event_build_with(const faas_event_req_t *req,
+                      const faas_event_alloc_t *al, size_t *len,
+                      faas_error_t *err)
 {
     event_parts_t e = {0};
-    sbuf_t        b = {NULL, 0, 0, 0};
+    sbuf_t        b = {NULL, 0, 0, 0, al};
     int           b64;
 
     if (parts_alloc(&e, req) < 0 || parts_headers(&e, req) < 0) {
@@ -649,22 +683,55 @@ faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
     parts_query(&e, req);
     parts_singles(&e, req);
 
+    if (sb_grow(&b, event_size_hint(req)) < 0) {
+        parts_free(&e);
+        return faas_error_set(err, 0, "event: out of memory"), NULL;
+    }
+    b.p[0] = '\0';
+
     write_request_line(&b, req, &e);
     write_request_context(&b, req, &e);
     b64 = write_body(&b, req);
     if (b64 < 0) {
         parts_free(&e);
-        free(b.p);
+        al->free(al->data, b.p);
         return faas_error_set(err, 0, "out of memory"), NULL;
     }
     write_rest(&b, &e, b64);
     parts_free(&e);
 
     if (b.oom) {
-        free(b.p);
+        if (b.p != NULL) {
+            al->free(al->data, b.p);
+        }
         faas_error_set(err, 0, "event: out of memory");
         return NULL;
     }
     *len = b.len;
     return b.p;
+}
+
+
+static void *
+event_malloc(void *data, size_t size)
+{
+    (void) data;
+    return malloc(size);
+}
+
+
+static void
+event_free(void *data, void *p)
+{
+    (void) data;
+    free(p);
+}
+
+
+char *
+faas_event_build(const faas_event_req_t *req, size_t *len, faas_error_t *err)
+{
+    static const faas_event_alloc_t al = {event_malloc, event_free, NULL};
+
+    return faas_event_build_with(req, &al, len, err);
 }

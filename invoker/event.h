@@ -45,4 +45,21 @@ typedef struct faas_event_req_s {
 char *faas_event_build(const faas_event_req_t *req, size_t *len,
                        faas_error_t *err);
 
+/* Where the event is written: alloc(data, size) gives a block or NULL,
+ * free(data, p) gives back one alloc gave. */
+typedef struct faas_event_alloc_s {
+    void  *(*alloc)(void *data, size_t size);
+    void   (*free)(void *data, void *p);
+    void    *data;
+} faas_event_alloc_t;
+
+/*
+ * The same, written straight into memory of al (e.g. a request's pool): the
+ * first block is sized so that the event rarely outgrows it, a block it
+ * does outgrow is given back. The result is al's, NUL-terminated.
+ */
+char *faas_event_build_with(const faas_event_req_t *req,
+                            const faas_event_alloc_t *al, size_t *len,
+                            faas_error_t *err);
+
 #endif

@@ -62,9 +62,10 @@ struct ngx_http_faas_agent_s {
     ngx_http_faas_apool_t     *pool;
     ngx_http_faas_agent_pt     handler;
     ngx_event_t                timer;
-    u_char                    *out;
-    size_t                     out_len;
-    size_t                     out_sent;
+    u_char                    *out;            /* all but the event */
+    ngx_chain_t               *out_chain;      /* what is left to write */
+    ngx_chain_t                out_links[3];
+    ngx_buf_t                  out_bufs[3];
     u_char                     hdr[FAAS_FRAME_HDR];
     size_t                     hdr_got;
     u_char                    *in;
@@ -138,18 +139,137 @@ ngx_http_faas_agent_pool(faas_entry_t *e)
 }
 
 
-ngx_int_t
-ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
-    size_t len, ngx_msec_t timeout, ngx_http_faas_agent_pt handler)
+/*
+ * The frame is written from where its parts already are: the request
+ * frame's own bytes (the AgentHello frame first on a new TCP connection,
+ * the length, the InvokeRequest's fields) are packed into a->out, and the
+ * event, the bulk of it, is sent from the call's pool where it was built
+ * (a chain of three buffers: one writev). protobuf-c's pack_to_buffer()
+ * hands over a bytes field's data as its own piece: that piece is linked,
+ * not copied, so the bytes on the wire are those of a plain pack().
+ */
+typedef struct {
+    ProtobufCBuffer         base;
+    ngx_http_faas_agent_t  *a;
+    const uint8_t          *event;
+    size_t                  event_len;
+    u_char                 *p;              /* next free byte of a->out */
+    ngx_uint_t              nbufs;
+} ngx_http_faas_agent_packer_t;
+
+
+static void
+ngx_http_faas_agent_buf(ngx_http_faas_agent_t *a, ngx_uint_t i,
+    u_char *start, u_char *end)
 {
-    u_char                 *p;
-    size_t                  hlen;
+    ngx_buf_t  *b = &a->out_bufs[i];
+
+    ngx_memzero(b, sizeof(ngx_buf_t));
+    b->start = b->pos = start;
+    b->end = b->last = end;
+    b->memory = 1;
+
+    a->out_links[i].buf = b;
+    a->out_links[i].next = NULL;
+    if (i > 0) {
+        a->out_links[i - 1].next = &a->out_links[i];
+    }
+}
+
+
+static void
+ngx_http_faas_agent_append(ProtobufCBuffer *buffer, size_t len,
+    const uint8_t *data)
+{
+    ngx_http_faas_agent_packer_t  *pk = (ngx_http_faas_agent_packer_t *) buffer;
+    ngx_http_faas_agent_t         *a = pk->a;
+
+    if (data == pk->event && len == pk->event_len && pk->nbufs == 1) {
+        /* the packed bytes so far, then the event where it is */
+        ngx_http_faas_agent_buf(a, 0, a->out, pk->p);
+        ngx_http_faas_agent_buf(a, 1, (u_char *) data, (u_char *) data + len);
+        pk->nbufs = 2;
+        return;
+    }
+
+    pk->p = ngx_cpymem(pk->p, data, len);
+}
+
+
+/* a->out and a->out_chain: [AgentHello frame] InvokeRequest frame. */
+static ngx_int_t
+ngx_http_faas_agent_frame(ngx_http_faas_agent_t *a, Faas__InvokeRequest *m,
+    Faas__AgentHello *hello)
+{
+    size_t                         hlen, mlen;
+    u_char                        *head;
+    ngx_http_faas_agent_packer_t   pk;
+
+    hlen = hello ? FAAS_FRAME_HDR + faas__agent_hello__get_packed_size(hello)
+                 : 0;
+    mlen = faas__invoke_request__get_packed_size(m);
+    if (mlen > 0xffffffffu - FAAS_FRAME_HDR) {
+        return NGX_ERROR;
+    }
+
+    a->out = ngx_alloc(hlen + FAAS_FRAME_HDR + mlen - m->event.len,
+                       a->call->log);
+    if (a->out == NULL) {
+        return NGX_ERROR;
+    }
+
+    head = a->out;
+    if (hello) {
+        faas_frame_put_len(head, (uint32_t) (hlen - FAAS_FRAME_HDR));
+        faas__agent_hello__pack(hello, head + FAAS_FRAME_HDR);
+        head += hlen;
+    }
+    faas_frame_put_len(head, (uint32_t) mlen);
+
+    ngx_memzero(&pk, sizeof(ngx_http_faas_agent_packer_t));
+    pk.base.append = ngx_http_faas_agent_append;
+    pk.a = a;
+    pk.event = m->event.data;
+    pk.event_len = m->event.len;
+    pk.p = head + FAAS_FRAME_HDR;
+    pk.nbufs = 1;
+
+    faas__invoke_request__pack_to_buffer(m, &pk.base);
+
+    if (pk.nbufs == 1) {
+        /* no event (an empty one is not packed): one buffer */
+        ngx_http_faas_agent_buf(a, 0, a->out, pk.p);
+
+    } else if (pk.p > a->out_bufs[0].last) {
+        /* the fields after the event */
+        ngx_http_faas_agent_buf(a, 2, a->out_bufs[0].last, pk.p);
+    }
+
+    a->out_chain = &a->out_links[0];
+
+    return NGX_OK;
+}
+
+
+/* Not a byte of the request written yet (the first buffer is never empty). */
+static ngx_uint_t
+ngx_http_faas_agent_unsent(ngx_http_faas_agent_t *a)
+{
+    return a->out_bufs[0].pos == a->out_bufs[0].start;
+}
+
+
+ngx_int_t
+ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call,
+    Faas__InvokeRequest *m, ngx_msec_t timeout,
+    ngx_http_faas_agent_pt handler)
+{
     ngx_uint_t              connecting;
     ngx_queue_t            *q;
     ngx_connection_t       *c;
     ngx_http_faas_agent_t  *a;
     ngx_http_faas_aidle_t  *idle;
-    Faas__AgentHello        hello = FAAS__AGENT_HELLO__INIT;
+    Faas__AgentHello        hello = FAAS__AGENT_HELLO__INIT, *hp;
 
     a = ngx_calloc(sizeof(ngx_http_faas_agent_t), call->log);
     if (a == NULL) {
@@ -185,7 +305,7 @@ ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
         }
 
         a->reused = 1;
-        hlen = 0;
+        hp = NULL;
 
     } else {
         c = ngx_http_faas_agent_connect(a, &call->entry, &connecting);
@@ -196,31 +316,21 @@ ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call, u_char *frame,
             return connecting ? NGX_DECLINED : NGX_ABORT;
         }
 
-        hlen = 0;
+        hp = NULL;
         if (call->entry.type == FAAS_ENDPOINT_TCP) {
             hello.token = (char *) (call->fmcf->agent_token.data
                                     ? (char *) call->fmcf->agent_token.data
                                     : "");
-            hlen = FAAS_FRAME_HDR + faas__agent_hello__get_packed_size(&hello);
+            hp = &hello;
         }
     }
 
-    a->out = ngx_alloc(hlen + len, call->log);
-    if (a->out == NULL) {
+    if (ngx_http_faas_agent_frame(a, m, hp) != NGX_OK) {
         ngx_http_faas_agent_close(c);
         ngx_free(a);
         return NGX_ERROR;
     }
 
-    p = a->out;
-    if (hlen) {
-        faas_frame_put_len(p, (uint32_t) (hlen - FAAS_FRAME_HDR));
-        faas__agent_hello__pack(&hello, p + FAAS_FRAME_HDR);
-        p += hlen;
-    }
-    ngx_memcpy(p, frame, len);
-
-    a->out_len = hlen + len;
     a->c = c;
     a->connecting = connecting;
     a->tls_pending = (!a->reused && call->entry.type == FAAS_ENDPOINT_TCP
@@ -334,8 +444,8 @@ static void
 ngx_http_faas_agent_write(ngx_event_t *wev)
 {
     int                     err;
-    ssize_t                 n;
     socklen_t               len;
+    ngx_chain_t            *cl;
     ngx_connection_t       *c = wev->data;
     ngx_http_faas_agent_t  *a = c->data;
 
@@ -368,18 +478,11 @@ ngx_http_faas_agent_write(ngx_event_t *wev)
         return;
     }
 
-    while (a->out_sent < a->out_len) {
-        n = c->send(c, a->out + a->out_sent, a->out_len - a->out_sent);
+    if (a->out_chain) {
+        cl = c->send_chain(c, a->out_chain, 0);
 
-        if (n == NGX_AGAIN) {
-            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
-                ngx_http_faas_agent_finish(a, NULL, "agent write failed");
-            }
-            return;
-        }
-
-        if (n == NGX_ERROR || n == 0) {
-            if (a->reused && a->out_sent == 0) {
+        if (cl == NGX_CHAIN_ERROR) {
+            if (a->reused && ngx_http_faas_agent_unsent(a)) {
                 /* the agent closed the kept-alive connection meanwhile */
                 a->unreachable = 1;
             }
@@ -387,7 +490,14 @@ ngx_http_faas_agent_write(ngx_event_t *wev)
             return;
         }
 
-        a->out_sent += n;
+        a->out_chain = cl;
+
+        if (cl) {
+            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+                ngx_http_faas_agent_finish(a, NULL, "agent write failed");
+            }
+            return;
+        }
     }
 
     if (!a->dispatched) {
@@ -495,7 +605,7 @@ again:
 
 closed:
 
-    if (!a->dispatched && a->reused && a->out_sent == 0) {
+    if (!a->dispatched && a->reused && ngx_http_faas_agent_unsent(a)) {
         a->unreachable = 1;
     }
 

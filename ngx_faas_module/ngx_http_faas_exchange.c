@@ -31,6 +31,8 @@ static void ngx_http_faas_agent_retry(ngx_event_t *ev);
 static void ngx_http_faas_agent_done(ngx_http_faas_call_t *call,
     Faas__InvokeResponse *resp, ngx_uint_t dispatched,
     ngx_http_faas_agent_failure_e failure, const char *error);
+static void ngx_http_faas_record_add(ngx_http_faas_call_t *call,
+    Faas__InvokeResponse *resp, ngx_uint_t status, ngx_uint_t http_status);
 
 
 static char *
@@ -138,42 +140,32 @@ ngx_http_faas_agent_retry(ngx_event_t *ev)
 static void
 ngx_http_faas_invoke_now(ngx_http_faas_call_t *call)
 {
-    u_char              *frame;
-    size_t               len;
-    ngx_int_t            rc;
-    faas_error_t         err;
-    faas_invoke_args_t   ia;
-    ngx_http_faas_fn_t  *fn = call->fn;
+    ngx_int_t             rc;
+    ngx_http_faas_fn_t   *fn = call->fn;
+    Faas__InvokeRequest   m = FAAS__INVOKE_REQUEST__INIT;
 
     if (call->ctx) {
         call->ctx->start_type = call->start_type;
     }
 
-    ngx_memzero(&ia, sizeof(faas_invoke_args_t));
-    ia.request_id = (char *) call->request_id;
-    ia.sandbox_id = call->entry.sandbox_id;
-    ia.function = (char *) fn->name.data;
-    ia.version = fn->version;
-    ia.event = call->event;
-    ia.event_len = call->event_len;
-    ia.deadline_ms = ngx_http_faas_now_us() / 1000 + fn->timeout_ms;
-    ia.timeout_ms = fn->timeout_ms;
-    ia.memory_mb = fn->memory_mb;
-    ia.user = ngx_http_faas_strdup0(call->pool, &call->user);
-
-    if (faas_invoke_request_frame(&ia, &frame, &len, &err) < 0) {
-        ngx_http_faas_call_release(call);
-        ngx_http_faas_call_fail(call, NGX_HTTP_INTERNAL_SERVER_ERROR, NULL);
-        return;
-    }
+    /* packed by the agent client, the event sent from where it is */
+    m.request_id = (char *) call->request_id;
+    m.sandbox_id = call->entry.sandbox_id;
+    m.function = (char *) fn->name.data;
+    m.version = fn->version;
+    m.event.data = call->event;
+    m.event.len = call->event_len;
+    m.deadline_ms = ngx_http_faas_now_us() / 1000 + fn->timeout_ms;
+    m.timeout_ms = fn->timeout_ms;
+    m.memory_mb = fn->memory_mb;
+    m.user = ngx_http_faas_strdup0(call->pool, &call->user);
 
     ngx_http_faas_call_start(call);
 
-    rc = ngx_http_faas_agent_invoke(call, frame, len,
+    rc = ngx_http_faas_agent_invoke(call, &m,
                                     fn->timeout_ms
                                     + NGX_HTTP_FAAS_AGENT_GRACE,
                                     ngx_http_faas_agent_done);
-    free(frame);
 
     switch (rc) {
 
@@ -202,18 +194,15 @@ ngx_http_faas_invoke_now(ngx_http_faas_call_t *call)
 
 /*
  * The sandbox goes back (to a waiting call of this worker, or Redis)
- * unless keep is 0, and the execution record is queued.
+ * unless keep is 0, and the execution record is queued. A sandbox that goes
+ * back to Redis takes the records along: the RPUSH of its entry and the
+ * RPUSH of the records go out in one write (docs/DESIGN.md section 10),
+ * before the call's answer reaches its client.
  */
 static void
 ngx_http_faas_record(ngx_http_faas_call_t *call, Faas__InvokeResponse *resp,
     ngx_uint_t status, ngx_uint_t http_status, ngx_uint_t keep)
 {
-    uint8_t             *buf;
-    size_t               len;
-    uint64_t             now;
-    faas_error_t         err;
-    faas_record_args_t   ra;
-
     if (keep
         && (status == FAAS__INVOKE_STATUS__OK
             || status == FAAS__INVOKE_STATUS__FUNCTION_ERROR)
@@ -222,11 +211,33 @@ ngx_http_faas_record(ngx_http_faas_call_t *call, Faas__InvokeResponse *resp,
         keep = 0;   /* the sandbox went to a waiting call of this worker */
     }
 
-    if (keep) {
-        ngx_http_faas_call_release(call);
+    if (!keep) {
+        call->have_entry = 0;
+        ngx_http_faas_record_add(call, resp, status, http_status);
+        return;
     }
 
+    ngx_http_faas_redis_cork();
+
+    ngx_http_faas_call_release(call);
     call->have_entry = 0;
+    ngx_http_faas_record_add(call, resp, status, http_status);
+    ngx_http_faas_records_flush();
+
+    ngx_http_faas_redis_uncork();
+}
+
+
+/* The call's execution record, queued for Redis. */
+static void
+ngx_http_faas_record_add(ngx_http_faas_call_t *call,
+    Faas__InvokeResponse *resp, ngx_uint_t status, ngx_uint_t http_status)
+{
+    uint8_t             *buf;
+    size_t               len;
+    uint64_t             now;
+    faas_error_t         err;
+    faas_record_args_t   ra;
 
     now = ngx_http_faas_now_us();
 

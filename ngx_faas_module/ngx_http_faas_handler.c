@@ -423,6 +423,13 @@ ngx_http_faas_body(ngx_http_request_t *r, size_t *len, size_t max)
         return NULL;
     }
 
+    cl = r->request_body->bufs;
+    if (cl->next == NULL && !cl->buf->in_file) {
+        /* the usual body (faas reads it into one buffer): used in place */
+        *len = n;
+        return cl->buf->pos;
+    }
+
     buf = ngx_pnalloc(r->pool, n + 1);
     if (buf == NULL) {
         return NULL;
@@ -501,15 +508,32 @@ ngx_http_faas_event_headers(ngx_http_request_t *r, size_t *nheaders)
 }
 
 
+static void *
+ngx_http_faas_event_alloc(void *data, size_t size)
+{
+    return ngx_pnalloc(data, size);
+}
+
+
+static void
+ngx_http_faas_event_free(void *data, void *p)
+{
+    /* only a large block goes back before the pool does */
+    ngx_pfree(data, p);
+}
+
+
 /* The Lambda-style event of the request into call->event. */
 static ngx_int_t
 ngx_http_faas_event(ngx_http_request_t *r, ngx_http_faas_call_t *call,
     u_char *body, size_t blen)
 {
-    char              *ev, ip[NGX_SOCKADDR_STRLEN + 1];
-    size_t             evlen, n;
-    faas_error_t       err;
-    faas_event_req_t   req;
+    u_char              *path, *end;
+    char                *ev, ip[NGX_SOCKADDR_STRLEN + 1];
+    size_t               evlen, n;
+    faas_error_t         err;
+    faas_event_req_t     req;
+    faas_event_alloc_t   al;
 
     ngx_memzero(&req, sizeof(faas_event_req_t));
 
@@ -550,22 +574,20 @@ ngx_http_faas_event(ngx_http_request_t *r, ngx_http_faas_call_t *call,
     req.time_ms = (unsigned long long) ngx_time() * 1000
                   + (ngx_timeofday())->msec;
 
-    ev = faas_event_build(&req, &evlen, &err);
+    /* written once, into the call's pool, and sent to the agent from there */
+    al.alloc = ngx_http_faas_event_alloc;
+    al.free = ngx_http_faas_event_free;
+    al.data = call->pool;
+
+    ev = faas_event_build_with(&req, &al, &evlen, &err);
     if (ev == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "faas: %s: %s",
                       call->request_id, err.msg);
         return NGX_ERROR;
     }
 
-    call->event = ngx_pnalloc(call->pool, evlen);
-    if (call->event == NULL) {
-        free(ev);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(call->event, ev, evlen);
+    call->event = (u_char *) ev;
     call->event_len = evlen;
-    free(ev);
 
     return NGX_OK;
 }

@@ -285,6 +285,8 @@ ngx_int_t ngx_http_faas_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_faas_main_conf_t *fmcf, ngx_http_faas_inval_pt invalidate);
 void ngx_http_faas_redis_exit_process(void);
 ngx_int_t ngx_http_faas_redis_ready(void);
+void ngx_http_faas_redis_cork(void);
+void ngx_http_faas_redis_uncork(void);
 ngx_int_t ngx_http_faas_redis_command(ngx_http_faas_redis_pt handler,
     void *data, int argc, const char **argv, const size_t *argvlen);
 ngx_int_t ngx_http_faas_redis_blpop(ngx_http_faas_redis_pt handler,
@@ -360,7 +362,7 @@ typedef void (*ngx_http_faas_agent_pt)(ngx_http_faas_call_t *call,
     ngx_http_faas_agent_failure_e failure, const char *error);
 
 ngx_int_t ngx_http_faas_agent_invoke(ngx_http_faas_call_t *call,
-    u_char *frame, size_t len, ngx_msec_t timeout,
+    Faas__InvokeRequest *m, ngx_msec_t timeout,
     ngx_http_faas_agent_pt handler);
 void ngx_http_faas_agent_exit_process(void);
 #if (NGX_SSL)

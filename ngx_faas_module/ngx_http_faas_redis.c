@@ -67,6 +67,8 @@ typedef struct {
     ngx_uint_t                 exiting;
     ngx_uint_t                 lost;           /* outage logged, not over */
     ngx_uint_t                 writing;        /* direct write in progress */
+    ngx_uint_t                 corked;         /* commands held: cork() */
+    ngx_http_faas_rconn_t     *held;           /* whose commands are held */
 } ngx_http_faas_redis_t;
 
 
@@ -92,6 +94,7 @@ static void ngx_http_faas_redis_schedule(void);
 static ngx_uint_t ngx_http_faas_redis_log_lost(void);
 static void ngx_http_faas_redis_up(ngx_http_faas_rconn_t *rc);
 static void ngx_http_faas_redis_reconnect(ngx_event_t *ev);
+static void ngx_http_faas_redis_write_now(ngx_http_faas_rconn_t *rc);
 
 
 static ngx_http_faas_redis_t  ngx_http_faas_redis;
@@ -570,6 +573,10 @@ ngx_http_faas_rconn_cleanup(void *privdata)
     ngx_free_connection(c);
     c->fd = (ngx_socket_t) -1;
 
+    if (rd->held == rc) {
+        rd->held = NULL;
+    }
+
     switch (rc->kind) {
 
     case NGX_HTTP_FAAS_RCONN_CMD:
@@ -673,6 +680,50 @@ ngx_http_faas_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
+/* What hiredis holds for rc, written now; the rest on the write event. */
+static void
+ngx_http_faas_redis_write_now(ngx_http_faas_rconn_t *rc)
+{
+    int  done = 0;
+
+    if (redisBufferWrite(&rc->ac->c, &done) != REDIS_OK || !done) {
+        ngx_http_faas_rconn_add_write(rc);
+    }
+}
+
+
+/*
+ * Commands given between cork() and uncork() go out in one write: a
+ * pipeline, one Redis wake-up (the return of a sandbox and the records,
+ * docs/DESIGN.md section 10). Nothing may wait for a reply in between.
+ */
+void
+ngx_http_faas_redis_cork(void)
+{
+    ngx_http_faas_redis.corked++;
+}
+
+
+void
+ngx_http_faas_redis_uncork(void)
+{
+    ngx_http_faas_rconn_t  *rc;
+    ngx_http_faas_redis_t  *rd = &ngx_http_faas_redis;
+
+    if (rd->corked == 0 || --rd->corked > 0 || rd->held == NULL) {
+        return;
+    }
+
+    rc = rd->held;
+    rd->held = NULL;
+
+    /* (a connection lost meanwhile has dropped what it held) */
+    if (rc == rd->cmd) {
+        ngx_http_faas_redis_write_now(rc);
+    }
+}
+
+
 ngx_int_t
 ngx_http_faas_redis_command(ngx_http_faas_redis_pt handler, void *data,
     int argc, const char **argv, const size_t *argvlen)
@@ -715,12 +766,14 @@ ngx_http_faas_redis_command(ngx_http_faas_redis_pt handler, void *data,
     }
 
     if (rd->writing) {
-        int  done = 0;
-
         rd->writing = 0;
 
-        if (redisBufferWrite(&rc->ac->c, &done) != REDIS_OK || !done) {
-            ngx_http_faas_rconn_add_write(rc);
+        if (rd->corked) {
+            /* written with the others at uncork() */
+            rd->held = rc;
+
+        } else {
+            ngx_http_faas_redis_write_now(rc);
         }
     }
 

@@ -114,6 +114,19 @@ C
 }
 gateway(1);
 
+# MODULE_B=/path/to/ngx_http_faas_module.so: a same-run A/B of the gateway
+# alone: the point "faas-b" is served by nginx restarted with that module
+# (the same Redis, agent and sandboxes), then nginx goes back to module A.
+my $MODULE_A = Faas::Nginx::module_path();
+sub nginx_with {
+    my ($module) = @_;
+    no warnings 'redefine';
+    *Faas::Nginx::module_path = sub { $module };
+    gateway(1);
+    my $res = http_request($port, 'GET', '/fn/bench');
+    die "faas with $module answers $res->{status}" unless $res->{status} == 200;
+}
+
 for my $p ('/fn/bench', '/wsgi', '/static') {
     my $res = http_request($port, 'GET', $p);
     die "$p answers $res->{status}: $res->{body}" unless $res->{status} == 200 && $res->{body} eq 'ok';
@@ -220,6 +233,7 @@ sub loadavg {
 }
 
 my %want = map { $_ => 1 } split /,/, ($ENV{PATHS} // 'faas,faas-aof,uwsgi,return200');
+$want{'faas-b'} = 1 if $ENV{MODULE_B};
 
 # faas-aof: the same calls with Redis persisting as conf/redis.conf ships it
 # (appendonly yes, appendfsync everysec), switched on for that point only.
@@ -234,11 +248,13 @@ printf "bench/gateway: %d s per point, %d sandboxes / uWSGI processes, %d nginx 
 printf "%-10s %6s %12s %10s %10s %8s %6s\n", 'path', 'conns', 'requests/s', 'p50 ms', 'p99 ms', 'non-2xx', 'load';
 my %res;
 for my $c (@CONNS) {
-    for my $p (['faas', '/fn/bench'], ['faas-aof', '/fn/bench'], ['uwsgi', '/wsgi'],
-               ['return200', '/static']) {
+    for my $p (['faas', '/fn/bench'], ['faas-b', '/fn/bench'], ['faas-aof', '/fn/bench'],
+               ['uwsgi', '/wsgi'], ['return200', '/static']) {
         next unless $want{$p->[0]};
         aof(1) if $p->[0] eq 'faas-aof';
+        nginx_with($ENV{MODULE_B}) if $p->[0] eq 'faas-b';
         my $x = wrk($p->[1], $c, $p->[0]);
+        nginx_with($MODULE_A) if $p->[0] eq 'faas-b';
         aof(0) if $p->[0] eq 'faas-aof';
         $res{$c}{$p->[0]} = $x;
         printf "%-10s %6d %12.0f %10.2f %10.2f %8d %6s%s\n", $p->[0], $c, $x->{rps},
@@ -250,7 +266,7 @@ my @comp = ('nginx', 'redis', 'agent', 'sandboxes', 'uwsgi', 'wrk');
 print "\nCPU per request (us, all threads of each component's processes)\n";
 printf "%-10s %6s" . (" %9s" x (@comp + 1)) . "\n", 'path', 'conns', @comp, 'total';
 for my $c (@CONNS) {
-    for my $p ('faas', 'faas-aof', 'uwsgi', 'return200') {
+    for my $p ('faas', 'faas-b', 'faas-aof', 'uwsgi', 'return200') {
         my $x = $res{$c}{$p} or next;
         my $tot = 0;
         $tot += $x->{cpu}{$_} // 0 for @comp;
@@ -266,6 +282,9 @@ for my $c (@CONNS) {
     my $a = $res{$c}{'faas-aof'};
     printf "  %3d conns: Redis AOF (everysec) costs %.1f %% of faas throughput, p99 %.2f ms vs %.2f ms\n",
         $c, $f->{rps} ? 100 * (1 - $a->{rps} / $f->{rps}) : 0, $a->{p99}, $f->{p99} if $a;
+    my $b = $res{$c}{'faas-b'};
+    printf "  %3d conns: A/B: faas %.0f req/s, nginx %.1f us/call; faas-b (%s) %.0f req/s, nginx %.1f us/call\n",
+        $c, $f->{rps}, $f->{cpu}{nginx} // 0, $ENV{MODULE_B}, $b->{rps}, $b->{cpu}{nginx} // 0 if $b;
     printf "  %3d conns: faas/uwsgi throughput %.2fx, faas/return200 %.2fx, p99 faas %.2f ms vs uwsgi %.2f ms\n",
         $c, $u->{rps} ? $f->{rps} / $u->{rps} : 0, $s->{rps} ? $f->{rps} / $s->{rps} : 0,
         $f->{p99}, $u->{p99};

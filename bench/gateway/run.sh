@@ -16,7 +16,9 @@
 # METRICS_COST (1: also run the faas path with the gateway's metrics off,
 # and print their cost in % of warm throughput; 0: skip);
 # MODULE, AGENT, RUNTIMES: another ngx_http_faas_module.so, faas-agent and
-# runtimes directory (A/B runs against an older build).
+# runtimes directory (A/B runs against an older build); MODULE_B: a second
+# module measured in the same run, as the point "faas-b" (nginx restarted
+# with it between points: the nginx CPU per call of both builds).
 # Besides req/s and latency it prints the CPU time per request of each
 # component (nginx workers, Redis, faas-agent, the sandboxes' runtimes,
 # uWSGI, wrk) from /proc/<pid>/task/*/schedstat: other engineers' load on

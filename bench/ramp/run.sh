@@ -8,6 +8,11 @@
 #    no sandbox at all and its cold starts are included.
 # 2. open loop: OPEN_RATE requests/s for OPEN_SECONDS on another fresh
 #    function (latency from the moment each request was due).
+# 3. capacity (PHASES=capacity, not run by default): the seed's yardstick,
+#    the highest open-loop rate (up to PEAK connections) that keeps p95 <=
+#    31 ms with no failed request, on a warm function: each rate of RATES
+#    for CAP_SECONDS, after a warm-up at the first one; stops at the first
+#    rate that misses.
 #
 # Reported per phase: total requests, failed requests (every non-2xx and
 # every socket error or timeout), success %, p50/p95/p99 latency, peak
@@ -22,7 +27,8 @@
 # Environment: PEAK (2000), UP (60), DOWN (60), THINK (1.0 s), PROTO (https
 # or http), MAXC (64: the function's max concurrency, i.e. at most this many
 # sandboxes), OPEN_RATE (1000), OPEN_SECONDS (60), PHASES ("closed open"),
-# THREADS (2), TIMEOUT (30 s per request).
+# THREADS (2), TIMEOUT (30 s per request), RATES ("1000 1250 1500 1750 2000
+# 2500 3000"), CAP_SECONDS (20).
 set -euo pipefail
 . "$(dirname "$0")/../loadgen/lib.sh"
 PEAK=${PEAK:-2000}
@@ -36,6 +42,8 @@ OPEN_SECONDS=${OPEN_SECONDS:-60}
 PHASES=${PHASES:-closed open}
 THREADS=${THREADS:-2}
 TIMEOUT=${TIMEOUT:-30}
+RATES=${RATES:-1000 1250 1500 1750 2000 2500 3000}
+CAP_SECONDS=${CAP_SECONDS:-20}
 
 bench_init ramp
 echo "bench/ramp: closed loop 0 -> $PEAK -> 0 connections in $UP+$DOWN s (think $THINK s), open loop $OPEN_RATE/s for $OPEN_SECONDS s; $PROTO; max concurrency $MAXC; loadgen threads $THREADS"
@@ -74,8 +82,38 @@ plot() { # csv png title y2col y2label
     echo "  plot: ${2#"$BROOT"/}"
 }
 
+capacity() { # fn: each rate in turn, the best that meets the SLO
+    local fn=$1 rate best=0 j
+    lg -R "${RATES%% *}" -c "$PEAK" -d 10 -t "$THREADS" --timeout "$TIMEOUT" \
+        "$(base)/fn/$fn" >/dev/null # warm-up: the sandboxes it needs
+    for rate in $RATES; do
+        j=$BW/capacity-$rate.json
+        lg -R "$rate" -c "$PEAK" -d "$CAP_SECONDS" -t "$THREADS" --timeout "$TIMEOUT" \
+            --json "$j" --label "capacity $rate/s" "$(base)/fn/$fn" >/dev/null
+        if /usr/bin/python3 - "$j" "$rate" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+ok = s["failed"] == 0 and s["p95_ms"] <= 31
+print("  %5s/s: sent %.0f/s, failed %d, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms: %s" % (
+    sys.argv[2], s["rps"], s["failed"], s["p50_ms"], s["p95_ms"], s["p99_ms"],
+    "meets" if ok else "misses"))
+sys.exit(0 if ok else 1)
+PY
+        then best=$rate; else break; fi
+        bench_load
+    done
+    echo "capacity at the SLO (p95 <= 31 ms, no failed request, $PROTO, up to $PEAK connections): $best requests/s"
+}
+
 for phase in $PHASES; do
     fn=ramp-$phase
+    if [[ $phase == capacity ]]; then
+        deploy_fn "$fn" "$BW/fn" python3 handler.handler --max-concurrency "$MAXC"
+        echo
+        echo "--- capacity ($(date -u +%T)): rates $RATES, $CAP_SECONDS s each"
+        capacity "$fn"
+        continue
+    fi
     deploy_fn "$fn" "$BW/fn" python3 handler.handler --max-concurrency "$MAXC"
     echo
     echo "--- $phase loop ($(date -u +%T), no sandbox of $fn yet: faas:count $(rcli get "faas:count:{$fn@1}"))"

@@ -19,7 +19,9 @@ def handler(event, context):
             "v1method": event["httpMethod"], "query": event["queryStringParameters"],
             "body": event["body"], "b64": event["isBase64Encoded"],
             "hdr": event["headers"].get("x-test"),
-            "key": event["headers"].get("x-faas-key")}
+            "key": event["headers"].get("x-faas-key"),
+            "blen": len(event["body"] or ""),
+            "quotes": (event["body"] or "").count('"')}
 PY
 my ($sid) = warm_sandboxes($agent, $r, 'echo', $code, 1);
 fn_mirror($r, 'echo');
@@ -59,3 +61,11 @@ key: null
 --- response_json
 b64: true
 body: "/wAB"
+
+=== TEST 3: a large body of escaped characters (beyond the event's first block, in a temp file) arrives whole
+--- request eval
+"POST /fn/echo/big\n" . ('"' x 100000) . "\n" . ("\\" x 100000)
+--- response_json
+blen: 200001
+quotes: 100000
+b64: false

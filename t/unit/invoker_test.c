@@ -183,6 +183,74 @@ test_event(void)
 }
 
 
+/* An arena that counts what it gives and gets back. */
+typedef struct {
+    int allocs, frees;
+} counting_t;
+
+
+static void *
+counting_alloc(void *data, size_t size)
+{
+    ((counting_t *) data)->allocs++;
+    return malloc(size);
+}
+
+
+static void
+counting_free(void *data, void *p)
+{
+    ((counting_t *) data)->frees++;
+    free(p);
+}
+
+
+/* The event written into the caller's memory: the same bytes, one block
+ * for a usual request, a block outgrown (a body of escapes) given back. */
+static void
+test_event_with(void)
+{
+    faas_event_header_t hdrs[] = {{"Host", 4, "gw.local", 8}};
+    faas_event_req_t    req = {
+        .method = "POST", .method_len = 4, .path = "/", .path_len = 1,
+        .headers = hdrs, .nheaders = 1, .request_id = "r",
+        .function = "hello",
+        .body = (const unsigned char *) "{\"x\":1}", .body_len = 7,
+        .time_ms = 1700000000123ULL,
+    };
+    counting_t          cnt = {0, 0};
+    faas_event_alloc_t  al = {counting_alloc, counting_free, &cnt};
+    faas_error_t        err;
+    char               *a, *b, *quotes;
+    size_t              alen, blen;
+
+    a = faas_event_build(&req, &alen, &err);
+    b = faas_event_build_with(&req, &al, &blen, &err);
+    ok(a != NULL && b != NULL, "event built into the caller's memory");
+    ok(alen == blen && memcmp(a, b, alen) == 0 && b[blen] == '\0',
+       "the same bytes as faas_event_build");
+    is_int(cnt.allocs, 1, "one block for a usual request");
+    is_int(cnt.frees, 0, "nothing given back");
+    free(a);
+    free(b);
+
+    quotes = malloc(100000);
+    memset(quotes, '"', 100000);
+    req.body = (const unsigned char *) quotes;
+    req.body_len = 100000;
+    cnt.allocs = cnt.frees = 0;
+    a = faas_event_build(&req, &alen, &err);
+    b = faas_event_build_with(&req, &al, &blen, &err);
+    ok(a != NULL && b != NULL && alen == blen && memcmp(a, b, alen) == 0,
+       "a body of escapes: the same bytes");
+    ok(blen > 200000, "every quote escaped");
+    is_int(cnt.allocs - cnt.frees, 1, "outgrown blocks given back");
+    free(a);
+    free(b);
+    free(quotes);
+}
+
+
 static void
 test_records(void)
 {
@@ -339,6 +407,7 @@ main(void)
     test_partition();
     test_reqid();
     test_event();
+    test_event_with();
     test_records();
     test_answer();
     test_cookie();
