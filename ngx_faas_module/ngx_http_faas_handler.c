@@ -528,7 +528,6 @@ static ngx_int_t
 ngx_http_faas_event(ngx_http_request_t *r, ngx_http_faas_call_t *call,
     u_char *body, size_t blen)
 {
-    u_char              *path, *end;
     char                *ev, ip[NGX_SOCKADDR_STRLEN + 1];
     size_t               evlen, n;
     faas_error_t         err;
