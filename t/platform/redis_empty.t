@@ -69,7 +69,11 @@ for my $case ('persisted', 'empty') {
     my $r = redis_client(platform_redis($p));
     # A call that came between the re-mirror and the re-list may have asked
     # for a second sandbox: the count is what exists.
-    my @sbx = grep { m{/s-[0-9a-f]+$} } glob("$p->{var}/sbx/*"), glob("$p->{var}/sbx/sbx/*");
+    # (a stem cell no function took yet is not one of the function's)
+    my @sbx = grep {
+        my $m = eval { json_decode(read_file("$_/meta.json") // '') };
+        m{/s-[0-9a-f]+$} && !($m && $m->{stem} && !defined $m->{rid});
+    } glob("$p->{var}/sbx/*"), glob("$p->{var}/sbx/sbx/*");
     is($r->get('faas:count:{steady@1}'), scalar @sbx,
        "$case: faas:count is the number of sandboxes (" . scalar(@sbx) . ')');
     ok(wait_until(sub { grep { defined $r->get("faas:prov:lease:$_") } 0 .. 7 }, 10),
