@@ -228,6 +228,66 @@ ngx_http_faas_call_release(ngx_http_faas_call_t *call)
 }
 
 
+/*
+ * Like ngx_http_faas_call_release, for an entry whose agent could not be
+ * reached: it is not returned when a survivor declared its host dead and
+ * gave its count slot back (its id in faas:gone:{rid}, docs/DESIGN.md
+ * section 4), so a call waiting on it takes another or asks for a cold
+ * start. One script, queued before the call's next LPOP.
+ */
+void
+ngx_http_faas_call_release_unreachable(ngx_http_faas_call_t *call)
+{
+    int          n;
+    char         buf[FAAS_ENTRY_MAX], gone[FAAS_KEY_MAX];
+    size_t       lens[7];
+    const char  *argv[7];
+
+    static const char  script[] =
+        "if redis.call('sismember', KEYS[2], ARGV[1]) == 1 then return 0 end "
+        "return redis.call('rpush', KEYS[1], ARGV[2])";
+
+    if (!call->have_entry) {
+        return;
+    }
+
+    n = faas_entry_format(buf, sizeof(buf), call->entry.sandbox_id,
+                          call->entry.endpoint, NULL);
+    if (n < 0
+        || faas_key_gone(gone, sizeof(gone), (char *) call->fn->rid.data,
+                         call->fn->rid.len) < 0)
+    {
+        return;
+    }
+
+    call->have_entry = 0;
+
+    argv[0] = "EVAL";
+    argv[1] = script;
+    argv[2] = "2";
+    argv[3] = call->idle_key;
+    argv[4] = gone;
+    argv[5] = call->entry.sandbox_id;
+    argv[6] = buf;
+    lens[0] = 4;
+    lens[1] = sizeof(script) - 1;
+    lens[2] = 1;
+    lens[3] = ngx_strlen(call->idle_key);
+    lens[4] = ngx_strlen(gone);
+    lens[5] = ngx_strlen(call->entry.sandbox_id);
+    lens[6] = n;
+
+    if (ngx_http_faas_redis_command(ngx_http_faas_redis_ignore, NULL, 7,
+                                    argv, lens)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, call->log, 0,
+                      "faas: %s: cannot return \"%s\" to %s: Redis is "
+                      "unavailable", call->request_id, buf, call->idle_key);
+    }
+}
+
+
 /* RPUSHes an entry a detached call popped back as it was. */
 void
 ngx_http_faas_call_return(ngx_http_faas_call_t *call, const char *s,

@@ -278,7 +278,8 @@ ngx_http_faas_record_add(ngx_http_faas_call_t *call,
  * backoff (ngx_http_faas_invoke). When faas_cold_start_timeout has passed
  * since the request began: 503 "agent unavailable" (the entry listed). A
  * call whose client is gone just returns the entry. No retry is counted
- * against faas_retries.
+ * against faas_retries. An entry whose host was declared dead is dropped
+ * instead of returned (ngx_http_faas_call_release_unreachable).
  */
 static void
 ngx_http_faas_agent_unreachable(ngx_http_faas_call_t *call,
@@ -287,7 +288,7 @@ ngx_http_faas_agent_unreachable(ngx_http_faas_call_t *call,
     ngx_msec_t  elapsed, timeout;
 
     if (call->r == NULL) {
-        ngx_http_faas_call_release(call);
+        ngx_http_faas_call_release_unreachable(call);
         return;
     }
 
@@ -300,7 +301,7 @@ ngx_http_faas_agent_unreachable(ngx_http_faas_call_t *call,
                       "unavailable after %M ms, entry returned",
                       call->request_id, error, call->entry.endpoint,
                       call->entry.sandbox_id, elapsed);
-        ngx_http_faas_call_release(call);
+        ngx_http_faas_call_release_unreachable(call);
         ngx_http_faas_call_fail(call, NGX_HTTP_SERVICE_UNAVAILABLE,
                                 "agent unavailable");
         return;
@@ -317,7 +318,7 @@ ngx_http_faas_agent_unreachable(ngx_http_faas_call_t *call,
     ngx_cpystrn((u_char *) call->agent_down, (u_char *) call->entry.endpoint,
                 sizeof(call->agent_down));
 
-    ngx_http_faas_call_release(call);
+    ngx_http_faas_call_release_unreachable(call);
     ngx_http_faas_call_next(call, NGX_HTTP_FAAS_ACQUIRE);
 }
 

@@ -231,6 +231,7 @@ void ngx_http_faas_call_fail(ngx_http_faas_call_t *call, ngx_uint_t status,
 ngx_int_t ngx_http_faas_call_take(ngx_http_faas_call_t *call, const char *s,
     size_t len);
 void ngx_http_faas_call_release(ngx_http_faas_call_t *call);
+void ngx_http_faas_call_release_unreachable(ngx_http_faas_call_t *call);
 void ngx_http_faas_call_return(ngx_http_faas_call_t *call, const char *s,
     size_t len);
 

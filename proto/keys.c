@@ -58,6 +58,13 @@ faas_key_count(char *buf, size_t size, const char *rid, size_t len)
 
 
 int
+faas_key_gone(char *buf, size_t size, const char *rid, size_t len)
+{
+    return fit(snprintf(buf, size, "faas:gone:{%.*s}", (int) len, rid), size);
+}
+
+
+int
 faas_key_err(char *buf, size_t size, const char *rid, size_t len,
              const char *request_id)
 {
@@ -85,4 +92,11 @@ int
 faas_key_prov_work(char *buf, size_t size, const char *host_id)
 {
     return fit(snprintf(buf, size, "faas:prov:work:%s", host_id), size);
+}
+
+
+int
+faas_key_prov_sbx(char *buf, size_t size, const char *host_id)
+{
+    return fit(snprintf(buf, size, "faas:prov:sbx:%s", host_id), size);
 }

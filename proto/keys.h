@@ -32,6 +32,10 @@ int faas_key_idle(char *buf, size_t size, const char *rid, size_t len);
 /* "faas:count:{<rid>}" */
 int faas_key_count(char *buf, size_t size, const char *rid, size_t len);
 
+/* "faas:gone:{<rid>}": ids of the revision's sandboxes whose host died and
+ * whose count slot a survivor gave back; a gateway drops such an entry. */
+int faas_key_gone(char *buf, size_t size, const char *rid, size_t len);
+
 /* "faas:err:{<rid>}:<request-id>" */
 int faas_key_err(char *buf, size_t size, const char *rid, size_t len,
                  const char *request_id);
@@ -44,6 +48,10 @@ int faas_key_prov_lease(char *buf, size_t size, unsigned shard);
 
 /* "faas:prov:work:<host-id>": a provisioner's processing list. */
 int faas_key_prov_work(char *buf, size_t size, const char *host_id);
+
+/* "faas:prov:sbx:<host-id>": hash of a host's counted sandboxes, sandbox id
+ * -> rid ("~<rid>" once a survivor gave its count slot back). */
+int faas_key_prov_sbx(char *buf, size_t size, const char *host_id);
 
 /* The keys and channels whose names take no argument. */
 #define FAAS_KEY_PROV_HOSTS     "faas:prov:hosts"

@@ -12,8 +12,10 @@
  * Dead hosts (heartbeat older than two lease periods): the requests left in
  * their processing lists (faas:prov:work:<host>, see queue.c) are moved back
  * to the head of a queue this host consumes, atomically (Lua, re-checking
- * the heartbeat), so nothing a dead host had taken is lost. A host leaves
- * faas:prov:hosts only once its processing list is empty.
+ * the heartbeat), so nothing a dead host had taken is lost; its sandboxes
+ * (faas:prov:sbx:<host>) leave the idle lists and give their count slots
+ * back (SWEEP_LUA). A host leaves faas:prov:hosts only once its processing
+ * list is empty.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,8 +29,10 @@
 static const char *EXTEND_LUA =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
-/* KEYS hosts, dead work list, target queue; ARGV host, dead-before ms,
- * forget-before ms, max. -1: alive again; else how many were moved. */
+/* KEYS hosts, dead work list, target queue, dead sandboxes; ARGV host,
+ * dead-before ms, forget-before ms, max. -1: alive again; else how many
+ * were moved. A forgotten host's sandbox hash goes with it: should it come
+ * back, it registers anew and raises its counts (reconcile.c). */
 static const char *TAKEOVER_LUA =
     "local s = redis.call('zscore', KEYS[1], ARGV[1]) "
     "if s and tonumber(s) >= tonumber(ARGV[2]) then return -1 end "
@@ -37,8 +41,29 @@ static const char *TAKEOVER_LUA =
     "if not redis.call('lmove', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') then break end "
     "n = n + 1 end "
     "if redis.call('llen', KEYS[2]) == 0 and s and tonumber(s) < tonumber(ARGV[3]) "
-    "then redis.call('zrem', KEYS[1], ARGV[1]) end "
+    "then redis.call('zrem', KEYS[1], ARGV[1]) redis.call('del', KEYS[4]) end "
     "return n";
+/* One sandbox of a dead host: its entries leave the idle list and its count
+ * slot is given back, once (its value becomes "~<rid>"); its id goes into
+ * faas:gone:{rid}, so a gateway that holds its entry drops it instead of
+ * returning it. Run again at every heartbeat while the host is dead, it
+ * removes an entry returned meanwhile. KEYS hosts, dead sandboxes, idle,
+ * count, gone; ARGV host, dead-before ms, sandbox id, gone ttl ms.
+ * {-1, 0}: alive again; else {entries removed, slots given back}. */
+static const char *SWEEP_LUA =
+    "local s = redis.call('zscore', KEYS[1], ARGV[1]) "
+    "if s and tonumber(s) >= tonumber(ARGV[2]) then return {-1, 0} end "
+    "local v = redis.call('hget', KEYS[2], ARGV[3]) "
+    "if not v then return {0, 0} end "
+    "redis.call('sadd', KEYS[5], ARGV[3]) "
+    "redis.call('pexpire', KEYS[5], ARGV[4]) "
+    "local n, p = 0, ARGV[3] .. '|' "
+    "for _, e in ipairs(redis.call('lrange', KEYS[3], 0, -1)) do "
+    "if string.sub(e, 1, string.len(p)) == p then "
+    "n = n + redis.call('lrem', KEYS[3], 0, e) end end "
+    "if string.sub(v, 1, 1) == '~' then return {n, 0} end "
+    "redis.call('hset', KEYS[2], ARGV[3], '~' .. v) "
+    "redis.call('decr', KEYS[4]) return {n, 1}";
 static const char *RELEASE_LUA =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('del', KEYS[1]) else return 0 end";
@@ -239,6 +264,121 @@ takeover_cb(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
+/* The sweep of one dead host's sandboxes, logged once it is complete. */
+typedef struct sweep_s {
+    char      host[401];
+    char      dead[32];
+    unsigned  pending;
+    long long removed;
+    long long given;
+} sweep_t;
+
+
+static void
+sweep_done(sweep_t *sw)
+{
+    if (--sw->pending > 0) {
+        return;
+    }
+    if (sw->removed > 0 || sw->given > 0) {
+        faas_warn(NULL, "lease: host %s is dead: removed %lld of its idle "
+                  "entries, gave back %lld count slots", sw->host,
+                  sw->removed, sw->given);
+    }
+    free(sw);
+}
+
+
+static void
+sweep_one_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply *r = reply;
+    sweep_t    *sw = data;
+
+    (void) ac;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+        && r->element[0]->type == REDIS_REPLY_INTEGER
+        && r->element[0]->integer >= 0) {
+        sw->removed += r->element[0]->integer;
+        sw->given += r->element[1]->integer;
+    } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        faas_err(NULL, "lease: sweep of %s: %s", sw->host, r->str);
+    }
+    sweep_done(sw);
+}
+
+
+/* Sends SWEEP_LUA for one sandbox (id, value "<rid>" or "~<rid>"). */
+static void
+sweep_one(faas_prov_t *p, sweep_t *sw, const char *skey, const char *id,
+          const char *value)
+{
+    const char *rid = value[0] == '~' ? value + 1 : value;
+    char        idle[512], count[512], gone[512], ttl[32];
+
+    if (faas_key_idle(idle, sizeof(idle), rid, strlen(rid)) < 0
+        || faas_key_count(count, sizeof(count), rid, strlen(rid)) < 0
+        || faas_key_gone(gone, sizeof(gone), rid, strlen(rid)) < 0) {
+        return;
+    }
+    /* Beyond the host's forgetting (20 lease periods): longer than any
+     * gateway holds an entry. */
+    snprintf(ttl, sizeof(ttl), "%" PRIu64, 40 * (uint64_t) p->lease_ms);
+    sw->pending++;
+    if (faas_prov_redis_cmd(&p->cmd, sweep_one_cb, sw,
+                            "EVAL %s 5 %s %s %s %s %s %s %s %s %s", SWEEP_LUA,
+                            FAAS_KEY_PROV_HOSTS, skey, idle, count, gone,
+                            sw->host, sw->dead, id, ttl)
+        != 0) {
+        sw->pending--;
+    }
+}
+
+
+static void
+sweep_cb(redisAsyncContext *ac, void *reply, void *data)
+{
+    faas_prov_t *p = g_prov;
+    redisReply  *r = reply;
+    sweep_t     *sw = data;
+    char         skey[512];
+    size_t       i;
+
+    (void) ac;
+    sw->pending = 1;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY
+        && faas_key_prov_sbx(skey, sizeof(skey), sw->host) >= 0) {
+        for (i = 0; i + 1 < r->elements; i += 2) {
+            if (r->element[i]->type == REDIS_REPLY_STRING
+                && r->element[i + 1]->type == REDIS_REPLY_STRING) {
+                sweep_one(p, sw, skey, r->element[i]->str,
+                          r->element[i + 1]->str);
+            }
+        }
+    }
+    sweep_done(sw);
+}
+
+
+/* Dead host's sandboxes: see SWEEP_LUA. */
+static void
+sweep_host(faas_prov_t *p, const char *host, const char *dead)
+{
+    sweep_t *sw = calloc(1, sizeof(*sw));
+    char     skey[512];
+
+    if (sw == NULL || faas_key_prov_sbx(skey, sizeof(skey), host) < 0) {
+        free(sw);
+        return;
+    }
+    snprintf(sw->host, sizeof(sw->host), "%s", host);
+    snprintf(sw->dead, sizeof(sw->dead), "%s", dead);
+    if (faas_prov_redis_cmd(&p->cmd, sweep_cb, sw, "HGETALL %s", skey) != 0) {
+        free(sw);
+    }
+}
+
+
 static void
 dead_cb(redisAsyncContext *ac, void *reply, void *data)
 {
@@ -247,7 +387,8 @@ dead_cb(redisAsyncContext *ac, void *reply, void *data)
     size_t       i;
     unsigned     shard;
     uint64_t     now = faas_now_ms();
-    char         wkey[512], qkey[64], dead[32], forget[32], *host;
+    char         wkey[512], skey[512], qkey[64], dead[32], forget[32];
+    char        *host;
 
     (void) ac;
     (void) data;
@@ -275,12 +416,14 @@ dead_cb(redisAsyncContext *ac, void *reply, void *data)
             continue;
         }
         faas_key_prov_work(wkey, sizeof(wkey), r->element[i]->str);
+        faas_key_prov_sbx(skey, sizeof(skey), r->element[i]->str);
+        sweep_host(p, r->element[i]->str, dead);
         host = strdup(r->element[i]->str);
         if (host == NULL
             || faas_prov_redis_cmd(&p->cmd, takeover_cb, host,
-                                   "EVAL %s 3 %s %s %s %s %s %s 1000",
+                                   "EVAL %s 4 %s %s %s %s %s %s %s 1000",
                                    TAKEOVER_LUA, FAAS_KEY_PROV_HOSTS, wkey,
-                                   qkey, host, dead, forget)
+                                   qkey, skey, host, dead, forget)
                    != 0) {
             free(host);
         }

@@ -37,11 +37,13 @@ static void job_start(faas_prov_t *p, const char *queue, const char *raw,
                       size_t raw_len, int recovered);
 
 /* The request's outcome "listed", atomically with leaving the processing
- * list: KEYS work, idle; ARGV request, entry. 0: not in the list (taken
- * over by another host: nothing is pushed). */
+ * list and with noting the sandbox in this host's faas:prov:sbx:<host>:
+ * KEYS work, idle, sbx; ARGV request, entry, sandbox id, rid. 0: not in the
+ * list (taken over by another host: nothing is pushed). */
 static const char *FIN_OK_LUA =
     "if redis.call('lrem', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
-    "redis.call('rpush', KEYS[2], ARGV[2]) return 1";
+    "redis.call('rpush', KEYS[2], ARGV[2]) "
+    "redis.call('hset', KEYS[3], ARGV[3], ARGV[4]) return 1";
 /* The outcome "failed": KEYS work, count [, err]; ARGV request, reason,
  * ttl. 0: not in the list (served elsewhere: nothing is changed). */
 static const char *FIN_ERR_LUA =
@@ -211,21 +213,25 @@ fin_listed(faas_prov_t *p, faas_prov_sbx_t *s, const char *raw,
            size_t raw_len)
 {
     fin_t *f = fin_new(p, FIN_OK);
-    char   key[512];
+    char   key[512], sbx_key[512];
 
     if (f == NULL) {
         return;
     }
     snprintf(f->sid, sizeof(f->sid), "%s", s->id);
     faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
+    faas_key_prov_sbx(sbx_key, sizeof(sbx_key), p->host_id);
     fin_arg(f, "EVAL", 4);
     fin_arg(f, FIN_OK_LUA, strlen(FIN_OK_LUA));
-    fin_arg(f, "2", 1);
+    fin_arg(f, "3", 1);
     fin_arg(f, p->work_key, strlen(p->work_key));
     fin_arg(f, key, strlen(key));
+    fin_arg(f, sbx_key, strlen(sbx_key));
     f->raw_idx = f->argc;
     fin_arg(f, raw, raw_len);
     fin_arg(f, s->entry, strlen(s->entry));
+    fin_arg(f, s->id, strlen(s->id));
+    fin_arg(f, s->rid, strlen(s->rid));
     fin_send(f);
 }
 

@@ -47,8 +47,16 @@ typedef struct scan_s {
     int      failed;      /* a reply was missing: decide nothing */
 } scan_t;
 
-/* RPUSH ARGV[2] unless an entry of sandbox ARGV[1] is already listed. */
+/* RPUSH ARGV[2] unless an entry of sandbox ARGV[1] is already listed;
+ * KEYS idle, sbx, count, gone; ARGV id, entry, rid. The sandbox is noted in
+ * faas:prov:sbx:<host> again (Redis may have lost it) and, when a survivor
+ * had given its count slot back (this host was taken for dead), the slot
+ * is taken again and gateways return its entry again. */
 static const char *RELIST_LUA =
+    "local v = redis.call('hget', KEYS[2], ARGV[1]) "
+    "if v and string.sub(v, 1, 1) == '~' then redis.call('incr', KEYS[3]) "
+    "redis.call('srem', KEYS[4], ARGV[1]) end "
+    "redis.call('hset', KEYS[2], ARGV[1], ARGV[3]) "
     "local l = redis.call('lrange', KEYS[1], 0, -1) "
     "for _, e in ipairs(l) do "
     "if string.sub(e, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then "
@@ -354,14 +362,19 @@ note_same_call(faas_prov_t *p, faas_prov_sbx_t *s, int frozen, uint64_t now)
 static void
 relist(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
 {
-    char key[512];
+    char key[512], sbx_key[512], count_key[512], gone_key[512];
 
     free(s->entry);
     s->entry = faas_prov_sbx_entry(p, s->id, NULL);
     faas_key_idle(key, sizeof(key), s->rid, strlen(s->rid));
+    faas_key_prov_sbx(sbx_key, sizeof(sbx_key), p->host_id);
+    faas_key_count(count_key, sizeof(count_key), s->rid, strlen(s->rid));
+    faas_key_gone(gone_key, sizeof(gone_key), s->rid, strlen(s->rid));
     if (s->entry != NULL
-        && faas_prov_redis_cmd(&p->cmd, NULL, NULL, "EVAL %s 1 %s %s %s",
-                               RELIST_LUA, key, s->id, s->entry)
+        && faas_prov_redis_cmd(&p->cmd, NULL, NULL,
+                               "EVAL %s 4 %s %s %s %s %s %s %s", RELIST_LUA,
+                               key, sbx_key, count_key, gone_key, s->id,
+                               s->entry, s->rid)
                == 0) {
         faas_info(NULL, "reconcile: re-listed %s (%s)", s->id, s->rid);
         s->state = SBX_IDLE;

@@ -1,7 +1,8 @@
 /*
  * The sandboxes this provisioner manages: an in-memory list, mirrored in
  * <run_dir>/prov/<id>.json (what meta.json does not say: keep-alive), and
- * the one place where a sandbox is destroyed and faas:count:{rid} is DECRed.
+ * the one place where a sandbox is destroyed and faas:count:{rid} is DECRed
+ * (and the sandbox leaves faas:prov:sbx:<host-id>).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +26,15 @@ typedef struct destroy_s {
     int         rc;
     faas_error_t err;
 } destroy_t;
+
+/* A destroyed sandbox leaves faas:prov:sbx:<host> and gives its count slot
+ * back, unless a survivor already did while this host was taken for dead
+ * (value "~<rid>", docs/DESIGN.md section 4): KEYS sbx, count; ARGV id. */
+static const char *FORGET_LUA =
+    "local v = redis.call('hget', KEYS[1], ARGV[1]) "
+    "redis.call('hdel', KEYS[1], ARGV[1]) "
+    "if v and string.sub(v, 1, 1) == '~' then return 0 end "
+    "redis.call('decr', KEYS[2]) return 1";
 
 
 /* The sandbox with this id, or NULL. */
@@ -319,7 +329,7 @@ destroy_done(uv_work_t *w, int status)
 {
     destroy_t *d = w->data;
     faas_prov_t    *p = d->prov;
-    char       key[512];
+    char       key[512], sbx_key[512];
 
     (void) status;
     if (d->rc < 0) {
@@ -330,7 +340,9 @@ destroy_done(uv_work_t *w, int status)
     }
     if (!d->sbx->nocount) {
         faas_key_count(key, sizeof(key), d->sbx->rid, strlen(d->sbx->rid));
-        faas_prov_redis_cmd(&p->cmd, NULL, NULL, "DECR %s", key);
+        faas_key_prov_sbx(sbx_key, sizeof(sbx_key), p->host_id);
+        faas_prov_redis_cmd(&p->cmd, NULL, NULL, "EVAL %s 2 %s %s %s",
+                            FORGET_LUA, sbx_key, key, d->sbx->id);
     }
     /* Its init, if our child, is a zombie now. */
     faas_prov_sbx_reap(p);

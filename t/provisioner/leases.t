@@ -1,8 +1,9 @@
 # Two provisioners on one Redis: shards split evenly (within one); a joining
 # provisioner gets shards handed over without any queued request being
 # dropped; after kill -9 of one, the survivor holds every shard within two
-# lease periods and serves what was queued on the dead one's shards; when it
-# comes back the shards rebalance.
+# lease periods and serves what was queued on the dead one's shards, and the
+# dead one's idle entries leave the list with their count slots; when it
+# comes back the shards rebalance and its sandboxes are listed again.
 use lib 't/lib';
 use Test::More;
 use Faas::Test;
@@ -72,6 +73,14 @@ for my $shard (0 .. $S - 1) {
 }
 
 # kill -9 p2; requests queued on its shards meanwhile are served by p1.
+sub entries_of {
+    my ($prov) = @_;
+    return grep { index($_, "|$prov->{cfg}{agent_endpoint}|") > 0 } idle_entries($r, 'hello@1');
+}
+my @p2_entries = entries_of($p2);
+is($r->hlen('faas:prov:sbx:p2'), scalar(@p2_entries),
+   "faas:prov:sbx:p2 notes p2's sandboxes");
+my $count_before = $r->get('faas:count:{hello@1}');
 my @p2_shards = prov_held_shards($r, 'p2', $S);
 kill_proc($p2);
 my $t0 = time;
@@ -90,6 +99,21 @@ ok(wait_until(sub { my $o = listed_origins(); !grep { !$o->{$_} } @queued }, 30)
    'the requests queued on the dead one\'s shards are served');
 like(listed_origins()->{ $queued[0] } // '', qr/\Q$p1->{cfg}{agent_endpoint}\E/,
      'by the survivor');
+# The dead host's sandboxes leave the idle lists and give their count slots
+# back, once; an entry a gateway returns meanwhile is removed again.
+ok(wait_until(sub { !entries_of($p2) }, 10), "p2's entries left the idle list");
+is($r->get('faas:count:{hello@1}'), $count_before + @queued - @p2_entries,
+   "their count slots were given back");
+is_deeply([sort $r->smembers('faas:gone:{hello@1}')],
+          [sort map { (split /\|/)[0] } @p2_entries],
+          'their ids are in faas:gone:{rid} (gateways drop such entries)');
+$r->rpush('faas:idle:{hello@1}', $p2_entries[0]);
+ok(wait_until(sub { !entries_of($p2) }, 10), 'an entry of p2 returned later is removed again');
+sleep(2 * $LEASE / 1000);
+is($r->get('faas:count:{hello@1}'), $count_before + @queued - @p2_entries,
+   'and no slot is given back twice');
+like(read_file($p1->{log}) // '', qr/host p2 is dead: removed \d+ of its idle entries, gave back ${\ scalar @p2_entries} count slots/,
+     'the survivor logs the sweep');
 
 # p2 comes back: the shards rebalance.
 $p2 = start_provisioner($redis, name => 'p2', uid_base => 200000, %common);
@@ -97,6 +121,10 @@ ok(wait_until(sub { held('p1') + held('p2') == $S
                     && abs(held('p1') - held('p2')) <= 1 }, 20),
    'after the restart the shards rebalance')
     or diag('p1 ' . held('p1') . ', p2 ' . held('p2'));
+# its sandboxes outlived it: listed again, their slots taken again
+ok(wait_until(sub { entries_of($p2) == @p2_entries }, 20), "p2's sandboxes are re-listed");
+is($r->get('faas:count:{hello@1}'), $count_before + @queued, 'with their count slots');
+is($r->scard('faas:gone:{hello@1}'), 0, 'and out of faas:gone:{rid}');
 
 # A clean stop hands the leases over at once.
 stop_proc($p2);

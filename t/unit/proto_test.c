@@ -126,6 +126,8 @@ test_keys(void)
     is_str(buf, "faas:idle:{hello@3}", "idle key");
     faas_key_count(buf, sizeof(buf), "hello@3", 7);
     is_str(buf, "faas:count:{hello@3}", "count key");
+    faas_key_gone(buf, sizeof(buf), "hello@3", 7);
+    is_str(buf, "faas:gone:{hello@3}", "gone key");
     faas_key_err(buf, sizeof(buf), "hello@3", 7,
                  "0123456789abcdef0123456789abcdef");
     is_str(buf, "faas:err:{hello@3}:0123456789abcdef0123456789abcdef",
@@ -142,6 +144,10 @@ test_keys(void)
     is_str(buf, "faas:prov:work:host-a", "processing list key");
     is_int(faas_key_prov_work(small, sizeof(small), "host-a"), -1,
            "too small a buffer for a work key");
+    faas_key_prov_sbx(buf, sizeof(buf), "host-a");
+    is_str(buf, "faas:prov:sbx:host-a", "host sandboxes key");
+    is_int(faas_key_prov_sbx(small, sizeof(small), "host-a"), -1,
+           "too small a buffer for a host sandboxes key");
     is_str(FAAS_KEY_FN_MATCH, "faas:fn:*", "function key pattern");
     is_str(FAAS_KEY_IDLE_MATCH, "faas:idle:*", "idle key pattern");
 }
