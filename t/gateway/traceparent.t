@@ -27,6 +27,14 @@ def handler(event, context):
 PY
 my ($sid) = warm_sandboxes($agent, $r, 'tr', $code, 1);
 fn_mirror($r, 'tr');
+my $jscode = write_handler('trjs', 'index.js' => <<'JS');
+exports.handler = async (event, context) => ({ header: event.headers.traceparent,
+    trace_id: context.traceId, traceparent: context.traceparent });
+JS
+my $jsid = sandbox_create($agent, function => 'trjs', code => $jscode,
+                          runtime => 'nodejs', handler => 'index.handler');
+$r->rpush(idle_key('trjs'), idle_entry($agent, $jsid));
+fn_mirror($r, 'trjs', runtime => 'nodejs', handler => 'index.handler');
 
 my $dir = Faas::Nginx::nginx_dir();
 my $ng = start_nginx(http_config => <<"C", config => "location /fn/ { faas_function on; }\n");
@@ -41,10 +49,10 @@ my $TP = qr/\A00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\z/;
 
 # One call: its answer, the record's trace id (field 16) and the access
 # log line of its request id.
-sub call {
-    my (@headers) = @_;
+sub call_fn {
+    my ($fn, @headers) = @_;
     $r->del('faas:records');
-    my $res = http_request($port, 'GET', '/fn/tr', headers => \@headers);
+    my $res = http_request($port, 'GET', "/fn/$fn", headers => \@headers);
     is($res->{status}, 200, 'the call succeeds') or diag($res->{body});
     my $j = eval { decode_json($res->{body}) } // {};
     my $rid = $res->{headers}{'x-faas-request-id'} // '';
@@ -57,6 +65,7 @@ sub call {
         defined $line }, 5);
     return ($j, $rec->{16}[0] // '', $line ? decode_json($line) : {});
 }
+sub call { call_fn('tr', @_) }
 
 # A function sees one traceparent, the same in its event and its context.
 sub seen_alike {
@@ -111,6 +120,12 @@ is(substr($j->{header} // '', 0, 36), '00-4bf92f3577b34da6a3ce929d0e0e4736-',
 isnt(substr($j->{header} // '', 3, 32), '4bf92f3577b34da6a3ce929d0e0e4736',
      'two traceparent headers are invalid: a new trace');
 
+($j, $rec) = call_fn('trjs', [traceparent => $client]);
+seen_alike($j, 'Node.js');
+is(substr($j->{header} // '', 3, 32), '4bf92f3577b34da6a3ce929d0e0e4736',
+   '... context.traceId is the client\'s trace id');
+is($rec, '4bf92f3577b34da6a3ce929d0e0e4736', '... recorded');
+
 stop_nginx();
-sandbox_destroy($agent, $sid);
+sandbox_destroy($agent, $_) for $sid, $jsid;
 faas_finish();
