@@ -728,7 +728,11 @@ build_runtime_frame(inv_t *inv, uint64_t deadline, size_t *out_len)
     uint8_t             *buf;
     time_t               t = time(NULL);
     struct tm            tm;
+    const char          *tp;
+    int                  trace;
 
+    tp = r->traceparent ? r->traceparent : "";
+    trace = faas_traceparent_valid(tp, strlen(tp));
     if (r->event.len > 0) {
         event = (const char *) r->event.data;
         elen = r->event.len;
@@ -744,9 +748,14 @@ build_runtime_frame(inv_t *inv, uint64_t deadline, size_t *out_len)
                   "\"invoked_function_arn\":"
                   "\"arn:aws:lambda:local:000000000000:function:%s:%u\","
                   "\"log_group_name\":\"/aws/lambda/%s\","
-                  "\"log_stream_name\":\"%s/[%u]%s\"}%s}",
+                  "\"log_stream_name\":\"%s/[%u]%s\"%s%.*s%s%s%s}%s}",
                   (unsigned long long) deadline, fn, ver, mem, r->request_id,
                   fn, ver, fn, date, ver, s->id,
+                  /* the trace context, when the gateway sent a valid one */
+                  trace ? ",\"trace_id\":\"" : "",
+                  trace ? FAAS_TRACE_ID_LEN : 0, trace ? tp + 3 : "",
+                  trace ? "\",\"traceparent\":\"" : "",
+                  trace ? tp : "", trace ? "\"" : "",
                   /* how the runtime should wait for its next call */
                   s->agent->freeze_after_idle_ms ? ",\"kept_thawed\":true"
                                                  : "");

@@ -40,7 +40,8 @@ enum {
     O_DATA = 1 << 9, O_METHOD = 1 << 10, O_PATH = 1 << 11,
     O_HEADER = 1 << 12, O_KEY = 1 << 13, O_TTL = 1 << 14,
     O_ISSUER = 1 << 15, O_AUD = 1 << 16, O_LIMIT = 1 << 17,
-    O_BEFORE = 1 << 18, O_PRIVATE = 1 << 19,
+    O_BEFORE = 1 << 18, O_PRIVATE = 1 << 19, O_FOLLOW = 1 << 20,
+    O_ITER = 1 << 21,
 };
 
 enum {
@@ -48,7 +49,8 @@ enum {
     OPT_CACERT, OPT_REQ_TIMEOUT, OPT_JSON, OPT_NAME, OPT_RUNTIME,
     OPT_HANDLER, OPT_MEMORY, OPT_TIMEOUT, OPT_ENV, OPT_PUBLIC, OPT_PRIVATE,
     OPT_CONC, OPT_KEEP, OPT_DATA, OPT_METHOD, OPT_PATH, OPT_HEADER, OPT_KEY,
-    OPT_TTL, OPT_ISSUER, OPT_AUD, OPT_LIMIT, OPT_BEFORE,
+    OPT_TTL, OPT_ISSUER, OPT_AUD, OPT_LIMIT, OPT_BEFORE, OPT_FOLLOW,
+    OPT_ITER,
 };
 
 typedef struct {
@@ -58,7 +60,8 @@ typedef struct {
     int          json;
     unsigned     given;          /* O_* bits seen on the command line */
     const char  *name, *runtime, *handler;
-    long         memory, timeout, conc, keep, ttl, limit;
+    long         memory, timeout, conc, keep, ttl, limit, iterations;
+    int          follow;
     int          public;         /* -1 unset, 0 --private, 1 --public */
     const char  *env[MAX_ENV];
     size_t       nenv;
@@ -657,8 +660,13 @@ check_request_id(const char *s)
 }
 
 
+/*
+ * Prints a call's logs, after heading when not NULL; quiet: a 404 returns
+ * FCTL_EXIT_NOT_FOUND silently.
+ */
 static int
-print_logs(fctl_t *f, const char *name, const char *rid)
+print_logs_of(fctl_t *f, const char *name, const char *rid, int quiet,
+              const char *heading)
 {
     cleanup_free char *path = NULL;
     fctl_resp_t        r;
@@ -673,16 +681,27 @@ print_logs(fctl_t *f, const char *name, const char *rid)
         return -rc;
     }
     if (r.status != 200) {
-        rc = http_fail(&r);
+        rc = quiet && r.status == 404 ? FCTL_EXIT_NOT_FOUND : http_fail(&r);
         fctl_resp_free(&r);
         return rc;
+    }
+    if (heading) {
+        fputs(heading, stdout);
     }
     fwrite(r.body, 1, r.len, stdout);
     if (r.len && r.body[r.len - 1] != '\n') {
         fputc('\n', stdout);
     }
+    fflush(stdout);
     fctl_resp_free(&r);
     return 0;
+}
+
+
+static int
+print_logs(fctl_t *f, const char *name, const char *rid)
+{
+    return print_logs_of(f, name, rid, 0, NULL);
 }
 
 
@@ -695,6 +714,95 @@ format_time(long long ms, char *buf, size_t len)
     gmtime_r(&t, &tm);
     strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + strlen(buf), len - strlen(buf), ".%03lldZ", ms % 1000);
+}
+
+
+/*
+ * A call of a page of `logs --follow`: shows it once its log is there (or
+ * it has none); a log not stored yet (the agent writes it after answering)
+ * is tried again at the next polls, FOLLOW_TRIES times in all.
+ */
+#define FOLLOW_TRIES  5
+
+static int
+follow_one(fctl_t *f, const char *name, json_t *e, json_t *seen,
+           json_t *next)
+{
+    const char *rid = json_string_value(json_object_get(e, "request_id"));
+    json_t     *tries = json_object_get(seen, rid ? rid : "");
+    json_int_t  n = tries ? json_integer_value(tries) : 0;
+    char        when[40], heading[128];
+    int         rc;
+
+    if (rid == NULL) {
+        return 0;
+    }
+    if (n < 0 || json_string_length(json_object_get(e, "log_key")) == 0) {
+        json_object_set_new(next, rid, json_integer(-1));
+        return 0;
+    }
+    format_time(json_integer_value(json_object_get(e, "timestamp_ms")),
+                when, sizeof(when));
+    snprintf(heading, sizeof(heading), "=== %s %s %s\n", when, rid,
+             json_string_value(json_object_get(e, "status")));
+    rc = print_logs_of(f, name, rid, n + 1 < FOLLOW_TRIES, heading);
+    if (rc == FCTL_EXIT_NOT_FOUND && n + 1 < FOLLOW_TRIES) {
+        json_object_set_new(next, rid, json_integer(n + 1));
+        return 0;
+    }
+    json_object_set_new(next, rid, json_integer(-1));
+    return rc == FCTL_EXIT_NOT_FOUND ? 0 : rc;
+}
+
+
+/*
+ * logs --follow: polls the newest page of executions every second; calls
+ * not seen yet, oldest first, get their output printed. The calls of the
+ * last page are remembered (a call drops out of the page only once newer
+ * ones are there, so it never comes back).
+ */
+static int
+follow_logs(fctl_t *f, const char *name)
+{
+    cleanup_json json_t *seen = json_object();
+    cleanup_free char   *path = NULL;
+    json_t              *out, *list, *next;
+    size_t               i;
+    int                  rc, down = 0;
+
+    if (asprintf(&path, "/v1/functions/%s/executions?limit=%ld", name,
+                 f->limit) < 0) {
+        return fail(FCTL_EXIT_USAGE, "out of memory");
+    }
+    for (;;) {
+        rc = api(f, "GET", path, NULL, &out);
+        if (rc == FCTL_EXIT_UNREACHABLE) {
+            if (!down++) {
+                fail(0, "logs: the server cannot be reached; trying again");
+            }
+            sleep(1);
+            continue;
+        }
+        if (rc) {
+            return rc;
+        }
+        down = 0;
+        next = json_object();
+        list = json_object_get(out, "executions");
+        for (i = json_array_size(list); i-- > 0;) {
+            rc = follow_one(f, name, json_array_get(list, i), seen, next);
+            if (rc) {
+                json_decref(next);
+                json_decref(out);
+                return rc;
+            }
+        }
+        json_decref(out);
+        json_object_clear(seen);
+        json_object_update(seen, next);
+        json_decref(next);
+        sleep(1);
+    }
 }
 
 
@@ -712,10 +820,17 @@ cmd_logs(fctl_t *f, int argc, char **argv)
         return FCTL_EXIT_USAGE;
     }
     if (argc == 2) {
+        if (f->follow) {
+            return fail(FCTL_EXIT_USAGE, "logs --follow takes a function, "
+                        "not a request id");
+        }
         if (check_request_id(argv[1])) {
             return FCTL_EXIT_USAGE;
         }
         return print_logs(f, argv[0], argv[1]);
+    }
+    if (f->follow) {
+        return follow_logs(f, argv[0]);
     }
     /* the logs of the latest executions, oldest first */
     if (asprintf(&path, "/v1/functions/%s/executions?limit=%ld", argv[0],
@@ -759,6 +874,7 @@ cmd_executions(fctl_t *f, int argc, char **argv)
     cleanup_json json_t *out = NULL;
     cleanup_free char   *path = NULL, *eb = NULL;
     json_t              *e;
+    const char          *trace;
     char                 when[40];
     size_t               i;
     int                  rc;
@@ -780,13 +896,15 @@ cmd_executions(fctl_t *f, int argc, char **argv)
         print_json(out);
         return 0;
     }
-    printf("%-24s %-32s %4s %-6s %-15s %4s %10s %10s %10s\n", "TIME",
+    printf("%-24s %-32s %4s %-6s %-15s %4s %10s %10s %10s %s\n", "TIME",
            "REQUEST-ID", "VER", "START", "STATUS", "HTTP", "RUN-MS",
-           "TOTAL-MS", "MEM-KB");
+           "TOTAL-MS", "MEM-KB", "TRACE-ID");
     json_array_foreach(json_object_get(out, "executions"), i, e) {
         format_time(json_integer_value(json_object_get(e, "timestamp_ms")),
                     when, sizeof(when));
-        printf("%-24s %-32s %4lld %-6s %-15s %4lld %10.3f %10.3f %10lld\n",
+        trace = json_string_value(json_object_get(e, "trace_id"));
+        printf("%-24s %-32s %4lld %-6s %-15s %4lld %10.3f %10.3f %10lld "
+               "%s\n",
                when, json_string_value(json_object_get(e, "request_id")),
                (long long) json_integer_value(json_object_get(e, "version")),
                json_string_value(json_object_get(e, "start_type")),
@@ -796,12 +914,88 @@ cmd_executions(fctl_t *f, int argc, char **argv)
                json_integer_value(json_object_get(e, "duration_us")) / 1e3,
                json_integer_value(json_object_get(e, "total_us")) / 1e3,
                (long long) json_integer_value(json_object_get(e,
-                                                   "memory_bytes")) / 1024);
+                                                   "memory_bytes")) / 1024,
+               trace && trace[0] ? trace : "-");
     }
     e = json_object_get(out, "next_before");
     if (json_is_string(e)) {
         fprintf(stderr, "more: faasctl executions %s --before %s\n", argv[0],
                 json_string_value(e));
+    }
+    return 0;
+}
+
+
+#define TOP_WINDOW_S  60
+
+/* One refresh of `top`: a row per function of GET /v1/functions. */
+static int
+top_once(fctl_t *f)
+{
+    cleanup_json json_t *fns = NULL;
+    json_t              *fn, *execs;
+    fctl_top_stats_t     st;
+    struct timespec      now;
+    const char          *name;
+    char                *path;
+    size_t               i;
+    int                  rc;
+
+    rc = api(f, "GET", "/v1/functions", NULL, &fns);
+    if (rc) {
+        return rc;
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (isatty(STDOUT_FILENO)) {
+        fputs("\033[H\033[2J", stdout);
+    }
+    fctl_top_header(stdout, TOP_WINDOW_S);
+    json_array_foreach(json_object_get(fns, "functions"), i, fn) {
+        name = json_string_value(json_object_get(fn, "name"));
+        if (name == NULL
+            || asprintf(&path, "/v1/functions/%s/executions?limit=%d", name,
+                        FCTL_TOP_PAGE) < 0) {
+            continue;
+        }
+        rc = api(f, "GET", path, NULL, &execs);
+        free(path);
+        if (rc == FCTL_EXIT_NOT_FOUND) {
+            continue;   /* deleted since the list */
+        }
+        if (rc) {
+            return rc;
+        }
+        rc = fctl_top_stats(json_object_get(execs, "executions"),
+                            (long long) now.tv_sec * 1000
+                            + now.tv_nsec / 1000000,
+                            TOP_WINDOW_S * 1000LL, &st);
+        json_decref(execs);
+        if (rc < 0) {
+            return fail(FCTL_EXIT_FAILED, "out of memory");
+        }
+        fctl_top_row(stdout, name, &st);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+
+static int
+cmd_top(fctl_t *f, int argc, char **argv)
+{
+    long  n;
+    int   rc;
+
+    (void) argc;
+    (void) argv;
+    for (n = 0; f->iterations == 0 || n < f->iterations; n++) {
+        if (n > 0) {
+            sleep(1);
+        }
+        rc = top_once(f);
+        if (rc) {
+            return rc;
+        }
     }
     return 0;
 }
@@ -921,12 +1115,14 @@ static const fctl_cmd_t commands[] = {
       "         [-H 'Name: value' ...] [--key ACCESS-KEY]" },
     { "ls", cmd_ls, 0, 0, 0, "ls" },
     { "info", cmd_info, 0, 1, 1, "info <name>" },
-    { "logs", cmd_logs, O_LIMIT, 1, 2, "logs <name> [request-id] [--limit N]" },
+    { "logs", cmd_logs, O_LIMIT | O_FOLLOW, 1, 2,
+      "logs <name> [request-id] [--limit N] [--follow]" },
     { "executions", cmd_executions, O_LIMIT | O_BEFORE, 1, 1,
       "executions <name> [--limit N] [--before CURSOR]" },
     { "keys", cmd_keys, 0, 2, 3,
       "keys create|ls <name>  |  keys rotate|rm <name> <key-id>" },
     { "rm", cmd_rm, 0, 1, 1, "rm <name>" },
+    { "top", cmd_top, O_ITER, 0, 0, "top [--iterations N]" },
     { NULL, NULL, 0, 0, 0, NULL }
 };
 
@@ -976,6 +1172,14 @@ usage(FILE *out)
         "existing one and\n"
         "changes the settings given (--env replaces the whole "
         "environment).\n"
+        "\n"
+        "logs --follow prints the output of new calls as they are recorded "
+        "(polling\n"
+        "every second) until interrupted; top shows per function the last "
+        "minute's\n"
+        "rate, p50/p99 total time, cold-start share and errors, refreshed "
+        "every\n"
+        "second (--iterations N: N times, then exit).\n"
         "\n"
         "exit codes: 0 ok, 1 the server answered an error, 2 usage or local "
         "input error,\n"
@@ -1033,6 +1237,8 @@ static const struct option long_opts[] = {
     { "audience", required_argument, NULL, OPT_AUD },
     { "limit", required_argument, NULL, OPT_LIMIT },
     { "before", required_argument, NULL, OPT_BEFORE },
+    { "follow", no_argument, NULL, OPT_FOLLOW },
+    { "iterations", required_argument, NULL, OPT_ITER },
     { NULL, 0, NULL, 0 }
 };
 
@@ -1130,6 +1336,10 @@ take_option(fctl_t *f, int c, const char *arg, const char *opt)
     case OPT_ISSUER: f->given |= O_ISSUER; f->issuer = arg; break;
     case OPT_AUD: f->given |= O_AUD; f->audience = arg; break;
     case OPT_BEFORE: f->given |= O_BEFORE; f->before = arg; break;
+    case OPT_FOLLOW: f->given |= O_FOLLOW; f->follow = 1; break;
+    case OPT_ITER:
+        f->given |= O_ITER;
+        return parse_long(opt, arg, 1, 1000000, &f->iterations);
     default:
         return FCTL_EXIT_USAGE;
     }

@@ -5,6 +5,7 @@
  *   http.c     one HTTP(S) request with libcurl (TCP or a Unix socket)
  *   pack.c     a directory or a single file packed into a zip (libzip)
  *   token.c    development JWTs (HS256, libjwt) from a secret file
+ *   top.c      the figures of `faasctl top` from execution records
  */
 #ifndef FAASCTL_H
 #define FAASCTL_H
@@ -12,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <curl/curl.h>
+
+#include <stdio.h>
+#include <jansson.h>
 
 #include "error.h"
 
@@ -77,5 +81,28 @@ int fctl_pack(const char *path, unsigned char **out, size_t *outlen,
 char *fctl_token_mint(const char *secret_file, const char *subject,
                       long ttl_s, const char *issuer, const char *audience,
                       faas_error_t *err);
+
+/* How many records `faasctl top` reads per function and refresh. */
+#define FCTL_TOP_PAGE  1000
+
+typedef struct {
+    long       calls;          /* in the window */
+    double     rate;           /* calls per second */
+    long long  p50_us, p99_us; /* the gateway's total time */
+    long       cold;           /* calls that started a sandbox */
+    long       errors;         /* status not OK, or HTTP 5xx */
+} fctl_top_stats_t;
+
+/*
+ * The figures of the records of execs (the executions endpoint's array)
+ * whose timestamp_ms is in (now_ms - window_ms, now_ms]. When execs is a
+ * full page (FCTL_TOP_PAGE) the rate is over the span it covers. Returns 0,
+ * or -1 out of memory.
+ */
+int fctl_top_stats(json_t *execs, long long now_ms, long long window_ms,
+                   fctl_top_stats_t *st);
+
+void fctl_top_header(FILE *out, long window_s);
+void fctl_top_row(FILE *out, const char *name, const fctl_top_stats_t *st);
 
 #endif

@@ -52,6 +52,7 @@ faas_record_pack(const faas_record_args_t *a, uint8_t **out, size_t *len,
     m.agent_host = S(a->agent_host);
     m.timestamp_ms = a->timestamp_ms;
     m.sandbox_id = S(a->sandbox_id);
+    m.trace_id = S(a->trace_id);
 
     *len = faas__execution_record__get_packed_size(&m);
     *out = malloc(*len ? *len : 1);
@@ -82,6 +83,7 @@ faas_invoke_request_frame(const faas_invoke_args_t *a, uint8_t **out,
     m.timeout_ms = a->timeout_ms;
     m.memory_mb = a->memory_mb;
     m.user = S(a->user);
+    m.traceparent = S(a->traceparent);
 
     if (a->token != NULL) {
         h.token = (char *) a->token;

@@ -45,6 +45,7 @@ typedef struct faas_record_args_s {
     const char        *agent_host;
     unsigned long long timestamp_ms;
     const char        *sandbox_id;
+    const char        *trace_id;
 } faas_record_args_t;
 
 /* Packs an ExecutionRecord (NULL strings become ""). As above. */
@@ -63,6 +64,7 @@ typedef struct faas_invoke_args_s {
     unsigned            timeout_ms;
     unsigned            memory_mb;
     const char         *user;
+    const char         *traceparent;
 } faas_invoke_args_t;
 
 /*

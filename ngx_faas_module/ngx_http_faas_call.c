@@ -69,6 +69,8 @@ ngx_http_faas_call_create(ngx_http_request_t *r, ngx_http_faas_ctx_t *ctx,
     call->fmcf = ngx_http_get_module_main_conf(r, ngx_http_faas_module);
     call->t_start_us = ngx_http_faas_now_us();
     ngx_memcpy(call->request_id, ctx->request_id, FAAS_REQID_LEN + 1);
+    ngx_memcpy(call->traceparent, ctx->traceparent,
+               FAAS_TRACEPARENT_LEN + 1);
 
     ctx->call = call;
 

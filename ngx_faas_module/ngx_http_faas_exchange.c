@@ -52,6 +52,19 @@ ngx_http_faas_strdup0(ngx_pool_t *pool, ngx_str_t *s)
 }
 
 
+/* The trace id of a traceparent (00-<trace id>-<parent id>-<flags>). */
+static char *
+ngx_http_faas_trace_id(ngx_pool_t *pool, u_char *traceparent)
+{
+    ngx_str_t  id;
+
+    id.data = traceparent + 3;
+    id.len = FAAS_TRACE_ID_LEN;
+
+    return ngx_http_faas_strdup0(pool, &id);
+}
+
+
 static ngx_msec_t
 ngx_http_faas_elapsed(ngx_http_faas_call_t *call)
 {
@@ -159,6 +172,7 @@ ngx_http_faas_invoke_now(ngx_http_faas_call_t *call)
     m.timeout_ms = fn->timeout_ms;
     m.memory_mb = fn->memory_mb;
     m.user = ngx_http_faas_strdup0(call->pool, &call->user);
+    m.traceparent = (char *) call->traceparent;
 
     ngx_http_faas_call_start(call);
 
@@ -257,6 +271,7 @@ ngx_http_faas_record_add(ngx_http_faas_call_t *call,
     ra.agent_host = call->entry.endpoint;
     ra.timestamp_ms = now / 1000;
     ra.sandbox_id = call->entry.sandbox_id;
+    ra.trace_id = ngx_http_faas_trace_id(call->pool, call->traceparent);
 
     if (faas_record_pack(&ra, &buf, &len, &err) < 0) {
         ngx_log_error(NGX_LOG_ERR, call->log, 0, "faas: %s: %s",

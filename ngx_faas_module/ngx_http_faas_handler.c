@@ -22,6 +22,8 @@ static ngx_int_t ngx_http_faas_with_fn(ngx_http_request_t *r,
 static void ngx_http_faas_body_done(ngx_http_request_t *r);
 static ngx_int_t ngx_http_faas_redis_down(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_faas_client_gone(ngx_http_request_t *r);
+static ngx_int_t ngx_http_faas_trace(ngx_http_request_t *r,
+    ngx_http_faas_ctx_t *ctx);
 
 
 /* what runs each step of a call (ngx_http_faas_call_next) */
@@ -112,6 +114,52 @@ ngx_http_faas_route_host(ngx_http_request_t *r, ngx_http_faas_ctx_t *ctx)
     ctx->function.len = host->len - suffix->len;
     ctx->path = r->uri;
     ngx_str_null(&ctx->scope);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The call's traceparent (docs/DESIGN.md section 5, "Trace context"): the
+ * client's trace continued, or a new one when its header is absent,
+ * malformed or sent twice (W3C: more than one is invalid).
+ */
+static ngx_int_t
+ngx_http_faas_trace(ngx_http_request_t *r, ngx_http_faas_ctx_t *ctx)
+{
+    ngx_str_t         v;
+    ngx_uint_t        i, n;
+    faas_error_t      err;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    n = 0;
+    ngx_str_null(&v);
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len == sizeof("traceparent") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "traceparent",
+                                   h[i].key.len) == 0)
+            {
+                v = h[i].value;
+                n++;
+            }
+        }
+    }
+
+    if (n != 1) {
+        ngx_str_null(&v);
+    }
+
+    if (faas_traceparent_make((char *) v.data, v.len,
+                              (char *) ctx->traceparent, &err) < 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "faas: %s",
+                      err.msg);
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -242,6 +290,10 @@ ngx_http_faas_handler(ngx_http_request_t *r)
     if (faas_request_id_new((char *) ctx->request_id, &err) < 0) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "faas: %s",
                       err.msg);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_faas_trace(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -457,9 +509,13 @@ ngx_http_faas_body(ngx_http_request_t *r, size_t *len, size_t max)
 }
 
 
-/* The request's headers for the event, without the credentials. */
+/*
+ * The request's headers for the event, without the credentials, with the
+ * gateway's traceparent instead of the client's.
+ */
 static faas_event_header_t *
-ngx_http_faas_event_headers(ngx_http_request_t *r, size_t *nheaders)
+ngx_http_faas_event_headers(ngx_http_request_t *r, ngx_http_faas_ctx_t *ctx,
+    size_t *nheaders)
 {
     size_t                n;
     ngx_uint_t            i;
@@ -484,6 +540,13 @@ ngx_http_faas_event_headers(ngx_http_request_t *r, size_t *nheaders)
             if (h[i].hash == 0) {
                 continue;
             }
+            /* the function gets the gateway's traceparent, added below */
+            if (h[i].key.len == sizeof("traceparent") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "traceparent",
+                                   h[i].key.len) == 0)
+            {
+                continue;
+            }
             /* credentials are not handed to the function */
             if ((h[i].key.len == sizeof("X-Faas-Key") - 1
                  && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Faas-Key",
@@ -502,6 +565,12 @@ ngx_http_faas_event_headers(ngx_http_request_t *r, size_t *nheaders)
             n++;
         }
     }
+
+    hdrs[n].name = "traceparent";
+    hdrs[n].name_len = sizeof("traceparent") - 1;
+    hdrs[n].value = (char *) ctx->traceparent;
+    hdrs[n].value_len = FAAS_TRACEPARENT_LEN;
+    n++;
 
     *nheaders = n;
     return hdrs;
@@ -536,7 +605,7 @@ ngx_http_faas_event(ngx_http_request_t *r, ngx_http_faas_call_t *call,
 
     ngx_memzero(&req, sizeof(faas_event_req_t));
 
-    req.headers = ngx_http_faas_event_headers(r, &req.nheaders);
+    req.headers = ngx_http_faas_event_headers(r, call->ctx, &req.nheaders);
     if (req.headers == NULL) {
         return NGX_ERROR;
     }

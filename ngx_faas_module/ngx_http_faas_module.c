@@ -334,6 +334,8 @@ enum {
     NGX_HTTP_FAAS_VAR_START,
     NGX_HTTP_FAAS_VAR_STATUS,
     NGX_HTTP_FAAS_VAR_USER,
+    NGX_HTTP_FAAS_VAR_TRACE_ID,
+    NGX_HTTP_FAAS_VAR_TRACEPARENT,
 };
 
 
@@ -353,6 +355,12 @@ static ngx_http_variable_t  ngx_http_faas_vars[] = {
 
     { ngx_string("faas_user"), NULL, ngx_http_faas_variable,
       NGX_HTTP_FAAS_VAR_USER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("faas_trace_id"), NULL, ngx_http_faas_variable,
+      NGX_HTTP_FAAS_VAR_TRACE_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("faas_traceparent"), NULL, ngx_http_faas_variable,
+      NGX_HTTP_FAAS_VAR_TRACEPARENT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -404,7 +412,17 @@ ngx_http_faas_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         v->len = ngx_strlen(s);
         break;
 
-    default: /* NGX_HTTP_FAAS_VAR_USER */
+    case NGX_HTTP_FAAS_VAR_TRACE_ID:
+        v->data = ctx->traceparent + 3;
+        v->len = ctx->traceparent[0] ? FAAS_TRACE_ID_LEN : 0;
+        break;
+
+    case NGX_HTTP_FAAS_VAR_TRACEPARENT:
+        v->data = ctx->traceparent;
+        v->len = ngx_strlen(ctx->traceparent);
+        break;
+
+        default: /* NGX_HTTP_FAAS_VAR_USER */
         v->data = ctx->user.data;
         v->len = ctx->user.len;
         break;

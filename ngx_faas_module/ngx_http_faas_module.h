@@ -32,6 +32,7 @@
 #include "entry.h"
 #include "keys.h"
 #include "status.h"
+#include "trace.h"
 #include "faas.pb-c.h"
 
 
@@ -119,6 +120,7 @@ typedef struct {
     ngx_str_t                  user;
     ngx_str_t                  key;            /* X-Faas-Key */
     u_char                     request_id[FAAS_REQID_LEN + 1];
+    u_char                     traceparent[FAAS_TRACEPARENT_LEN + 1];
     ngx_int_t                  start_type;
     ngx_uint_t                 status;
     ngx_uint_t                 body_read;
@@ -163,6 +165,7 @@ struct ngx_http_faas_call_s {
     ngx_http_faas_loc_conf_t  *flcf;
     ngx_http_faas_main_conf_t *fmcf;
     u_char                     request_id[FAAS_REQID_LEN + 1];
+    u_char                     traceparent[FAAS_TRACEPARENT_LEN + 1];
     ngx_str_t                  user;
     ngx_uint_t                 owner;          /* the caller owns fn */
     char                       idle_key[FAAS_KEY_MAX];

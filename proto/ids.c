@@ -124,3 +124,41 @@ faas_subject_valid(const char *s, size_t len)
     }
     return 1;
 }
+
+
+static int
+all_zeros(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] != '0') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+int
+faas_traceparent_valid(const char *s, size_t len)
+{
+    if (s == NULL || len < FAAS_TRACEPARENT_LEN) {
+        return 0;
+    }
+    if (!all_lhex(s, 2) || memcmp(s, "ff", 2) == 0) {
+        return 0;
+    }
+    /* version 00 has exactly four fields; a later one may add more */
+    if (len != FAAS_TRACEPARENT_LEN
+        && (memcmp(s, "00", 2) == 0 || s[FAAS_TRACEPARENT_LEN] != '-'))
+    {
+        return 0;
+    }
+    if (s[2] != '-' || s[35] != '-' || s[52] != '-') {
+        return 0;
+    }
+    return all_lhex(s + 3, 32) && !all_zeros(s + 3, 32)
+           && all_lhex(s + 36, 16) && !all_zeros(s + 36, 16)
+           && all_lhex(s + 53, 2);
+}

@@ -13,6 +13,8 @@
 #define FAAS_REQID_LEN  32
 #define FAAS_SBXID_LEN  18
 #define FAAS_SUBJECT_MAX 128
+#define FAAS_TRACEPARENT_LEN  55    /* 00-<32 hex>-<16 hex>-<2 hex> */
+#define FAAS_TRACE_ID_LEN     32
 
 /* 1 when name matches [a-z][a-z0-9-]{0,62}, else 0. */
 int faas_name_valid(const char *name, size_t len);
@@ -46,5 +48,13 @@ int faas_request_id_valid(const char *s, size_t len);
  * request proxied to the registry).
  */
 int faas_subject_valid(const char *s, size_t len);
+
+/*
+ * 1 when s is a W3C traceparent that can be continued: version 00 exactly
+ * 55 bytes (a later version at least 55, its first 55 of the same form, then
+ * '-' or the end), lowercase hex, version not ff, trace id and parent id not
+ * all zeros.
+ */
+int faas_traceparent_valid(const char *s, size_t len);
 
 #endif

@@ -31,14 +31,14 @@
 static const char *cols =
     "request_id, function, version, user, start_type, status, http_status,"
     " duration_us, total_us, cold_start_us, memory_bytes, log_key,"
-    " agent_host, sandbox_id, timestamp_ms";
+    " agent_host, sandbox_id, timestamp_ms, trace_id";
 
 
 static json_t *
 row_json(MYSQL_ROW row)
 {
     return json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,"
-                     "s:s,s:I}",
+                     "s:s,s:I,s:s}",
                      "request_id", row[0], "function", row[1],
                      "version", (json_int_t) atoll(row[2]), "user", row[3],
                      "start_type", row[4], "status", row[5],
@@ -49,7 +49,8 @@ row_json(MYSQL_ROW row)
                      "memory_bytes", (json_int_t) atoll(row[10]),
                      "log_key", row[11], "agent_host", row[12],
                      "sandbox_id", row[13],
-                     "timestamp_ms", (json_int_t) atoll(row[14]));
+                     "timestamp_ms", (json_int_t) atoll(row[14]),
+                     "trace_id", row[15]);
 }
 
 

@@ -114,6 +114,10 @@ static const char *migrations[] = {
     " created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
     " PRIMARY KEY (name, last_version)"
     ") ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;",
+    /* 3: the W3C trace id of each call (DESIGN.md section 5); '' for the
+     * records written before it. */
+    "ALTER TABLE executions ADD COLUMN trace_id CHAR(32) CHARACTER SET ascii"
+    " COLLATE ascii_bin NOT NULL DEFAULT '';",
 };
 
 

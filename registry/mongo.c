@@ -206,6 +206,10 @@ find(faas_mongo_t *m, const bson_t *filter, const bson_t *opts,
         bson_free(s);
         if (j != NULL) {
             json_object_del(j, "_id");
+            /* documents stored before trace ids read as MySQL's default */
+            if (json_object_get(j, "trace_id") == NULL) {
+                json_object_set_new(j, "trace_id", json_string(""));
+            }
             json_array_append_new(out, j);
         }
     }

@@ -72,7 +72,7 @@ record_json(const uint8_t *data, size_t len)
         && strlen(r->log_key) <= 255 && strlen(r->agent_host) <= 255
         && strlen(r->sandbox_id) <= 32) {
         j = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,"
-                      "s:s,s:I}",
+                      "s:s,s:I,s:s}",
                       "request_id", r->request_id, "function", r->function,
                       "version", (json_int_t) r->version, "user", r->user,
                       "start_type", enum_name(&faas__start_type__descriptor,
@@ -85,7 +85,11 @@ record_json(const uint8_t *data, size_t len)
                       "memory_bytes", (json_int_t) r->memory_bytes,
                       "log_key", r->log_key, "agent_host", r->agent_host,
                       "sandbox_id", r->sandbox_id,
-                      "timestamp_ms", (json_int_t) r->timestamp_ms);
+                      "timestamp_ms", (json_int_t) r->timestamp_ms,
+                      /* a malformed trace id is not worth the record */
+                      "trace_id",
+                      faas_request_id_valid(r->trace_id, strlen(r->trace_id))
+                      ? r->trace_id : "");
     }
     faas__execution_record__free_unpacked(r, NULL);
     return j;
@@ -110,19 +114,20 @@ insert_mysql(faas_registry_t *reg, json_t *recs, faas_error_t *err)
 #define N(k) (long long) json_integer_value(G(k))
     json_array_foreach(recs, i, r) {
         row = faas_db_fmt(c, "%r(%s, %s, %L, %s, %s, %s, %L, %L, %L, %L, %L,"
-                          " %s, %s, %s, %L)",
+                          " %s, %s, %s, %L, %s)",
                           i == 0 ? "INSERT IGNORE INTO executions (request_id,"
                                    " function, version, user, start_type,"
                                    " status, http_status, duration_us,"
                                    " total_us, cold_start_us, memory_bytes,"
                                    " log_key, agent_host, sandbox_id,"
-                                   " timestamp_ms) VALUES " : ", ",
+                                   " timestamp_ms, trace_id) VALUES "
+                                 : ", ",
                           S("request_id"), S("function"), N("version"),
                           S("user"), S("start_type"), S("status"),
                           N("http_status"), N("duration_us"), N("total_us"),
                           N("cold_start_us"), N("memory_bytes"), S("log_key"),
                           S("agent_host"), S("sandbox_id"),
-                          N("timestamp_ms"));
+                          N("timestamp_ms"), S("trace_id"));
         if (row == NULL) {
             free(sql);
             faas_db_release(reg->db, c, 0);

@@ -369,6 +369,8 @@ function invoke(req) {
       awsRequestId: str(c.aws_request_id, id === null ? '' : String(id)),
       logGroupName: str(c.log_group_name, ''),
       logStreamName: str(c.log_stream_name, ''),
+      traceId: str(c.trace_id, ''),
+      traceparent: str(c.traceparent, ''),
       getRemainingTimeInMillis: () => Math.max(0, Math.floor(deadline - Date.now())),
       succeed: (r) => finish(false, r),
       fail: (e) => finish(true, e),

@@ -328,6 +328,9 @@ class LambdaContext(object):
         self.invoked_function_arn = str(c.get('invoked_function_arn') or '')
         self.log_group_name = str(c.get('log_group_name') or '')
         self.log_stream_name = str(c.get('log_stream_name') or '')
+        # W3C trace context of the call (docs/DESIGN.md section 5)
+        self.trace_id = str(c.get('trace_id') or '')
+        self.traceparent = str(c.get('traceparent') or '')
         self.identity = None
         self.client_context = None
         self.deadline_ms = deadline_ms

@@ -232,7 +232,8 @@ for my $i (0 .. 2) {
         start_type => 1 + $i, status => 0, http_status => 200,
         duration_us => 1500, total_us => 2500, memory_bytes => 4 << 20,
         log_key => ($i == 1 ? '' : "logs/hello/$day/$rids[$i].log"),
-        agent_host => 'h', timestamp_ms => $now + $i, sandbox_id => 's-0123456789abcdef'));
+        agent_host => 'h', timestamp_ms => $now + $i, sandbox_id => 's-0123456789abcdef',
+        ($i == 2 ? (trace_id => '4bf92f3577b34da6a3ce929d0e0e4736') : ())));
 }
 write_file("$store/logs/hello/$day/$rids[0].log", "first log\n");
 write_file("$store/logs/hello/$day/$rids[2].log", "third log");
@@ -240,9 +241,11 @@ ok(wait_until(sub { $r->llen('faas:records') == 0 }, 30), 'records drained');
 $x = faasctl(@alice, 'executions', 'hello');
 is($x->{rc}, 0, 'executions: exit 0');
 like($x->{out}, qr/^TIME\s+REQUEST-ID/, 'a header');
-like($x->{out}, qr/^\S+Z\s+$rids[2]\s+2\s+STOLEN\s+OK\s+200\s+1\.500\s+2\.500\s+4096$/m,
-     'one line per execution, newest first');
-my @order = $x->{out} =~ /([0-9a-f]{32})/g;
+like($x->{out}, qr/^\S+Z\s+$rids[2]\s+2\s+STOLEN\s+OK\s+200\s+1\.500\s+2\.500\s+4096\s+4bf92f3577b34da6a3ce929d0e0e4736$/m,
+     'one line per execution, newest first, with its trace id');
+like($x->{out}, qr/^\S+Z\s+$rids[0]\s+2\s+COLD\s+OK\s+200\s+1\.500\s+2\.500\s+4096\s+-$/m,
+     'a record without a trace id shows -');
+my @order = $x->{out} =~ /^\S+Z\s+([0-9a-f]{32})/mg;
 is_deeply(\@order, [ reverse @rids ], 'newest first');
 $x = faasctl(@alice, 'executions', 'hello', '--limit', '2');
 like($x->{err}, qr/more: faasctl executions hello --before \d+\.$rids[1]/, 'a cursor for the next page');
@@ -263,6 +266,65 @@ is($x->{out}, "=== " . ($x->{out} =~ /^=== (\S+)/)[0] . " $rids[0] OK\nfirst log
    'oldest first, each with a header; the one without a log skipped');
 $x = faasctl(@bob, 'logs', 'hello', $rids[0]);
 is($x->{rc}, 4, "another user's logs: exit 4");
+
+# --- logs --follow: the calls already there, then each new one once ---
+sub record_of {
+    my ($rid, %o) = @_;
+    return exec_record(
+        request_id => $rid, function => 'hello', version => 2, user => 'alice',
+        start_type => 2, status => 0, http_status => 200, duration_us => 1500,
+        total_us => 2500, log_key => "logs/hello/$day/$rid.log", agent_host => 'h',
+        timestamp_ms => int(time * 1000), sandbox_id => 's-0123456789abcdef', %o);
+}
+my $fout = "$w/follow.out";
+my $fpid = fork() // die "fork: $!";
+if ($fpid == 0) {
+    open(STDOUT, '>', $fout) or POSIX::_exit(127);
+    open(STDERR, '>', "$w/follow.err") or POSIX::_exit(127);
+    exec(objs_dir() . '/faasctl', @alice, 'logs', '--follow', 'hello') or POSIX::_exit(127);
+}
+ok(wait_until(sub { (read_file($fout) // '') =~ /third log\n/ }, 10),
+   'logs --follow: the logged calls already there first');
+my @new = map { sprintf('%032x', 0xabd000 + $_) } 1 .. 2;
+write_file("$store/logs/hello/$day/$new[0].log", "fourth log\n");
+$r->rpush('faas:records', record_of($new[0]));
+ok(wait_until(sub { (read_file($fout) // '') =~ /\Q$new[0]\E OK\nfourth log\n/ }, 10),
+   '... then a new call, with its heading');
+$r->rpush('faas:records', record_of($new[1], status => 1, http_status => 502));
+sleep 2;   # its log comes after its record: tried again at the next polls
+write_file("$store/logs/hello/$day/$new[1].log", "fifth log\n");
+ok(wait_until(sub { (read_file($fout) // '') =~ /\Q$new[1]\E FUNCTION_ERROR\nfifth log\n/ }, 10),
+   '... and a call whose log was stored after its record');
+sleep 2;
+kill 'TERM', $fpid;
+waitpid($fpid, 0);
+my $followed = read_file($fout) // '';
+is_deeply([ $followed =~ /^=== \S+ ([0-9a-f]{32}) /mg ], [ $rids[0], $rids[2], @new ],
+          '... each call once, oldest first, the one without a log skipped');
+is(read_file("$w/follow.err") // '', '', '... nothing on stderr');
+$x = faasctl(@alice, 'logs', '--follow', 'hello', $rids[0]);
+is($x->{rc}, 2, 'logs --follow with a request id: exit 2');
+
+# --- top: figures of the last minute's records, per function ---
+my $tnow = int(time * 1000);
+my $n = 0;
+for my $c ([1, 0, 200, 1000], [2, 0, 200, 2000], [2, 1, 0, 3000], [2, 0, 200, 100000]) {
+    $r->rpush('faas:records', exec_record(
+        request_id => sprintf('%032x', 0xace000 + ++$n), function => 'js-fn', version => 1,
+        user => 'alice', start_type => $c->[0], status => $c->[1], http_status => $c->[2],
+        duration_us => 500, total_us => $c->[3], agent_host => 'h',
+        timestamp_ms => $tnow - $n, sandbox_id => 's-0123456789abcdef'));
+}
+ok(wait_until(sub { $r->llen('faas:records') == 0 }, 30), 'records for top drained');
+$x = faasctl(@alice, 'top', '--iterations', '2');
+is($x->{rc}, 0, 'top --iterations 2: exit 0') or diag $x->{err};
+my @heads = $x->{out} =~ /^(FUNCTION\s+RATE\/s\s+CALLS\s+P50-MS\s+P99-MS\s+COLD%\s+ERRORS)/mg;
+is(scalar @heads, 2, '... two refreshes, each with its header');
+like($x->{out}, qr/^js-fn\s+0\.07\s+4\s+2\.000\s+100\.000\s+25\.0\s+1$/m,
+     '... rate, calls, p50, p99, cold share and errors of a function');
+like($x->{out}, qr/^hello\s+\S+\s+\d+\s/m, '... a row for every function');
+$x = faasctl(@bob, 'top', '--iterations', '1');
+unlike($x->{out}, qr/^(js-fn|hello)\s/m, "... only the caller's functions");
 
 # --- invoke: the answer's status is the exit code (no /fn on the registry) ---
 $x = faasctl(@alice, 'invoke', 'hello', '--data', '{}');

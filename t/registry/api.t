@@ -320,7 +320,7 @@ is($res->{status}, 200, 'after a restart the function is still there');
 my $dbh = mariadb_dbh($db, 'faas');
 is_deeply([ $dbh->selectrow_array('SELECT COUNT(*), COUNT(DISTINCT version),'
                                    . ' MAX(version) FROM schema_migrations') ],
-          [ 2, 2, 2 ], 'each of the 2 migrations applied once');
+          [ 3, 3, 3 ], 'each of the 3 migrations applied once');
 
 stop_proc($reg);
 faas_finish();

@@ -68,6 +68,7 @@ is_deeply([ map { $_->{request_id} } @{ $res->{json}{executions} } ],
 $res = api($reg, 'GET', '/v1/functions/mrec/executions/' . rid(42), user => 'alice');
 is($res->{status}, 200, 'one record');
 is($res->{json}{duration_us}, 52, '... from MongoDB');
+is($res->{json}{trace_id}, '', '... a document without a trace id reads as empty');
 $res = api($reg, 'GET', '/v1/functions/mrec/executions/' . rid(4242), user => 'alice');
 is($res->{status}, 404, 'unknown: 404');
 $res = api($reg, 'GET', '/v1/functions/mrec/executions', user => 'bob');
@@ -114,6 +115,12 @@ my ($drained, $tie) = same_ms_pages($reg, $r, 'mtie',
 ok($drained, 'same-millisecond records drained');
 is_deeply($tie, [ map { rid($_) } reverse 30001 .. 30007 ],
           'pages of 3 over 7 records of one millisecond: all, in order, once');
+
+# A trace id is stored and read back.
+$r->rpush('faas:records', rec(900, trace_id => '4bf92f3577b34da6a3ce929d0e0e4736'));
+ok(wait_until(sub { $r->llen('faas:records') == 0 }, 30), 'a record with a trace id drained');
+$res = api($reg, 'GET', '/v1/functions/mrec/executions/' . rid(900), user => 'alice');
+is($res->{json}{trace_id}, '4bf92f3577b34da6a3ce929d0e0e4736', '... and read back');
 
 stop_proc($reg);
 faas_finish();

@@ -57,6 +57,21 @@ is($row->{timestamp_ms}, $T0 + 3, 'timestamp');
 is($row->{agent_host}, 'host1', 'agent host');
 like(read_file($reg->{log}), qr/malformed record/, 'malformed records are logged');
 
+# --- the trace id: kept when well formed, empty otherwise or when absent ---
+my $tid = '4bf92f3577b34da6a3ce929d0e0e4736';
+$r->rpush('faas:records', rec(901, trace_id => $tid));
+$r->rpush('faas:records', rec(902, trace_id => "4BF92F35'; DROP TABLE x; --"));
+ok(wait_until(sub { $r->llen('faas:records') == 0 }, 30), 'records with trace ids drained');
+my $tr = $dbh->selectall_hashref('SELECT request_id, trace_id FROM executions'
+                                 . ' WHERE request_id IN (?, ?, ?)', 'request_id',
+                                 undef, rid(3), rid(901), rid(902));
+is($tr->{rid(901)}{trace_id}, $tid, 'a trace id is stored');
+is($tr->{rid(902)}{trace_id}, '', 'a malformed one is stored empty, the record kept');
+is($tr->{rid(3)}{trace_id}, '', 'a record without one has it empty');
+$res = api($reg, 'GET', '/v1/functions/rec/executions/' . rid(901), user => 'alice');
+is($res->{json}{trace_id}, $tid, '... and the API answers it');
+$dbh->do('DELETE FROM executions WHERE request_id IN (?, ?)', undef, rid(901), rid(902));
+
 # --- replay of an already stored batch changes nothing ---
 $r->rpush('faas:records', rec($_, http_status => 500)) for 1 .. 10;
 ok(wait_until(sub { $r->llen('faas:records') == 0 }, 30), 'replayed batch drained');

@@ -16,6 +16,7 @@
 #include "partition.h"
 #include "record.h"
 #include "reqid.h"
+#include "trace.h"
 #include "tap.h"
 
 
@@ -401,11 +402,38 @@ test_cookie(void)
 }
 
 
+static void
+test_trace(void)
+{
+    const char *client =
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    char        a[FAAS_TRACEPARENT_LEN + 1], b[FAAS_TRACEPARENT_LEN + 1];
+
+    is_int(faas_traceparent_make(client, strlen(client), a, NULL), 0,
+           "a client's traceparent continued");
+    ok(faas_traceparent_valid(a, strlen(a)), "... valid");
+    ok(memcmp(a, client, 36) == 0, "... same version and trace id");
+    ok(strcmp(a + 53, "00") == 0, "... same flags");
+    ok(memcmp(a + 36, client + 36, 16) != 0, "... a new parent id");
+
+    is_int(faas_traceparent_make("garbage", 7, a, NULL), 0,
+           "a malformed one replaced");
+    ok(faas_traceparent_valid(a, strlen(a)), "... by a valid one");
+    ok(memcmp(a + 3, client + 3, 32) != 0, "... a new trace id");
+    ok(strcmp(a + 53, "01") == 0, "... sampled");
+
+    is_int(faas_traceparent_make(NULL, 0, b, NULL), 0, "none: one started");
+    ok(faas_traceparent_valid(b, strlen(b)), "... valid");
+    ok(memcmp(a + 3, b + 3, 32) != 0, "... each trace its own id");
+}
+
+
 int
 main(void)
 {
     test_partition();
     test_reqid();
+    test_trace();
     test_event();
     test_event_with();
     test_records();

@@ -225,10 +225,42 @@ test_entry(void)
 }
 
 
+static void
+test_traceparent(void)
+{
+#define TP(s) faas_traceparent_valid(s, strlen(s))
+    ok(TP("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+       "traceparent ok");
+    ok(TP("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+       "unsampled traceparent ok");
+    ok(!TP("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
+       "upper hex trace id");
+    ok(!TP("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+       "all-zero trace id");
+    ok(!TP("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),
+       "all-zero parent id");
+    ok(!TP("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+       "version ff");
+    ok(!TP("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"),
+       "version 00 with a fifth field");
+    ok(TP("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"),
+       "a later version may add fields");
+    ok(!TP("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x"),
+       "a later version's fifth field starts with '-'");
+    ok(!TP("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"),
+       "short");
+    ok(!TP("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+       "bad separator");
+    ok(!faas_traceparent_valid(NULL, 0), "absent");
+#undef TP
+}
+
+
 int
 main(void)
 {
     test_ids();
+    test_traceparent();
     test_subject();
     test_keys();
     test_entry();

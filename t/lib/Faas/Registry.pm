@@ -200,6 +200,7 @@ my %REC = (
     http_status => [7, 'v'], duration_us => [8, 'v'], total_us => [9, 'v'],
     cold_start_us => [10, 'v'], memory_bytes => [11, 'v'], log_key => [12, 's'],
     agent_host => [13, 's'], timestamp_ms => [14, 'v'], sandbox_id => [15, 's'],
+    trace_id => [16, 's'],
 );
 sub exec_record {
     my (%f) = @_;
