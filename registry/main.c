@@ -56,8 +56,11 @@ static const struct {
     { "owner_max_memory_mb", 0, 1LL << 40 },
     { "owner_max_concurrency", 0, 1000000000 },
 };
+/* Lists; admin_subjects() checks their types. */
+static const char *const list_keys[] = { "admin_subjects", NULL };
 static const char *const store_keys[] = { FAAS_BLOB_CONFIG_KEYS, NULL };
 static const char *const *const known_keys[] = { string_keys, int_keys,
+                                                  list_keys,
                                                   store_keys, NULL };
 
 
