@@ -233,8 +233,8 @@ sub sandbox_census {
     my ($p) = @_;
     my $r = redis_client(platform_redis($p));
     my ($listed, $count) = (0, 0);
-    for my $k (@{ $r->keys('faas:idle:*') }) { $listed += $r->llen($k) }
-    for my $k (@{ $r->keys('faas:count:*') }) { $count += $r->get($k) // 0 }
+    for my $k ($r->keys('faas:idle:*')) { $listed += $r->llen($k) }
+    for my $k ($r->keys('faas:count:*')) { $count += $r->get($k) // 0 }
     my @dirs = grep { m{/s-[0-9a-f]+$} } glob("$p->{var}/sbx/sbx/*");
     return { dirs => scalar @dirs, listed => $listed, count => $count };
 }
