@@ -14,7 +14,8 @@ package Faas::Chaos;
 #                              (and the in-flight window)
 #   ledger($p, $name, $f, $lines)  the fault's figures: requests, failed
 #                              by status, 502s not in flight, seconds until
-#                              calls succeed again
+#                              calls succeed again (recovery: a first call;
+#                              recovery_all: a call of every function)
 #   records_missing($p, $lines)  answers 200 without their execution record
 #   load_pause(), load_resume()  no call in flight in between
 #   handed_twice($p)           records of one sandbox whose run times overlap
@@ -148,6 +149,7 @@ sub fault {
         restart_dead($p, $name);
     } elsif ($name =~ /^redis-(persisted|empty)$/) {
         kill9(platform_pid($p, 'redis'));
+        $f->{t_killed} = time;
         if ($1 eq 'empty') {
             remove_tree("$p->{var}/data/redis");
             mkdir "$p->{var}/data/redis";
@@ -184,12 +186,21 @@ sub ledger {
     my $bad502 = grep { $_->[2] == 502 && !$in_flight->($_) } @mine;
     my ($first) = sort { $a->[1] <=> $b->[1] }
                   grep { $_->[2] == 200 && $_->[0] >= $f->{t_back} } @mine;
+    # every function's first success after the component is back
+    my %first_of;
+    for (grep { $_->[2] == 200 && $_->[0] >= $f->{t_back} } @mine) {
+        $first_of{ $_->[4] } = $_->[1] if !defined $first_of{ $_->[4] } || $_->[1] < $first_of{ $_->[4] };
+    }
+    my %called = map { $_->[4] => 1 } grep { $_->[0] >= $f->{t_back} } @mine;
+    my $all = (grep { !defined $first_of{$_} } keys %called) ? undef
+            : (sort { $b <=> $a } values %first_of)[0];
     return {
         name => $f->{name}, requests => scalar @mine, by_status => \%by,
         failed => scalar(grep { $_->[2] != 200 } @mine),
         failed_in_flight => scalar(grep { $_->[2] != 200 } @in_flight),
         bad502 => $bad502,
         recovery => $first ? $first->[1] - $f->{t_back} : undef,
+        recovery_all => defined $all ? $all - $f->{t_back} : undef,
         down => $f->{t_back} - $f->{t_fault},
         lines => \@mine,
     };
