@@ -60,9 +60,9 @@ static const struct {
     { "syntax_check_memory_mb", 64, 65536 },
     { "syntax_check_concurrency", 1, 1024 },
 };
-static const char *const store_keys[] = { FAAS_BLOB_CONFIG_KEYS, NULL };
-/* checked where they are read */
+/* Lists; admin_subjects() checks their types. */
 static const char *const list_keys[] = { "admin_subjects", NULL };
+static const char *const store_keys[] = { FAAS_BLOB_CONFIG_KEYS, NULL };
 static const char *const *const known_keys[] = { string_keys, int_keys,
                                                   store_keys, list_keys, NULL };
 

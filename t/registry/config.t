@@ -86,6 +86,12 @@ schema migrations: .*mysql connect
 --- error_like
 config: unknown key "records_bacth"
 
+=== TEST 10b: admin_subjects is a known key (the start goes on to MySQL)
+--- set
+{"admin_subjects": ["ops@example.com"]}
+--- error_like
+schema migrations: .*mysql connect
+
 === TEST 11: negative upload limit
 --- set
 {"max_upload_bytes": -1}
