@@ -55,10 +55,6 @@ for my $name (@FAULTS) {
     ok(defined $l->{recovery_all} && $l->{recovery_all} <= 5,
        sprintf("$name: calls of every function succeed again within 5 s (%s)",
                defined $l->{recovery_all} ? sprintf('%.1f s', $l->{recovery_all}) : 'never'));
-    # A full host answers 502 "cold start failed: host full" at once: the
-    # back-pressure of docs/DESIGN.md section 11 (wait for a returned
-    # sandbox, then 429/503) is not there yet.
-    local $TODO = $name eq 'overload' ? 'a full host answers 502 cold_start_failed' : undef;
     is($l->{bad502}, 0, "$name: no 502 but for calls in flight");
     my @bad;
     if ($name =~ /^redis/) {
@@ -90,10 +86,9 @@ for my $m (@$missing) {
 }
 is(scalar @other, 0, 'every call answered 200 has its execution record')
     or diag(scalar(@other) . " missing:\n" . join("\n", map { "@$_" } @other[0 .. ($#other < 9 ? $#other : 9)]));
-{
-    local $TODO = 'records in faas:records are lost when Redis restarts empty';
-    is(scalar @lost_empty, 0, 'also those answered just before Redis restarted empty');
-}
+# a Redis whose data is gone takes its undrained records with it (accepted:
+# docs/DESIGN.md section 11); counted, not asserted
+note(scalar(@lost_empty) . ' records lost with the empty Redis');
 is(scalar @{ handed_twice($p) }, 0, 'no sandbox ran two calls at once');
 
 my $st = stop_platform($p);
