@@ -6,8 +6,10 @@
  * (memory_mb); one not measured yet (being created) counts as the largest
  * such figure among its revision's measured sandboxes, else as its limit;
  * idle stem cells count as their limit. Every sandbox keeps its own hard
- * limit: one growing past what it is counted for is bounded by its cgroup
- * (OOM inside it, never on the host beyond the margin).
+ * limit: one growing past what it is counted for is bounded by its own
+ * cgroup (OOM inside it); the margin covers growth between
+ * reconciliations, and a margin high enough counts every sandbox as its
+ * limit (docs/DESIGN.md section 6).
  *
  * To make room, idle stem cells go first, then the least recently used
  * idle sandboxes of OTHER revisions are taken out of their idle lists
