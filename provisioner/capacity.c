@@ -1,11 +1,22 @@
 /*
- * The host's memory budget: the sum of the memory limits of the sandboxes it
- * manages (being created included) stays within memory_budget_mb. To make
- * room, the least recently used idle sandboxes of OTHER revisions are taken
- * out of their idle lists (LREM) and destroyed; a sandbox that a gateway
- * popped meanwhile (LREM removed nothing) is left alone. When nothing more
- * can be evicted the request fails with "host full" (FAAS_REASON_HOST_FULL:
- * the gateway's call then waits for a returned sandbox instead).
+ * The host's memory budget: what the sandboxes it manages use, counted as
+ * below, plus the new sandbox's expected size, stays within
+ * memory_budget_mb. A sandbox counts as the memory its cgroup was charged
+ * at the last reconciliation plus memory_margin_pct, at most its limit
+ * (memory_mb); one not measured yet (being created) counts as the largest
+ * such figure among its revision's measured sandboxes, else as its limit;
+ * idle stem cells count as their limit. Every sandbox keeps its own hard
+ * limit: one growing past what it is counted for is bounded by its own
+ * cgroup (OOM inside it); the margin covers growth between
+ * reconciliations, and a margin high enough counts every sandbox as its
+ * limit (docs/DESIGN.md section 6).
+ *
+ * To make room, idle stem cells go first, then the least recently used
+ * idle sandboxes of OTHER revisions are taken out of their idle lists
+ * (LREM) and destroyed; a sandbox that a gateway popped meanwhile (LREM
+ * removed nothing) is left alone. When nothing more can be evicted the
+ * request fails with "host full" (FAAS_REASON_HOST_FULL: the gateway's call
+ * then waits for a returned sandbox instead).
  *
  * Before that, the host's CPUs: while max_busy sandboxes (max_busy_per_cpu x
  * the CPUs online) are busy (popped by a gateway, as last seen) or being
@@ -14,6 +25,7 @@
  * (max_pending). Its caller meanwhile takes whichever sandbox of its
  * function is returned first.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,11 +37,72 @@
 static void try_fit(faas_prov_t *p, faas_prov_job_t *job);
 
 
-static int
-fits(faas_prov_t *p, faas_prov_job_t *job)
+/* What s counts for once measured: its use plus the margin, within its
+ * limit (at least 1 MB). */
+static unsigned
+measured_mb(const faas_prov_t *p, const faas_prov_sbx_t *s)
 {
-    return (unsigned long long) p->used_mb + job->memory_mb
-           <= p->memory_budget_mb;
+    unsigned long long mb;
+
+    mb = (s->mem_bytes * (100ULL + p->memory_margin_pct) / 100 + (1 << 20)
+          - 1) >> 20;
+    return mb == 0 ? 1 : mb < s->memory_mb ? (unsigned) mb : s->memory_mb;
+}
+
+
+/* A sandbox of rid with limit memory_mb not measured yet: the largest
+ * measured one of its revision, else its limit. */
+static unsigned
+expected_mb(const faas_prov_t *p, const char *rid, unsigned memory_mb)
+{
+    const faas_prov_sbx_t *s;
+    unsigned               mb = 0, m;
+
+    for (s = p->sbx; s != NULL; s = s->next) {
+        if (s->mem_known && s->state != SBX_DESTROYING
+            && strcmp(s->rid, rid) == 0) {
+            m = measured_mb(p, s);
+            mb = m > mb ? m : mb;
+        }
+    }
+    return mb == 0 || mb > memory_mb ? memory_mb : mb;
+}
+
+
+static unsigned
+counted_mb(const faas_prov_t *p, const faas_prov_sbx_t *s)
+{
+    return s->mem_known ? measured_mb(p, s)
+                        : expected_mb(p, s->rid, s->memory_mb);
+}
+
+
+/* The budget in use: p->used_mb holds the limits of the live sandboxes and
+ * of the stem cells; each sandbox's limit is replaced by what it counts. */
+static unsigned long long
+in_use_mb(const faas_prov_t *p)
+{
+    const faas_prov_sbx_t *s;
+    unsigned long long     limits = 0, counted = 0;
+
+    for (s = p->sbx; s != NULL; s = s->next) {
+        if (s->state != SBX_DESTROYING) {
+            limits += s->memory_mb;
+            counted += counted_mb(p, s);
+        }
+    }
+    return (p->used_mb > limits ? p->used_mb - limits : 0) + counted;
+}
+
+
+/* MB missing for job's sandbox (0: it fits). */
+static unsigned long long
+missing_mb(faas_prov_t *p, faas_prov_job_t *job)
+{
+    unsigned long long need;
+
+    need = in_use_mb(p) + expected_mb(p, job->req->rid, job->memory_mb);
+    return need > p->memory_budget_mb ? need - p->memory_budget_mb : 0;
 }
 
 
@@ -65,12 +138,11 @@ try_fit(faas_prov_t *p, faas_prov_job_t *job)
     unsigned long long need, freed = 0;
 
     /* idle stem cells are the first to go (stem.c) */
-    if (fits(p, job) || (job->memory_mb <= p->memory_budget_mb
-                         && faas_prov_stem_release(p, p->used_mb
-                                                      + job->memory_mb
-                                                      - p->memory_budget_mb)
-                                > 0
-                         && fits(p, job))) {
+    need = missing_mb(p, job);
+    if (need == 0 || (job->memory_mb <= p->memory_budget_mb
+                      && faas_prov_stem_release(p, need > UINT_MAX
+                                                   ? UINT_MAX : need) > 0
+                      && missing_mb(p, job) == 0)) {
         job->cap_cb(p, job, 1);
         return;
     }
@@ -95,11 +167,10 @@ try_fit(faas_prov_t *p, faas_prov_job_t *job)
         }
     }
     qsort(cand, n, sizeof(*cand), by_lru);
-    need = (unsigned long long) p->used_mb + job->memory_mb
-           - p->memory_budget_mb;
+    need = missing_mb(p, job);
     job->evict_pending = 1;
     for (i = 0; i < n && freed < need; i++) {
-        freed += cand[i]->memory_mb;
+        freed += counted_mb(p, cand[i]);
         job->evict_pending++;
         faas_info(job->req->origin_request_id, "capacity: evicting %s (%s)",
                   cand[i]->id, cand[i]->rid);

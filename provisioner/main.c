@@ -167,7 +167,7 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
         "memory_budget_mb", "keep_alive_s", "code_gc_s", "reconcile_ms",
         "reconcile_grace_ms", "create_concurrency", "max_pending",
         "err_ttl_s", "zygote_idle_s", "owner_max_sandboxes", "stem_cells_max",
-        "max_busy_per_cpu", NULL,
+        "max_busy_per_cpu", "memory_margin_pct", NULL,
     };
     /* checked where they are read: sandbox/ and common/blob_s3.c */
     static const char *const others[] = {
@@ -227,6 +227,7 @@ config_load(faas_prov_t *p, const char *path, faas_error_t *err)
     INT_KEY(lease_ms, "lease_ms", 5000, 100, 600000);
     INT_KEY(heartbeat_ms, "heartbeat_ms", p->lease_ms / 3, 10, p->lease_ms / 2);
     INT_KEY(memory_budget_mb, "memory_budget_mb", 16384, 1, 1 << 30);
+    INT_KEY(memory_margin_pct, "memory_margin_pct", 50, 0, 100000);
     INT_KEY(keep_alive_s, "keep_alive_s", 600, 1, 86400 * 30);
     INT_KEY(code_gc_s, "code_gc_s", 3600, 1, 86400 * 365);
     INT_KEY(reconcile_ms, "reconcile_ms", 3000, 50, 3600000);

@@ -97,6 +97,8 @@ struct faas_prov_sbx_s {
     uint64_t     last_used_ms;   /* created, ran code, or returned */
     uint64_t     cpu_usec;       /* cgroup v2 cpu.stat usage at last scan */
     int          cpu_known;      /* cpu_usec holds a reading */
+    uint64_t     mem_bytes;      /* memory the cgroup is charged, last scan */
+    int          mem_known;      /* mem_bytes holds a reading */
     uint64_t     unlisted_ms;    /* when it was last found missing */
     uint64_t     switches;       /* voluntary context switches at the last
                                     scan that found it busy and thawed
@@ -139,6 +141,12 @@ void faas_prov_sbx_destroy(faas_prov_t *p, faas_prov_sbx_t *s, const char *why);
  */
 int faas_prov_sbx_cpu_usec(faas_prov_t *p, const faas_prov_sbx_t *s,
                            uint64_t *usec);
+/*
+ * Notes the memory the sandbox's cgroup is charged now (v1
+ * memory.usage_in_bytes, else v2 memory.current) in s->mem_bytes; leaves
+ * s as it was when it cannot be read. Blocking (one small read).
+ */
+void faas_prov_sbx_note_memory(faas_prov_t *p, faas_prov_sbx_t *s);
 /*
  * Voluntary context switches of the main threads of the sandbox's processes
  * so far (cgroup v2 cgroup.procs, /proc/<pid>/status): 0, or -1 when they
@@ -365,6 +373,7 @@ struct faas_prov_s {
     unsigned  lease_ms;
     unsigned  heartbeat_ms;
     unsigned  memory_budget_mb;
+    unsigned  memory_margin_pct;  /* added to a sandbox's measured use */
     unsigned  keep_alive_s;
     unsigned  code_gc_s;
     unsigned  reconcile_ms;

@@ -401,6 +401,7 @@ check_sandbox(faas_prov_t *p, faas_prov_sbx_t *s, uint64_t now)
         return;
     }
     used = note_cpu_time(p, s, now);
+    faas_prov_sbx_note_memory(p, s);   /* for the budget (capacity.c) */
     s->quiet_scans = s->state == SBX_BUSY && frozen && !used
                      ? s->quiet_scans + 1 : 0;
     note_same_call(p, s, frozen, now);

@@ -211,6 +211,37 @@ add_switches(long pid, uint64_t *n)
 
 
 /* See prov.h. */
+void
+faas_prov_sbx_note_memory(faas_prov_t *p, faas_prov_sbx_t *s)
+{
+    static const char   *const files[] = {
+        "/sys/fs/cgroup/memory/%s/%s/memory.usage_in_bytes",
+        "/sys/fs/cgroup/unified/%s/%s/memory.current",
+    };
+    char                 path[4096];
+    unsigned long long   v;
+    size_t               i;
+    FILE                *f;
+    int                  ok;
+
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), files[i], p->host.cgroup_root, s->id);
+        f = fopen(path, "re");
+        if (f == NULL) {
+            continue;
+        }
+        ok = fscanf(f, "%llu", &v) == 1;
+        fclose(f);
+        if (ok) {
+            s->mem_bytes = v;
+            s->mem_known = 1;
+            return;
+        }
+    }
+}
+
+
+/* See prov.h. */
 int
 faas_prov_sbx_switches(faas_prov_t *p, const faas_prov_sbx_t *s, uint64_t *n)
 {

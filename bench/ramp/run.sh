@@ -14,6 +14,10 @@
 #    for CAP_SECONDS, after a warm-up at the first one; stops at the first
 #    rate that misses.
 #
+# 3. steps (PHASES=steps): closed loop in steps of STEP seconds each,
+#    50 -> 200 -> 500 -> 1,000 -> 2,000 -> 1,000 -> 200 connections, no
+#    think time, on a fresh function of max concurrency STEPS_MAXC (256).
+#
 # Reported per phase: total requests, failed requests (every non-2xx and
 # every socket error or timeout), success %, p50/p95/p99 latency, peak
 # requests/s, sandboxes created. Per-second CSVs and PNG plots (gnuplot) go
@@ -24,11 +28,14 @@
 #   bench/ramp/run.sh
 #   UP=300 DOWN=300 THINK=0.5 bench/ramp/run.sh
 #
+#   PHASES=steps STEP=6 bench/ramp/run.sh
+#
 # Environment: PEAK (2000), UP (60), DOWN (60), THINK (1.0 s), PROTO (https
 # or http), MAXC (64: the function's max concurrency, i.e. at most this many
 # sandboxes), OPEN_RATE (1000), OPEN_SECONDS (60), PHASES ("closed open"),
 # THREADS (2), TIMEOUT (30 s per request), RATES ("1000 1250 1500 1750 2000
-# 2500 3000"), CAP_SECONDS (20).
+# 2500 3000"), CAP_SECONDS (20), STEP (6 s), STEPS ("50 200 500 1000 2000
+# 1000 200"), STEPS_MAXC (256).
 set -euo pipefail
 . "$(dirname "$0")/../loadgen/lib.sh"
 PEAK=${PEAK:-2000}
@@ -44,6 +51,9 @@ THREADS=${THREADS:-2}
 TIMEOUT=${TIMEOUT:-30}
 RATES=${RATES:-1000 1250 1500 1750 2000 2500 3000}
 CAP_SECONDS=${CAP_SECONDS:-20}
+STEP=${STEP:-6}
+STEPS=${STEPS:-50 200 500 1000 2000 1000 200}
+STEPS_MAXC=${STEPS_MAXC:-256}
 
 bench_init ramp
 echo "bench/ramp: closed loop 0 -> $PEAK -> 0 connections in $UP+$DOWN s (think $THINK s), open loop $OPEN_RATE/s for $OPEN_SECONDS s; $PROTO; max concurrency $MAXC; loadgen threads $THREADS"
@@ -51,6 +61,15 @@ bench_machine
 platform_start
 mkdir -p "$BW/fn"
 cp "$BROOT/bench/peers/handler.py" "$BW/fn/"
+# "0:50,6:50,6:200,12:200,..." for loadgen --schedule: steps, not slopes
+step_schedule() {
+    local t=0 c out=""
+    for c in $STEPS; do
+        out+="$t:$c,$((t + STEP)):$c,"
+        t=$((t + STEP))
+    done
+    echo "${out%,}"
+}
 base() { [[ $PROTO == https ]] && echo "https://127.0.0.1:$P_HTTPS" || echo "http://127.0.0.1:$P_HTTP"; }
 
 created() { # sandboxes the provisioner listed for function $1 so far
@@ -70,6 +89,11 @@ print("  latency p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.1f 
 print("  requests/s: mean %.0f, peak %d in one second; sandboxes created %s (faas:count %s, idle at the end %s)" % (
     s["rps"], s["peak_rps"], made, count, idle))
 print("  status: %s" % json.dumps(s["status"]))
+failed = {k: v for k, v in sorted(s["status"].items()) if not k.startswith("2") and v}
+for k in ("socket_errors", "timeouts", "unsent"):
+    if s[k]:
+        failed[k] = s[k]
+print("  failed by status: %s" % (", ".join("%s %d" % kv for kv in failed.items()) or "none"))
 print("  targets: zero failed %s; p95 <= 31 ms %s (%.2f ms)" % (
     "met" if s["failed"] == 0 else "NOT met (%d failed)" % s["failed"],
     "met" if s["p95_ms"] <= 31 else "NOT met, +%.1f ms" % (s["p95_ms"] - 31), s["p95_ms"]))
@@ -114,7 +138,9 @@ for phase in $PHASES; do
         capacity "$fn"
         continue
     fi
-    deploy_fn "$fn" "$BW/fn" python3 handler.handler --max-concurrency "$MAXC"
+    maxc=$MAXC
+    [[ $phase == steps ]] && maxc=$STEPS_MAXC
+    deploy_fn "$fn" "$BW/fn" python3 handler.handler --max-concurrency "$maxc"
     echo
     echo "--- $phase loop ($(date -u +%T), no sandbox of $fn yet: faas:count $(rcli get "faas:count:{$fn@1}"))"
     bench_load
@@ -133,7 +159,14 @@ for phase in $PHASES; do
         done
     ) >"$scsv" &
     sampler=$!
-    if [[ $phase == closed ]]; then
+    if [[ $phase == steps ]]; then
+        lg --schedule "$(step_schedule)" -t "$THREADS" --timeout "$TIMEOUT" \
+            --csv "$csv" --json "$j" --label "ramp steps" \
+            "$(base)/fn/$fn" | sed 's/^/  /'
+        report "closed loop in steps of $STEP s: ${STEPS// /->}" "$j" "$csv" "$fn"
+        plot "$csv" "$RESULTS/ramp-steps.png" \
+            "closed loop, ${STEPS// /->} connections, $STEP s each, $PROTO, from no sandbox" 3 connections
+    elif [[ $phase == closed ]]; then
         lg --schedule "0:0,$UP:$PEAK,$((UP + DOWN)):0" --think "$THINK" -t "$THREADS" \
             --timeout "$TIMEOUT" --csv "$csv" --json "$j" --label "ramp closed" \
             "$(base)/fn/$fn" | sed 's/^/  /'
@@ -157,4 +190,4 @@ for phase in $PHASES; do http_statuses "ramp-$phase"; done
 nginx_errors
 echo "provisioner log: $(grep -c ' idle in ' "$BW/var/log/provisioner.log" 2>/dev/null) sandboxes listed; warnings/errors:"
 grep -iE ' (warn|error|err) ' "$BW/var/log/provisioner.log" 2>/dev/null | sed -E 's/^[^ ]+ //; s/[0-9a-f]{32}/<rid>/g; s/s-[0-9a-f]{16}/s-<id>/g' \
-    | sort | uniq -c | sort -rn | head -5 | cut -c1-220
+    | sort | uniq -c | sort -rn | head -5 | cut -c1-220 || true

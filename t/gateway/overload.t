@@ -18,8 +18,10 @@ my $N = 3;
 my $MB = 64;
 my $redis = start_redis();
 my $r = redis_client($redis);
+# room for N sandboxes: a margin that covers any use counts each as its limit
 my $prov = start_provisioner($redis, name => 'p1', shards => 4,
-                             memory_budget_mb => $N * $MB);
+                             memory_budget_mb => $N * $MB,
+                             cfg => { memory_margin_pct => 100000 });
 my $agent = start_agent_for($prov);
 
 my $zip = make_zip('handler.py' => <<'PY');
