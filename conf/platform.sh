@@ -275,7 +275,8 @@ start_mariadb() {
 
 start_registry() {
     rm -f "$VAR/run/registry.sock"
-    launch registry "$OBJS/faas-registry" -c "$VAR/conf/registry.json"
+    # no libmongoc shared-memory counters (see conf/systemd/faas-registry.service)
+    MONGOC_DISABLE_SHM=1 launch registry "$OBJS/faas-registry" -c "$VAR/conf/registry.json"
     wait_for registry sock_accepts "$VAR/run/registry.sock"
 }
 
