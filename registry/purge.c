@@ -174,7 +174,7 @@ faas_purge_run(faas_registry_t *reg, const char *name, long long last_version,
 int
 faas_purge_pending(faas_registry_t *reg, faas_error_t *err)
 {
-    cleanup_json json_t *todo = json_array();
+    cleanup_json json_t *unfinished = json_array();
     MYSQL_RES *res;
     MYSQL_ROW  row;
     MYSQL     *c;
@@ -191,13 +191,13 @@ faas_purge_pending(faas_registry_t *reg, faas_error_t *err)
         return -1;
     }
     while ((row = mysql_fetch_row(res)) != NULL) {
-        json_array_append_new(todo, json_pack("{s:s,s:I}", "name", row[0],
+        json_array_append_new(unfinished, json_pack("{s:s,s:I}", "name", row[0],
                                               "last", (json_int_t)
                                               atoll(row[1])));
     }
     mysql_free_result(res);
     faas_db_release(reg->db, c, 0);
-    json_array_foreach(todo, i, p) {
+    json_array_foreach(unfinished, i, p) {
         const char *name = json_string_value(json_object_get(p, "name"));
 
         if (faas_purge_run(reg, name, json_integer_value(json_object_get(
